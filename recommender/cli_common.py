@@ -1,0 +1,88 @@
+"""Shared pieces of the CLI: the typer app, common options, settings loading and output."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import typer
+
+from recommender.settings import ConfigError, Settings, load_settings
+
+app = typer.Typer(
+    name="sansetu",
+    help="招商三色图 engine: chain map, target lists, approach paths.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+WorkspaceOpt = Annotated[
+    Path | None,
+    typer.Option("--workspace", "-w", help="Workspace directory (env SANSETU_WORKSPACE).", show_default=False),
+]
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", help="YAML config file instead of configs/default.yaml.", show_default=False),
+]
+OutputFormat = Literal["table", "json", "csv"]
+FormatOpt = Annotated[str, typer.Option("--format", "-f", help="Output format: table, json or csv.")]
+
+
+def settings_from(workspace: Path | None, config: Path | None = None) -> Settings:
+    """Load settings once for a command; a config error exits with code 2 and its message."""
+    try:
+        return load_settings(config_file=config, workspace=workspace)
+    except ConfigError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(code=2) from None
+
+
+def check_format(value: str, allowed: tuple[str, ...] = ("table", "json", "csv")) -> str:
+    if value not in allowed:
+        raise typer.BadParameter(f"must be one of {list(allowed)}; got {value!r}", param_hint="--format")
+    return value
+
+
+def emit_records(records: list[dict[str, Any]], fmt: str, title: str = "", columns: list[str] | None = None) -> None:
+    """Print records as a rich table, JSON (a list of objects) or CSV."""
+    cols = columns or (list(records[0].keys()) if records else [])
+    if fmt == "json":
+        sys.stdout.write(json.dumps(records, ensure_ascii=False, indent=2, default=str) + "\n")
+        return
+    if fmt == "csv":
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore")
+        w.writeheader()
+        for r in records:
+            w.writerow({k: _plain(v) for k, v in r.items()})
+        sys.stdout.write(buf.getvalue())
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title or None, show_lines=False)
+    for c in cols:
+        table.add_column(c)
+    for r in records:
+        table.add_row(*[_plain(r.get(c)) for c in cols])
+    Console().print(table)
+
+
+def _plain(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, (list, tuple)):
+        return "; ".join(_plain(x) for x in v)
+    return str(v)
+
+
+@app.callback()
+def _root() -> None:
+    """招商三色图 engine: chain map, target lists, approach paths."""

@@ -1,0 +1,5 @@
+"""CLI commands of the 'map' group (registered on the shared app)."""
+
+from __future__ import annotations
+
+from recommender.cli_common import app  # noqa: F401

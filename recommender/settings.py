@@ -1,0 +1,189 @@
+"""Root settings: read once at the entry point, then passed down as typed objects.
+
+Priority (highest first): explicit overrides from the CLI (``--workspace``), environment variables
+with the ``SANSETU_`` prefix (nested keys with ``__``, e.g. ``SANSETU_RETRIEVAL__TOP_K=300``),
+the YAML file (``configs/default.yaml`` or ``--config FILE``), then the defaults below.
+
+Each section model is owned by the part of the engine that uses it; add fields to your own
+section only. Errors name the key, what was expected and what came.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
+
+from features.chains import Chain, validate_chains
+from training.config import TrainingConfig
+
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = PACKAGE_ROOT / "configs" / "default.yaml"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class IngestConfig(_Section):
+    """Raw-file ingest."""
+
+    column_maps_dir: str = "configs/column_maps"
+    max_text_chars: int = Field(default=2000, ge=100)
+    traditional_to_simplified: bool = True
+
+
+class MapConfig(_Section):
+    """Three-colour map rules (documented in docs/colour_map.md)."""
+
+    green_min_enterprises: int = Field(default=5, ge=1)
+    green_min_lq: float = Field(default=1.2, gt=0)
+    green_requires_leader: bool = True
+    red_max_enterprises: int = Field(default=0, ge=0)
+    red_max_lq: float = Field(default=0.15, ge=0)
+
+
+class RetrievalConfig(_Section):
+    """Embedding, index and candidate generation."""
+
+    embedder: str = "e5-small"  # e5-small | use-multilingual | tfidf | a local sentence-transformers path
+    top_k_dense: int = Field(default=500, ge=1)
+    top_k_lexical: int = Field(default=500, ge=1)
+    approximate_index_above: int = Field(default=200_000, ge=1)
+    batch_size: int = Field(default=64, ge=1)
+    exclude_ids: list[str] = Field(default_factory=list)
+    signal_window_days: int = Field(default=365, ge=1)
+
+
+class PathsConfig(_Section):
+    """Approach paths and explanations."""
+
+    max_hops: int = Field(default=3, ge=1, le=5)
+    routes_per_target: int = Field(default=3, ge=1)
+    recency_half_life_days: float = Field(default=730.0, gt=0)
+    top_targets: int = Field(default=50, ge=1)
+
+
+class RefreshConfig(_Section):
+    """The nightly job."""
+
+    schedule: str = "30 2 * * *"
+    retries: int = Field(default=2, ge=0)
+    keep_runs: int = Field(default=14, ge=1)
+    executor: Literal["local", "dask"] = "local"
+    dask_scheduler: str | None = None
+    top_n: int = Field(default=50, ge=1)
+
+
+class ServeConfig(_Section):
+    """HTTP API and web page."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    database_url: str | None = None  # default: SQLite (WAL) in the workspace
+
+
+class Settings(BaseSettings):
+    """All of sansetu's configuration."""
+
+    model_config = SettingsConfigDict(env_prefix="SANSETU_", env_nested_delimiter="__", extra="forbid")
+
+    workspace: Path = Path("workspace")
+    chains_dir: str = "configs/chains"
+    random_state: int = 42
+    zone_name: str = "武汉东湖新技术开发区（中国光谷）"
+    zone_province: str = "湖北省"
+    zone_city: str = "武汉市"
+    ingest: IngestConfig = IngestConfig()
+    map: MapConfig = MapConfig()
+    retrieval: RetrievalConfig = RetrievalConfig()
+    training: TrainingConfig = TrainingConfig()
+    paths: PathsConfig = PathsConfig()
+    refresh: RefreshConfig = RefreshConfig()
+    serve: ServeConfig = ServeConfig()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # CLI overrides (init) > environment > YAML; nested keys are merged across sources.
+        yaml_file = settings_cls.model_config.get("yaml_file")
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if yaml_file:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=yaml_file, yaml_file_encoding="utf-8"))
+        return tuple(sources)
+
+    def resolve(self, path: str | Path) -> Path:
+        """A config-relative path (``configs/...``) resolved against the package root."""
+        p = Path(path)
+        return p if p.is_absolute() else PACKAGE_ROOT / p
+
+
+class ConfigError(ValueError):
+    """A configuration value is wrong; the message names key, expectation and value."""
+
+
+def _format_validation_error(err: ValidationError, source: str) -> str:
+    lines = [f"Invalid configuration in {source}:"]
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"])
+        got = e.get("input")
+        lines.append(f"  {key}: {e['msg']} (got {got!r})")
+    return "\n".join(lines)
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """Read a YAML mapping; an error names the file."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file {path} does not exist") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping at the top level; got {type(data).__name__}")
+    return data
+
+
+def load_settings(config_file: Path | None = None, workspace: Path | None = None) -> Settings:
+    """Build :class:`Settings` from YAML, the environment and CLI overrides, checked once.
+
+    Args:
+        config_file: YAML file; default ``configs/default.yaml`` of the package.
+        workspace: ``--workspace`` override; beats ``SANSETU_WORKSPACE`` and the YAML.
+    """
+    path = config_file or DEFAULT_CONFIG
+    read_yaml(path)  # a clear error for a missing or malformed file before pydantic sees it
+    bound = type("Settings", (Settings,), {"model_config": {**Settings.model_config, "yaml_file": str(path)}})
+    overrides: dict[str, Any] = {} if workspace is None else {"workspace": workspace}
+    try:
+        return bound(**overrides)  # type: ignore[no-any-return]
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(exc, str(path))) from None
+
+
+def load_chains(settings: Settings) -> list[Chain]:
+    """Read and validate every ``*.yaml`` in the chains directory, in file-name order."""
+    folder = settings.resolve(settings.chains_dir)
+    files = sorted(folder.glob("*.yaml"))
+    if not files:
+        raise ConfigError(f"no chain files (*.yaml) in {folder}")
+    raw = []
+    for f in files:
+        raw.append(read_yaml(f))
+    try:
+        return validate_chains(raw)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(exc, str(folder))) from None
+    except ValueError as exc:
+        raise ConfigError(f"chains in {folder}: {exc}") from None
