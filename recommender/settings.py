@@ -65,6 +65,14 @@ class PathsConfig(_Section):
     routes_per_target: int = Field(default=3, ge=1)
     recency_half_life_days: float = Field(default=730.0, gt=0)
     top_targets: int = Field(default=50, ge=1)
+    length_decay: float = Field(default=0.8, gt=0, le=1)  # route score factor per hop beyond the first
+    max_intermediate_degree: int = Field(default=5000, ge=1)  # hubs above this are not introducers
+    scenario_min_overlap: float = Field(default=0.6, gt=0, le=1)  # product-item bigram containment
+    explain_top_reasons: int = Field(default=5, ge=1)
+    priority_floor: float = Field(default=0.1, ge=0, le=1)  # feasibility floor of an isolated node
+    priority_gap_exponent: float = Field(default=1.0, ge=0)
+    priority_feasibility_exponent: float = Field(default=1.0, ge=0)
+    relatedness_region: Literal["province", "city"] = "city"
 
 
 class RefreshConfig(_Section):
