@@ -452,24 +452,24 @@ def diff_runs(
 
 
 def _node_diff(g: pd.DataFrame) -> dict[str, list[dict[str, Any]]]:
-    new = g[g["_merge"] == "right_only"].sort_values("rank")
-    dropped = g[g["_merge"] == "left_only"].sort_values("rank_before")
-    both = g[(g["_merge"] == "both") & (g["rank_before"] != g["rank"])].sort_values("rank")
+    new = g[g["_merge"] == "right_only"].sort_values("rank").to_dict("records")
+    dropped = g[g["_merge"] == "left_only"].sort_values("rank_before").to_dict("records")
+    both = g[(g["_merge"] == "both") & (g["rank_before"] != g["rank"])].sort_values("rank").to_dict("records")
     return {
-        "new": [{"enterprise_id": r.enterprise_id, "name": r.name, "rank": int(r.rank)} for r in new.itertuples()],
+        "new": [{"enterprise_id": r["enterprise_id"], "name": r["name"], "rank": int(r["rank"])} for r in new],
         "dropped": [
-            {"enterprise_id": r.enterprise_id, "name": r.name, "rank_before": int(r.rank_before)}
-            for r in dropped.itertuples()
+            {"enterprise_id": r["enterprise_id"], "name": r["name"], "rank_before": int(r["rank_before"])}
+            for r in dropped
         ],
         "moved": [
             {
-                "enterprise_id": r.enterprise_id,
-                "name": r.name,
-                "rank_before": int(r.rank_before),
-                "rank": int(r.rank),
-                "change": int(r.rank_before) - int(r.rank),
+                "enterprise_id": r["enterprise_id"],
+                "name": r["name"],
+                "rank_before": int(r["rank_before"]),
+                "rank": int(r["rank"]),
+                "change": int(r["rank_before"]) - int(r["rank"]),
             }
-            for r in both.itertuples()
+            for r in both
         ],
     }
 
