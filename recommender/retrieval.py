@@ -1,0 +1,527 @@
+"""Retrieval: which enterprises of the universe are candidates for each red and blue chain node.
+
+Candidates of a node are the union of four sources, each tagged in ``sources``:
+
+``dense``         the dense top-K (``top_k_dense``) of the node's text against the FAISS profile index
+``lexical``       the lexical top-K (``top_k_lexical``): character 1-3-gram TF-IDF over the same texts
+``chain_leader``  suppliers and customers (``supplier`` relations) of the zone's chain leaders
+                  (``presence.is_chain_leader``) at the nodes adjacent to this one in the chain
+``signal``        enterprises with a recent expansion signal (new branch, land purchase, capacity
+                  expansion, financing; within ``signal_window_days`` before ``as_of``) whose
+                  ``industry_code`` is one of the node's ``industry_codes``
+
+then filtered: enterprises already in the zone at that node, not operating, listed in
+``exclude_ids``, unknown to the enterprises table, or (with ``as_of``) founded after ``as_of``.
+
+:func:`heuristic_score` is the day-one score used before any ranking model exists (documented in
+``docs/retrieval.md``)::
+
+    heuristic = 0.60·similarity + 0.15·size + 0.15·signals + 0.10·ties
+
+    similarity  reciprocal-rank fusion of the dense and lexical ranks, scaled to [0, 1]:
+                mean over the retrievers in use of (k0 + 1) / (k0 + rank), 0 where not retrieved (k0 = 60)
+    size        mean of the universe percentiles of registered capital and employees (0 when missing)
+    signals     1 - exp(-Σ exp(-age_days / 180)) over expansion signals in the window before as_of
+    ties        1 when the candidate supplies or buys from a zone chain leader at an adjacent node
+
+This module is pure except :func:`build_profile_index`, which goes through the embedding cache
+and the indexes' own ``save``/``load`` (the I/O edges of ``features.embeddings`` and ``models``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, Protocol
+
+import numpy as np
+import pandas as pd
+
+from features.embeddings import EmbeddingCache, EmbedStats, TextEncoder, embed_with_cache
+from features.profiles import enterprise_texts, node_texts
+from features.schema import (
+    COL_CAPITAL_CNY,
+    COL_DATE,
+    COL_DST_ID,
+    COL_DST_TYPE,
+    COL_EMPLOYEES,
+    COL_ENTERPRISE_ID,
+    COL_FOUNDED,
+    COL_INDUSTRY_CODE,
+    COL_IS_CHAIN_LEADER,
+    COL_IS_OPERATING,
+    COL_NAME,
+    COL_NODE_ID,
+    COL_RELATION_TYPE,
+    COL_SIGNAL_TYPE,
+    COL_SRC_ID,
+    COL_SRC_TYPE,
+    COL_YEAR,
+    check_columns,
+)
+from features.text import normalize_text
+
+if TYPE_CHECKING:
+    from recommender.settings import RetrievalConfig
+
+CANDIDATE_COLUMNS: Final = [
+    COL_NODE_ID,
+    COL_ENTERPRISE_ID,
+    "dense_score",
+    "dense_rank",
+    "lexical_score",
+    "lexical_rank",
+    "sources",
+    "heuristic_score",
+]
+SOURCE_ORDER: Final = ("dense", "lexical", "chain_leader", "signal")
+EXPANSION_SIGNALS: Final = ("new_branch", "land_purchase", "capacity_expansion", "financing")
+HEURISTIC_WEIGHTS: Final = {"similarity": 0.60, "size": 0.15, "signals": 0.15, "ties": 0.10}
+RRF_K: Final = 60
+SIGNAL_HALF_LIFE_DAYS: Final = 180.0
+TFIDF: Final = "tfidf"  # embedder name meaning "no dense model: lexical retrieval only"
+
+
+class SearchIndex(Protocol):
+    """``models.index.ProfileIndex`` (vectors) and ``models.lexical.LexicalIndex`` (texts)."""
+
+    def search(self, queries: Any, top_k: int) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+@dataclass(frozen=True)
+class ProfileIndexBundle:
+    """What :func:`build_profile_index` returns: the indexes and how they were obtained."""
+
+    dense: SearchIndex | None
+    lexical: SearchIndex
+    model_key: str
+    fingerprint: str
+    n_profiles: int
+    reused: bool
+    embed_stats: EmbedStats | None
+
+
+# ---------------------------------------------------------------------------------------- index
+def model_key(embedder: str, encoder: TextEncoder | None) -> str:
+    """Folder name of a model's cache and index: ``<model id>@<revision[:12]>``, path-safe."""
+    if encoder is None:
+        return TFIDF
+    raw = f"{encoder.model_id}@{encoder.revision[:12]}" if encoder.revision else encoder.model_id
+    return re.sub(r"[^A-Za-z0-9._@-]+", "_", raw).strip("_") or re.sub(r"[^A-Za-z0-9]+", "_", embedder)
+
+
+def profile_fingerprint(ids: Sequence[str], texts: Sequence[str], model: str) -> str:
+    """sha256 over the model key and the (id, text) pairs in id order: changes whenever a profile does."""
+    from models.manifest import fingerprint_arrays
+
+    order = np.argsort(np.asarray(ids, dtype=object), kind="stable")
+    return fingerprint_arrays(
+        np.asarray([model], dtype=object), np.asarray(ids, dtype=object)[order], np.asarray(texts, dtype=object)[order]
+    )
+
+
+def build_profile_index(
+    enterprises: pd.DataFrame,
+    encoder: TextEncoder | None,
+    index_root: Path,
+    cache_root: Path,
+    config: RetrievalConfig,
+    progress: bool = False,
+) -> ProfileIndexBundle:
+    """Embed the universe through the cache and build (or reuse) the dense and lexical indexes.
+
+    The folder ``<index_root>/<model_key>/`` holds ``dense/`` (``models.index.ProfileIndex``),
+    ``lexical/`` (``models.lexical.LexicalIndex``) and a ``manifest.json`` whose ``data_sha256``
+    is :func:`profile_fingerprint`; it is replaced atomically (``models.manifest.atomic_directory``).
+
+    Args:
+        enterprises: the ``enterprises`` table (the whole universe).
+        encoder: the dense embedder, or ``None`` for ``embedder: tfidf`` (lexical retrieval only).
+        index_root: ``<workspace>/index``.
+        cache_root: ``<workspace>/cache/embeddings``; the cache lives in ``<cache_root>/<model_key>/``.
+        config: the ``retrieval`` settings (index kind threshold, batch size, text length).
+        progress: show progress bars.
+
+    Returns:
+        A :class:`ProfileIndexBundle`; ``reused`` is True when the saved indexes matched the data
+        fingerprint and nothing was embedded or fitted.
+    """
+    from models.index import ProfileIndex
+    from models.lexical import LexicalIndex
+
+    from models.manifest import Manifest, atomic_directory
+
+    key = model_key(config.embedder, encoder)
+    texts = enterprise_texts(enterprises, max_chars=config.profile_max_chars)
+    ids = texts.index.tolist()
+    fingerprint = profile_fingerprint(ids, texts.tolist(), key)
+    folder = index_root / key
+    if _saved_fingerprint(folder) == fingerprint:
+        dense = ProfileIndex.load(folder / "dense") if encoder is not None else None
+        return ProfileIndexBundle(dense, LexicalIndex.load(folder / "lexical"), key, fingerprint, len(ids), True, None)
+    stats = None
+    dense = None
+    if encoder is not None:
+        cache = EmbeddingCache(cache_root / key, encoder.model_id, encoder.revision, encoder.dim)
+        vectors, stats = embed_with_cache(
+            texts.tolist(), encoder, cache, "passage", config.batch_size, progress=progress
+        )
+        dense = ProfileIndex(kind=_index_kind(len(ids), config)).fit(vectors, ids)
+    lexical = LexicalIndex(ngram_range=(1, 3)).fit(texts.tolist(), ids)
+    with atomic_directory(folder) as staging:
+        if dense is not None:
+            dense.save(staging / "dense")
+        lexical.save(staging / "lexical")
+        Manifest.build(
+            "RetrievalIndexes",
+            config={
+                "embedder": config.embedder,
+                "profile_max_chars": config.profile_max_chars,
+                "dense_kind": _index_kind(len(ids), config) if encoder is not None else None,
+            },
+            model_id=encoder.model_id if encoder is not None else TFIDF,
+            revision=encoder.revision if encoder is not None else None,
+            data_sha256=fingerprint,
+            dim=encoder.dim if encoder is not None else None,
+            count=len(ids),
+        ).write(staging)
+    return ProfileIndexBundle(dense, lexical, key, fingerprint, len(ids), False, stats)
+
+
+def _index_kind(n: int, config: RetrievalConfig) -> str:
+    return "flat" if n <= config.approximate_index_above else config.approximate_index_kind
+
+
+def _saved_fingerprint(folder: Path) -> str | None:
+    from models.manifest import Manifest
+
+    try:
+        return Manifest.read(folder).data_sha256
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+# ----------------------------------------------------------------------------------- candidates
+def target_nodes(
+    nodes: pd.DataFrame, map_df: pd.DataFrame | None, node_ids: Sequence[str] | None = None
+) -> pd.DataFrame:
+    """The nodes to retrieve for: ``node_ids`` when given (any colour), else red and blue nodes of the map.
+
+    Without a map and without ``node_ids`` every node is a target (nothing says which are gaps).
+    """
+    if node_ids is not None:
+        unknown = sorted(set(node_ids) - set(nodes[COL_NODE_ID]))
+        if unknown:
+            raise ValueError(f"unknown node ids {unknown}; known node ids are {sorted(nodes[COL_NODE_ID])}")
+        return nodes[nodes[COL_NODE_ID].isin(list(node_ids))].reset_index(drop=True)
+    if map_df is None or map_df.empty:
+        return nodes.reset_index(drop=True)
+    gaps = set(map_df.loc[map_df["colour"].isin(["red", "blue"]), COL_NODE_ID])
+    return nodes[nodes[COL_NODE_ID].isin(gaps)].reset_index(drop=True)
+
+
+def retrieve_candidates(
+    nodes: pd.DataFrame,
+    map_df: pd.DataFrame | None,
+    tables: dict[str, pd.DataFrame],
+    encoder: TextEncoder | None,
+    dense_index: SearchIndex | None,
+    lexical_index: SearchIndex | None,
+    config: RetrievalConfig,
+    as_of: pd.Timestamp | None = None,
+    node_ids: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """Candidates for each red and blue node (or for ``node_ids``), with sources and day-one score.
+
+    Args:
+        nodes: ``features.chains.nodes_frame`` of all chains (adjacency comes from ``downstream``).
+        map_df: the colour map (``node_id``, ``colour``), or None.
+        tables: ``features.io.load_tables`` output; uses enterprises, presence, relations, signals.
+        encoder: the dense embedder (for the node texts), None with ``dense_index`` None.
+        dense_index: FAISS profile index, or None (lexical retrieval only).
+        lexical_index: TF-IDF index over the same profile texts, or None.
+        config: ``retrieval`` settings (top-K, exclusions, signal window, text length).
+        as_of: point in time: relations, signals and presence after it are ignored and enterprises
+            founded after it are dropped. None: everything in the tables.
+        node_ids: retrieve for these nodes instead of the map's red and blue nodes.
+
+    Returns:
+        ``CANDIDATE_COLUMNS`` rows, one per (node, enterprise), sorted by node then heuristic score
+        (descending) then enterprise id.
+    """
+    targets = target_nodes(nodes, map_df, node_ids)
+    if targets.empty:
+        return _empty_candidates()
+    queries = node_texts(targets, map_df, max_chars=config.profile_max_chars)
+    parts = [
+        _dense_hits(queries, encoder, dense_index, config.top_k_dense),
+        _lexical_hits(queries, lexical_index, config.top_k_lexical),
+        chain_leader_candidates(targets, nodes, tables, as_of),
+        signal_candidates(targets, tables, config.signal_window_days, as_of),
+    ]
+    merged = _union(parts)
+    kept = filter_candidates(merged, tables, config.exclude_ids, as_of)
+    scored = kept.assign(heuristic_score=heuristic_score(kept, tables, as_of))
+    order = scored.sort_values([COL_NODE_ID, "heuristic_score", COL_ENTERPRISE_ID], ascending=[True, False, True])
+    return order.reset_index(drop=True)[CANDIDATE_COLUMNS]
+
+
+def _empty_candidates() -> pd.DataFrame:
+    return pd.DataFrame(
+        {c: pd.Series(dtype=float if "score" in c or "rank" in c else object) for c in CANDIDATE_COLUMNS}
+    )
+
+
+def _dense_hits(queries: pd.Series, encoder: TextEncoder | None, index: SearchIndex | None, top_k: int) -> pd.DataFrame:
+    if encoder is None or index is None:
+        return _hits_frame([], np.empty((0, 0)), np.empty((0, 0)), "dense")
+    q = encoder.encode(queries.tolist(), kind="query", batch_size=32, show_progress=False)
+    ids, scores = index.search(np.asarray(q, dtype=np.float32), top_k)
+    return _hits_frame(queries.index.tolist(), ids, scores, "dense")
+
+
+def _lexical_hits(queries: pd.Series, index: SearchIndex | None, top_k: int) -> pd.DataFrame:
+    if index is None:
+        return _hits_frame([], np.empty((0, 0)), np.empty((0, 0)), "lexical")
+    ids, scores = index.search(queries.tolist(), top_k)
+    return _hits_frame(queries.index.tolist(), ids, scores, "lexical")
+
+
+def _hits_frame(query_ids: list[str], ids: Any, scores: Any, source: str) -> pd.DataFrame:
+    """Search output (n_queries rows of ids and scores) as long rows with 1-based ranks.
+
+    Padding (None, '', -1 ids or non-finite scores, as FAISS returns for k > n) is dropped.
+    """
+    rows: list[tuple[str, str, float, int]] = []
+    for qid, row_ids, row_scores in zip(query_ids, ids, scores, strict=True):
+        rank = 0
+        for eid, score in zip(row_ids, row_scores, strict=True):
+            if eid is None or str(eid) in ("", "-1") or not np.isfinite(score):
+                continue
+            rank += 1
+            rows.append((qid, str(eid), float(score), rank))
+    frame = pd.DataFrame(rows, columns=[COL_NODE_ID, COL_ENTERPRISE_ID, f"{source}_score", f"{source}_rank"])
+    frame[f"{source}_rank"] = frame[f"{source}_rank"].astype(float)
+    return frame.assign(sources=source).drop_duplicates([COL_NODE_ID, COL_ENTERPRISE_ID])
+
+
+def adjacent_nodes(nodes: pd.DataFrame) -> dict[str, set[str]]:
+    """Each node's neighbours in its chain: its downstream nodes and the nodes that feed it."""
+    neighbours: dict[str, set[str]] = {str(n): set() for n in nodes[COL_NODE_ID]}
+    for node, downstream in zip(nodes[COL_NODE_ID], nodes["downstream"], strict=True):
+        for d in list(downstream) if downstream is not None else []:
+            neighbours.setdefault(str(node), set()).add(str(d))
+            neighbours.setdefault(str(d), set()).add(str(node))
+    return neighbours
+
+
+def chain_leader_candidates(
+    targets: pd.DataFrame, nodes: pd.DataFrame, tables: dict[str, pd.DataFrame], as_of: pd.Timestamp | None
+) -> pd.DataFrame:
+    """Suppliers and customers of the zone's chain leaders at each target's adjacent nodes."""
+    presence = _table(tables, "presence", [COL_ENTERPRISE_ID, COL_NODE_ID, COL_YEAR, COL_IS_CHAIN_LEADER])
+    relations = _table(
+        tables, "relations", [COL_SRC_ID, COL_SRC_TYPE, COL_DST_ID, COL_DST_TYPE, COL_RELATION_TYPE, COL_DATE]
+    )
+    if as_of is not None:
+        presence = presence[presence[COL_YEAR] <= as_of.year]
+        relations = relations[pd.to_datetime(relations[COL_DATE]) <= as_of]
+    leaders = presence[presence[COL_IS_CHAIN_LEADER].fillna(False).astype(bool)]
+    leaders_at: dict[str, set[str]] = {}
+    for node, eid in zip(leaders[COL_NODE_ID].astype(str), leaders[COL_ENTERPRISE_ID].astype(str), strict=True):
+        leaders_at.setdefault(node, set()).add(eid)
+    supply = relations[
+        (relations[COL_RELATION_TYPE] == "supplier")
+        & (relations[COL_SRC_TYPE] == "enterprise")
+        & (relations[COL_DST_TYPE] == "enterprise")
+    ]
+    partners: dict[str, set[str]] = {}
+    for src, dst in zip(supply[COL_SRC_ID].astype(str), supply[COL_DST_ID].astype(str), strict=True):
+        partners.setdefault(dst, set()).add(src)  # src supplies the leader dst
+        partners.setdefault(src, set()).add(dst)  # dst buys from the leader src
+    neighbours = adjacent_nodes(nodes)
+    rows: list[tuple[str, str]] = []
+    for node in targets[COL_NODE_ID].astype(str):
+        node_leaders: set[str] = set()
+        for n in neighbours.get(node, set()):
+            node_leaders |= leaders_at.get(n, set())
+        found: set[str] = set()
+        for leader in node_leaders:
+            found |= partners.get(leader, set())
+        found -= node_leaders
+        rows.extend((node, eid) for eid in sorted(found))
+    return pd.DataFrame(rows, columns=[COL_NODE_ID, COL_ENTERPRISE_ID]).assign(sources="chain_leader")
+
+
+def signal_candidates(
+    targets: pd.DataFrame, tables: dict[str, pd.DataFrame], window_days: int, as_of: pd.Timestamp | None
+) -> pd.DataFrame:
+    """Enterprises with an expansion signal in the window whose industry code is one of the node's."""
+    recent = recent_signals(tables, window_days, as_of)
+    enterprises = _table(tables, "enterprises", [COL_ENTERPRISE_ID, COL_INDUSTRY_CODE])
+    active = set(recent[COL_ENTERPRISE_ID].astype(str))
+    ents = enterprises[enterprises[COL_ENTERPRISE_ID].astype(str).isin(active)]
+    by_code = ents.groupby(ents[COL_INDUSTRY_CODE].astype(str))[COL_ENTERPRISE_ID].agg(lambda s: sorted(map(str, s)))
+    rows: list[tuple[str, str]] = []
+    for node, codes in zip(targets[COL_NODE_ID].astype(str), targets["industry_codes"], strict=True):
+        found = sorted({eid for code in (list(codes) if codes is not None else []) for eid in by_code.get(code, [])})
+        rows.extend((node, eid) for eid in found)
+    return pd.DataFrame(rows, columns=[COL_NODE_ID, COL_ENTERPRISE_ID]).assign(sources="signal")
+
+
+def recent_signals(tables: dict[str, pd.DataFrame], window_days: int, as_of: pd.Timestamp | None) -> pd.DataFrame:
+    """Expansion signals dated in (ref - window_days, ref], ref = as_of or the newest signal date."""
+    signals = _table(tables, "signals", [COL_ENTERPRISE_ID, COL_SIGNAL_TYPE, COL_DATE])
+    signals = signals[signals[COL_SIGNAL_TYPE].isin(EXPANSION_SIGNALS)]
+    dates = pd.to_datetime(signals[COL_DATE])
+    if dates.empty or dates.isna().all():
+        return signals.iloc[0:0].assign(**{COL_DATE: pd.Series(dtype="datetime64[ns]")})
+    ref = as_of if as_of is not None else dates.max()
+    keep = (dates <= ref) & (dates > ref - pd.Timedelta(days=window_days))
+    return signals[keep].assign(**{COL_DATE: dates[keep]})
+
+
+def _union(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """Outer-join the source frames on (node, enterprise); ``sources`` joined in ``SOURCE_ORDER``."""
+    keys = [COL_NODE_ID, COL_ENTERPRISE_ID]
+    tags = pd.concat([p[keys + ["sources"]] for p in parts], ignore_index=True)
+    order = {s: i for i, s in enumerate(SOURCE_ORDER)}
+    joined = (
+        tags.drop_duplicates()
+        .assign(_o=tags["sources"].map(order))
+        .sort_values(keys + ["_o"])
+        .groupby(keys, sort=True)["sources"]
+        .agg("|".join)
+        .reset_index()
+    )
+    for p in parts[:2]:
+        cols = [c for c in p.columns if c.endswith(("_score", "_rank"))]
+        joined = joined.merge(p[keys + cols], on=keys, how="left")
+    return joined
+
+
+def filter_candidates(
+    candidates: pd.DataFrame, tables: dict[str, pd.DataFrame], exclude_ids: Sequence[str], as_of: pd.Timestamp | None
+) -> pd.DataFrame:
+    """Drop candidates that are in the zone at that node, not operating, excluded, unknown, or too new."""
+    enterprises = _table(tables, "enterprises", [COL_ENTERPRISE_ID, COL_IS_OPERATING, COL_FOUNDED])
+    presence = _table(tables, "presence", [COL_ENTERPRISE_ID, COL_NODE_ID, COL_YEAR])
+    if as_of is not None:
+        presence = presence[presence[COL_YEAR] <= as_of.year]
+    ok = enterprises[COL_IS_OPERATING].astype("boolean").fillna(True).astype(bool)
+    if as_of is not None:
+        ok &= ~(pd.to_datetime(enterprises[COL_FOUNDED]) > as_of).fillna(False).astype(bool)
+    allowed = set(enterprises.loc[ok, COL_ENTERPRISE_ID].astype(str)) - set(map(str, exclude_ids))
+    in_zone = set(zip(presence[COL_NODE_ID].astype(str), presence[COL_ENTERPRISE_ID].astype(str), strict=True))
+    pairs = zip(candidates[COL_NODE_ID].astype(str), candidates[COL_ENTERPRISE_ID].astype(str), strict=True)
+    keep = [eid in allowed and (node, eid) not in in_zone for node, eid in pairs]
+    return candidates[np.asarray(keep, dtype=bool)].reset_index(drop=True)
+
+
+# ------------------------------------------------------------------------------------ heuristic
+def heuristic_score(candidates: pd.DataFrame, tables: dict[str, pd.DataFrame], as_of: pd.Timestamp | None) -> pd.Series:
+    """The day-one score in [0, 1] (see the module docstring); deterministic, same index as ``candidates``."""
+    check_columns(list(candidates.columns), [COL_ENTERPRISE_ID, "sources"], "candidates")
+    eids = candidates[COL_ENTERPRISE_ID].astype(str)
+    parts = {
+        "similarity": similarity_component(candidates),
+        "size": eids.map(size_percentiles(tables)).fillna(0.0),
+        "signals": eids.map(signal_strength(tables, as_of)).fillna(0.0),
+        "ties": candidates["sources"].astype(str).str.split("|").map(lambda s: float("chain_leader" in s)),
+    }
+    total = sum(HEURISTIC_WEIGHTS[k] * v.astype(float).to_numpy() for k, v in parts.items())
+    return pd.Series(np.round(np.asarray(total, dtype=float), 12), index=candidates.index, name="heuristic_score")
+
+
+def similarity_component(candidates: pd.DataFrame) -> pd.Series:
+    """Reciprocal-rank fusion of dense and lexical ranks, scaled so rank 1 in every retriever in use is 1."""
+    used = [c for c in ("dense_rank", "lexical_rank") if c in candidates.columns and candidates[c].notna().any()]
+    if not used:
+        return pd.Series(0.0, index=candidates.index)
+    parts = [((RRF_K + 1) / (RRF_K + candidates[c].astype(float))).fillna(0.0) for c in used]
+    return sum(parts, pd.Series(0.0, index=candidates.index)) / len(used)
+
+
+def size_percentiles(tables: dict[str, pd.DataFrame]) -> pd.Series:
+    """Per enterprise id: mean universe percentile of registered capital and employees (missing = 0)."""
+    ents = _table(tables, "enterprises", [COL_ENTERPRISE_ID, COL_CAPITAL_CNY, COL_EMPLOYEES])
+    ranks = [
+        pd.to_numeric(ents[c], errors="coerce").rank(pct=True, method="average").fillna(0.0)
+        for c in (COL_CAPITAL_CNY, COL_EMPLOYEES)
+    ]
+    values = (ranks[0] + ranks[1]) / 2
+    return pd.Series(values.to_numpy(), index=ents[COL_ENTERPRISE_ID].astype(str)).groupby(level=0).max()
+
+
+def signal_strength(tables: dict[str, pd.DataFrame], as_of: pd.Timestamp | None, window_days: int = 365) -> pd.Series:
+    """Per enterprise id: 1 - exp(-Σ exp(-age_days / 180)) over its recent expansion signals."""
+    recent = recent_signals(tables, window_days, as_of)
+    if recent.empty:
+        return pd.Series(dtype=float)
+    ref = as_of if as_of is not None else recent[COL_DATE].max()
+    age = (ref - recent[COL_DATE]).dt.days.astype(float)
+    weight = np.exp(-age / SIGNAL_HALF_LIFE_DAYS)
+    total = weight.groupby(recent[COL_ENTERPRISE_ID].astype(str)).sum()
+    return 1.0 - np.exp(-total)
+
+
+# --------------------------------------------------------------------------------------- search
+def search_text(
+    text: str,
+    enterprises: pd.DataFrame,
+    encoder: TextEncoder | None,
+    dense_index: SearchIndex | None,
+    lexical_index: SearchIndex | None,
+    config: RetrievalConfig,
+    top_n: int = 20,
+) -> pd.DataFrame:
+    """Free-text search over the whole universe (needs only the enterprises table).
+
+    Returns:
+        Up to ``top_n`` rows: ``enterprise_id, name, score, sources, dense_score, dense_rank,
+        lexical_score, lexical_rank`` (+ industry and place columns when present), best first;
+        ``score`` is :func:`heuristic_score` with only the enterprises table.
+    """
+    query = normalize_text(text).strip()
+    if not query:
+        raise ValueError(f"search text must contain at least one non-space character; got {text!r}")
+    queries = pd.Series([query], index=pd.Index(["query"], name=COL_NODE_ID))
+    parts = [
+        _dense_hits(queries, encoder, dense_index, config.top_k_dense),
+        _lexical_hits(queries, lexical_index, config.top_k_lexical),
+    ]
+    tables = {"enterprises": enterprises}
+    kept = filter_candidates(_union(parts), tables, config.exclude_ids, None)
+    scored = kept.assign(score=heuristic_score(kept, tables, None))
+    info_cols = [c for c in (COL_NAME, "industry_name", "province", "city") if c in enterprises.columns]
+    info = enterprises[[COL_ENTERPRISE_ID, *info_cols]].drop_duplicates(COL_ENTERPRISE_ID)
+    out = scored.merge(info.astype({COL_ENTERPRISE_ID: str}), on=COL_ENTERPRISE_ID, how="left")
+    out = out.sort_values(["score", COL_ENTERPRISE_ID], ascending=[False, True]).head(top_n)
+    cols = [
+        COL_ENTERPRISE_ID,
+        *info_cols[:1],
+        "score",
+        "sources",
+        "dense_score",
+        "dense_rank",
+        "lexical_score",
+        "lexical_rank",
+        *info_cols[1:],
+    ]
+    return out.reset_index(drop=True)[cols]
+
+
+def _table(tables: dict[str, pd.DataFrame], name: str, columns: list[str]) -> pd.DataFrame:
+    """A table from ``tables`` with at least ``columns`` (missing table: empty; missing columns: NA)."""
+    df = tables.get(name)
+    if df is None:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
+    missing = [c for c in columns if c not in df.columns]
+    if not missing:
+        return df
+    out = df.copy()
+    for c in missing:
+        out[c] = pd.Series(pd.NA, index=df.index, dtype=object)
+    return out
