@@ -12,8 +12,9 @@ Score of a route with hops ``h_1 … h_L`` (documented in docs/paths.md)::
     score = Π_i w_i · 2^(−age_i / half_life) · length_decay^(L − 1)        ∈ (0, 1]
 
 with ``w_i`` the relation's strength (0–1; missing → 0.5) and ``age_i`` its age in days at the
-graph's reference date. A scenario route has one hop whose factor is the text overlap (see
-:func:`scenario_overlap`), times 0.8 when the scenario is published for a different chain node.
+graph's reference date. A scenario route has one hop whose factor is 0.6 × the text overlap (see
+:func:`scenario_overlap`; an open scenario is an opening, not yet a tie, hence 0.6), times 0.8 when
+the scenario is published for a different chain node.
 Per target the best route of each entry asset is kept, then the best ``k`` by score (ties: theme
 order, then hop ids).
 
@@ -91,6 +92,7 @@ ENTRY_LABELS: Final[dict[str, str]] = {
 }
 SCENARIO_MATCH: Final = "scenario_match"
 """``relation_type`` of a scenario hop: a text match, not a row of the relations table."""
+SCENARIO_STRENGTH: Final = 0.6
 OTHER_NODE_SCENARIO_FACTOR: Final = 0.8
 MIN_SHARED_BIGRAMS: Final = 2
 _ITEM_SPLIT = re.compile(r"[、,，;；/|｜\s]+")
@@ -237,7 +239,9 @@ class RouteFinder:
             hop = Hop(sid, SCENARIO_MATCH, target, None, None)
             sentence = scenario_sentence(self.graph_, sid, target, item, overlap)
             evidence = {"matched_product": item, "overlap": round(overlap, 4), "scenario_node_id": s_node}
-            out.append(Route(SCENARIO, overlap * factor, [hop], sentence, sid, "scenario", evidence))
+            out.append(
+                Route(SCENARIO, SCENARIO_STRENGTH * overlap * factor, [hop], sentence, sid, "scenario", evidence)
+            )
         return out
 
 
@@ -427,19 +431,23 @@ def route_sentence(graph: nx.MultiDiGraph, nodes: tuple[str, ...], edges: Iterab
 
 
 def hop_phrase(relation_type: str, cur_is_src: bool, prev: str, cur: str) -> str:
-    """How ``cur`` relates to ``prev`` (``cur_is_src``: the relation reads ``cur <type> prev``)."""
+    """How ``cur`` relates to ``prev`` (``cur_is_src``: the relation reads ``cur <type> prev``).
+
+    ``prev`` may be the pronoun 其 (the entry), which takes no 的.
+    """
+    of = prev if prev == "其" else f"{prev}的"
     if relation_type == "supplier":
-        return f"{cur}为{prev}的上游供应商" if cur_is_src else f"{cur}为{prev}的下游客户"
+        return f"{cur}为{of}上游供应商" if cur_is_src else f"{cur}为{of}下游客户"
     if relation_type == "parent":
-        return f"{cur}为{prev}的母公司" if cur_is_src else f"{cur}为{prev}的子公司"
+        return f"{cur}为{of}母公司" if cur_is_src else f"{cur}为{of}子公司"
     if relation_type == "shareholder":
-        return f"{cur}为{prev}的股东" if cur_is_src else f"{cur}为{prev}参股的企业"
+        return f"{cur}为{of}股东" if cur_is_src else f"{cur}为{prev}参股的企业"
     if relation_type == "investor":
-        return f"{cur}为{prev}的投资方" if cur_is_src else f"{cur}为{prev}投资的企业"
+        return f"{cur}为{of}投资方" if cur_is_src else f"{cur}为{prev}投资的企业"
     if relation_type == "fund_portfolio":
-        return f"{cur}为{prev}的出资基金" if cur_is_src else f"{cur}为{prev}的投资组合企业"
+        return f"{cur}为{of}出资基金" if cur_is_src else f"{cur}为{of}投资组合企业"
     if relation_type == "alumni":
-        return f"{prev}的创始人或高管为{cur}校友" if cur_is_src else f"{cur}的创始人或高管为{prev}校友"
+        return f"{of}创始人或高管为{cur}校友" if cur_is_src else f"{cur}的创始人或高管为{prev}校友"
     if relation_type == "lab_collaboration":
         return f"{cur}与{prev}开展产学研合作"
     raise ValueError(f"relation_type must be one of the relation types of features.schema; got {relation_type!r}")
