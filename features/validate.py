@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import re
+from typing import Final
+
 import numpy as np
 import pandas as pd
+
+from features.text import normalize_text
 
 CREDIT_CODE_CHARSET = "0123456789ABCDEFGHJKLMNPQRTUWXY"  # 31 characters, no I, O, S, V, Z
 CREDIT_CODE_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
@@ -54,3 +59,103 @@ def valid_credit_codes(codes: pd.Series) -> np.ndarray:
 def make_credit_codes(bodies: np.ndarray) -> np.ndarray:
     """Append check characters to an array of 17-character bodies (used by the sample generator)."""
     return np.asarray([b + credit_code_check_char(b) for b in bodies], dtype=object)
+
+
+# ---------------------------------------------------------------- registered capital
+# Fixed conversion rates to CNY used for registered capital, documented in docs/data.md. They are
+# deliberately constants (approximate 2024–2025 levels), not live quotes: registered capital is a
+# size signal, and a fixed table keeps ingest reproducible. Change them here only.
+FX_RATES_CNY: Final[dict[str, float]] = {
+    "CNY": 1.0,
+    "USD": 7.1,
+    "EUR": 7.8,
+    "HKD": 0.91,
+    "JPY": 0.048,
+    "GBP": 9.0,
+    "TWD": 0.22,
+    "MOP": 0.88,
+    "SGD": 5.3,
+    "AUD": 4.7,
+    "CAD": 5.2,
+    "CHF": 8.1,
+    "KRW": 0.0052,
+}
+CURRENCY_ALIASES: Final[dict[str, str]] = {
+    "": "CNY", "元": "CNY", "人民币": "CNY", "人民币元": "CNY", "元人民币": "CNY", "rmb": "CNY", "cny": "CNY", "¥": "CNY",
+    "美元": "USD", "美金": "USD", "usd": "USD", "us$": "USD", "$": "USD",
+    "欧元": "EUR", "eur": "EUR", "€": "EUR",
+    "港元": "HKD", "港币": "HKD", "hkd": "HKD", "hk$": "HKD",
+    "日元": "JPY", "jpy": "JPY", "円": "JPY",
+    "英镑": "GBP", "gbp": "GBP", "£": "GBP",
+    "新台币": "TWD", "台币": "TWD", "twd": "TWD",
+    "澳门元": "MOP", "澳门币": "MOP", "mop": "MOP",
+    "新加坡元": "SGD", "sgd": "SGD",
+    "澳元": "AUD", "澳大利亚元": "AUD", "aud": "AUD",
+    "加元": "CAD", "加拿大元": "CAD", "cad": "CAD",
+    "瑞士法郎": "CHF", "chf": "CHF",
+    "韩元": "KRW", "krw": "KRW",
+}  # fmt: skip
+UNIT_MULTIPLIERS: Final[dict[str, float]] = {
+    "": 1.0, "千": 1e3, "万": 1e4, "十万": 1e5, "百万": 1e6, "千万": 1e7, "亿": 1e8, "万亿": 1e12,
+}  # fmt: skip
+# Values meaning "not given" in registry exports; they parse to None rather than an error.
+MISSING_TOKENS: Final = frozenset(
+    {"", "-", "--", "—", "/", "无", "暂无", "未知", "未公开", "null", "none", "nan", "n/a"}
+)
+_CAPITAL_RE = re.compile(
+    r"^(?P<pre>[^\d.]*?)(?P<num>\d+(?:\.\d*)?|\.\d+)(?P<unit>万亿|十万|百万|千万|千|万|亿)?(?P<post>[^\d]*)$"
+)
+_CAPITAL_STRIP = str.maketrans("", "", " ,()[]（）【】\u3000\t")
+
+
+def parse_capital_cny(value: str | None) -> float | None:
+    """Registered capital in CNY (yuan) from a registry string, or ``None`` when not given.
+
+    A number, an optional unit (千/万/百万/千万/亿/万亿) and an optional currency before or after it
+    (人民币, 元, 美元, 港元, 欧元, 日元, 英镑, … or ISO codes), with or without brackets, thousands
+    separators and full-width characters. A plain number is yuan. Foreign currencies are converted
+    with the fixed rates in :data:`FX_RATES_CNY`.
+
+    >>> parse_capital_cny("5000万人民币"), parse_capital_cny("300万(美元)"), parse_capital_cny("")
+    (50000000.0, 21300000.0, None)
+
+    Raises:
+        ValueError: an unknown currency or text that is not an amount; the message names the value.
+    """
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    text = normalize_text(value).lower()
+    if text in MISSING_TOKENS:
+        return None
+    m = _CAPITAL_RE.match(text.translate(_CAPITAL_STRIP).removesuffix("整"))
+    if m is None:
+        raise ValueError(f"registered capital {value!r} is not an amount such as '5000万人民币' or '1.2亿美元'")
+    currency = m["pre"] + m["post"]
+    code = CURRENCY_ALIASES.get(currency) or CURRENCY_ALIASES.get(currency.removesuffix("元"))
+    if code is None:
+        raise ValueError(
+            f"registered capital {value!r} has unknown currency {currency!r}; known: {sorted(set(CURRENCY_ALIASES.values()))}"
+        )
+    return float(m["num"]) * UNIT_MULTIPLIERS[m["unit"] or ""] * FX_RATES_CNY[code]
+
+
+def parse_capital_series(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Vectorised :func:`parse_capital_cny`: each distinct string is parsed once.
+
+    Returns:
+        ``(amounts, errors)``, both with ``values``' index: float64 CNY (NaN when missing or bad)
+        and the error message for bad values (missing elsewhere).
+    """
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    parsed = np.full(len(uniques) + 1, np.nan)  # last slot: the NA sentinel -1
+    messages = np.full(len(uniques) + 1, None, dtype=object)
+    for i, u in enumerate(uniques):
+        try:
+            amount = parse_capital_cny(u)
+        except ValueError as exc:
+            messages[i] = str(exc)
+        else:
+            parsed[i] = np.nan if amount is None else amount
+    amounts = pd.Series(parsed[codes], index=values.index, dtype="float64", name=values.name)
+    errors = pd.Series(messages[codes], index=values.index, dtype="str", name=values.name)
+    return amounts, errors
