@@ -226,7 +226,7 @@ class PartitionedEncoder:
 
 
 # ---------------------------------------------------------------- training on Dask
-def group_partitions(group: Sequence[int], n_parts: int) -> list[tuple[int, int]]:
+def group_partitions(group: Sequence[int] | np.ndarray, n_parts: int) -> list[tuple[int, int]]:
     """Split query groups into at most ``n_parts`` consecutive ranges ``[start, end)`` of groups, balanced by rows."""
     g = np.asarray(group, dtype=np.int64)
     if len(g) == 0:
