@@ -15,21 +15,13 @@ from typing import Any
 
 import pandas as pd
 
+from recommender import runs
 from recommender.workspace import Workspace
 
 
 def published_dir(ws: Workspace) -> Path | None:
-    """The directory of the published run: ``published`` symlink/dir, or ``published.json`` pointer."""
-    link = ws.published
-    if link.is_symlink() or link.is_dir():
-        target = link.resolve()
-        return target if target.is_dir() else None
-    pointer = ws.root / "published.json"
-    if pointer.exists():
-        run = json.loads(pointer.read_text(encoding="utf-8"))
-        path = ws.runs / str(run.get("run_id", ""))
-        return path if path.is_dir() else None
-    return None
+    """The directory of the published run (see :func:`recommender.runs.published_dir`)."""
+    return runs.published_dir(ws.root)
 
 
 @dataclass

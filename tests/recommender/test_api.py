@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import threading
 from pathlib import Path
 
 import openpyxl
-import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
@@ -16,81 +14,13 @@ from recommender import store
 from recommender.api import create_app
 from recommender.settings import load_settings
 
-E1 = "91420100MA4K0000XJ"  # valid check characters (see features.validate)
+E1 = "91420100MA4K0000XJ"  # same ids as the published_workspace fixture in tests/conftest.py
 NODE = "optical_comm.optical_chip"
 
 
-def _write_snapshot(ws: Path, table: str, df: pd.DataFrame) -> None:
-    d = ws / "snapshots" / table
-    d.mkdir(parents=True, exist_ok=True)
-    df.to_parquet(d / "20260101T000000000000.parquet", index=False)
-
-
 @pytest.fixture
-def workspace(tmp_path: Path) -> Path:
-    ws = tmp_path / "ws"
-    ent = pd.DataFrame(
-        {
-            S.COL_ENTERPRISE_ID: [E1],
-            S.COL_NAME: ['=HYPERLINK("http://x","y")光芯科技有限公司'],
-            S.COL_PROVINCE: ["广东省"],
-            S.COL_CITY: ["深圳市"],
-            S.COL_CAPITAL_CNY: [5e7],
-            S.COL_LISTED: [False],
-            S.COL_FOUNDED: [pd.Timestamp("2018-03-01")],
-        }
-    )
-    _write_snapshot(ws, "enterprises", ent)
-    _write_snapshot(
-        ws,
-        "signals",
-        pd.DataFrame(
-            {
-                S.COL_SIGNAL_ID: ["s1"],
-                S.COL_ENTERPRISE_ID: [E1],
-                S.COL_SIGNAL_TYPE: ["financing"],
-                S.COL_DATE: [pd.Timestamp("2026-03-01")],
-            }
-        ),
-    )
-    run = ws / "runs" / "2026-06-30"
-    run.mkdir(parents=True)
-    pd.DataFrame(
-        {
-            "chain_id": ["optical_comm"],
-            "node_id": [NODE],
-            "name": ["光芯片"],
-            "stage": ["upstream"],
-            "colour": ["red"],
-            "reason": ["本地无企业布局"],
-            "priority": [0.8],
-        }
-    ).to_parquet(run / "map.parquet", index=False)
-    pd.DataFrame(
-        {
-            "chain_id": ["optical_comm"],
-            "node_id": [NODE],
-            "rank": [1],
-            "enterprise_id": [E1],
-            "name": ['=HYPERLINK("http://x","y")光芯科技有限公司'],
-            "score": [0.9],
-            "reasons": [json.dumps([{"text": "近180天完成B轮融资"}], ensure_ascii=False)],
-            "routes": [
-                json.dumps([{"theme": "资本招商", "score": 0.5, "sentence": "经光谷基金对接"}], ensure_ascii=False)
-            ],
-            "theme": ["资本招商"],
-            "sources": ["dense|lexical"],
-        }
-    ).to_parquet(run / "targets.parquet", index=False)
-    (run / "manifest.json").write_text(json.dumps({"run_id": "2026-06-30", "as_of": "2026-06-30"}), encoding="utf-8")
-    (run / "diff.json").write_text(json.dumps({"colour_changes": [], "targets": []}), encoding="utf-8")
-    (ws / "published").symlink_to(run)
-    return ws
-
-
-@pytest.fixture
-def client(workspace: Path) -> TestClient:
-    app = create_app(load_settings(workspace=workspace))
+def client(published_workspace: Path) -> TestClient:
+    app = create_app(load_settings(workspace=published_workspace))
     return TestClient(app)
 
 

@@ -1,0 +1,117 @@
+"""End-to-end in a real browser: Playwright drives Debian's headless Chromium against `sansetu serve`.
+
+The analyst's path: log in, open a chain's map, click a red node, see its targets with routes,
+submit feedback, download the Excel file, see the feedback in the enterprise's history. A
+screenshot of the map page is saved to ``test-artifacts/map.png``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import openpyxl
+import pytest
+
+from recommender import store
+from recommender.settings import load_settings
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def server(published_workspace: Path) -> Iterator[tuple[str, str]]:
+    """`sansetu serve` on a free loopback port; yields (base URL, analyst token)."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    settings = load_settings(workspace=published_workspace)
+    engine = store.make_engine(f"sqlite:///{(published_workspace / 'service.db').resolve()}")
+    token = store.create_token(engine, "分析员小王", "analyst")
+    port = _free_port()
+    env = {**os.environ, "SANSETU_WORKSPACE": str(settings.workspace)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "recommender.cli", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                break
+        except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError(f"sansetu serve exited: {proc.stdout.read().decode() if proc.stdout else ''}")
+            time.sleep(0.2)
+    try:
+        yield base, token
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def test_web_analyst_journey_in_chromium(server: tuple[str, str], tmp_path: Path) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    base, token = server
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(accept_downloads=True, viewport={"width": 1400, "height": 900})
+        page.goto(base + "/")
+        expect(page).to_have_url(base + "/login")
+        page.fill("#token", token)
+        page.click("button[type=submit]")
+        expect(page.locator("h1")).to_have_text("重点产业链三色图")
+
+        page.click("text=光通信")
+        expect(page.locator("h1")).to_contain_text("光通信")
+        page.screenshot(path=str(ARTIFACTS / "map.png"), full_page=True)
+
+        page.click("#chain-nodes a.node-link[data-colour=red]")
+        expect(page.locator("h1")).to_contain_text("光芯片")
+        expect(page.locator("#targets")).to_contain_text("经光谷基金对接")
+        expect(page.locator("#targets")).to_contain_text("近180天完成B轮融资")
+
+        with page.expect_download() as dl:
+            page.click("#download-xlsx")
+        xlsx = tmp_path / "targets.xlsx"
+        dl.value.save_as(xlsx)
+        names = [c.value for ws in openpyxl.load_workbook(xlsx).worksheets for row in ws.iter_rows() for c in row]
+        assert any(isinstance(v, str) and "光芯科技有限公司" in v for v in names)
+
+        page.click("#targets a.enterprise-link")
+        page.select_option("#feedback-form select[name=stage]", "考察")
+        page.fill("#feedback-form input[name=note]", "已约定下月来汉考察")
+        page.click("#feedback-form button[type=submit]")
+        expect(page.locator("#history")).to_contain_text("已约定下月来汉考察")
+        expect(page.locator("#history")).to_contain_text("反馈 · 分析员小王")
+        browser.close()
+    assert (ARTIFACTS / "map.png").stat().st_size > 10_000
