@@ -68,7 +68,8 @@ def server(published_workspace: Path) -> Iterator[tuple[str, str]]:
                 break
         except OSError:
             if proc.poll() is not None:
-                raise RuntimeError(f"sansetu serve exited: {proc.stdout.read().decode() if proc.stdout else ''}")
+                out = proc.stdout.read().decode() if proc.stdout else ''
+                raise RuntimeError(f"sansetu serve exited: {out}") from None
             time.sleep(0.2)
     try:
         yield base, token
