@@ -1,0 +1,456 @@
+"""The only raw-file I/O of ``features``: raw files in, validated Parquet snapshots out.
+
+* :func:`read_raw` reads CSV (UTF-8, UTF-8 with BOM, UTF-16 with BOM, GBK / GB18030, Big5 guessed),
+  XLSX and Parquet into a frame of strings.
+* :func:`load_column_map` reads ``configs/column_maps/<name>.yaml`` or any YAML file.
+* :func:`ingest_file` maps, validates (:mod:`features.ingest`) and stores one file as a snapshot
+  ``<snapshots>/<table>/<YYYYmmddTHHMMSSffffff>.parquet`` with its rejects
+  ``<rejects>/<table>-<stamp>.csv``; ``mode="upsert"`` merges into the current snapshot by key.
+* :func:`read_snapshot` / :func:`load_tables` give the current (newest) tables.
+
+Every error names the file and says what was expected.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Final, Literal
+
+import pandas as pd
+import yaml
+
+from features import ingest as I
+from features import schema as S
+
+STAMP_FORMAT: Final = "%Y%m%dT%H%M%S%f"
+CSV_SUFFIXES: Final = frozenset({".csv", ".txt", ".tsv"})
+EXCEL_SUFFIXES: Final = frozenset({".xlsx", ".xlsm"})
+PARQUET_SUFFIXES: Final = frozenset({".parquet", ".pq"})
+IDENTITY_MAP: Final = "identity"
+_SNIFF_BYTES: Final = 1 << 20
+_DELIMITERS: Final = ",\t;|"
+IngestMode = Literal["replace", "upsert"]
+
+
+class IngestError(ValueError):
+    """A raw file or column map cannot be used; the message names the file and the problem."""
+
+
+@dataclass
+class IngestReport:
+    """What :func:`ingest_file` did.
+
+    Attributes:
+        n_read: data rows in the file; ``n_ok``: rows stored from it; ``n_rejected``: rows dropped
+        for a problem (duplicates excluded); ``n_duplicates``: rows dropped as duplicates of another
+        row of the file; ``n_cleared``: optional values cleared (their rows were kept);
+        ``n_total``: rows in the new snapshot (differs from ``n_ok`` after an upsert).
+    """
+
+    file: str
+    table: str
+    column_map: str
+    mode: str
+    n_read: int = 0
+    n_ok: int = 0
+    n_rejected: int = 0
+    n_duplicates: int = 0
+    n_cleared: int = 0
+    n_total: int = 0
+    snapshot: str | None = None
+    rejects: str | None = None
+    messages: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# ================================================================ raw files
+def read_raw(path: str | Path, sheet: str | int | None = None, encoding: str | None = None) -> pd.DataFrame:
+    """Read a raw CSV / XLSX / Parquet file; every value a string, empty cells missing.
+
+    Args:
+        path: the file; the type comes from its suffix (.csv/.txt/.tsv, .xlsx/.xlsm, .parquet/.pq).
+        sheet: Excel sheet name or 0-based index (default: the first sheet).
+        encoding: force a CSV encoding instead of detecting it.
+
+    Returns:
+        Shape (n_rows, n_columns), columns as in the file's header row; ``attrs["encoding"]`` says
+        which encoding a CSV was read with.
+
+    Raises:
+        IngestError: missing file, unknown type, undecodable or malformed content, unknown sheet.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise IngestError(f"cannot read {p}: no such file")
+    suffix = p.suffix.lower()
+    try:
+        if suffix in CSV_SUFFIXES:
+            return _read_csv(p, encoding)
+        if suffix in EXCEL_SUFFIXES:
+            return _read_excel(p, sheet)
+        if suffix in PARQUET_SUFFIXES:
+            return _as_strings(pd.read_parquet(p))
+    except IngestError:
+        raise
+    except (ValueError, OSError, KeyError, UnicodeError, csv.Error) as exc:
+        raise IngestError(f"cannot read {p} as {suffix.lstrip('.')}: {exc}") from exc
+    if suffix == ".xls":
+        raise IngestError(f"cannot read {p}: the old Excel .xls format is not supported; save it as .xlsx or .csv")
+    raise IngestError(
+        f"cannot read {p}: unknown file type {suffix!r}; expected one of "
+        f"{sorted(CSV_SUFFIXES | EXCEL_SUFFIXES | PARQUET_SUFFIXES)}"
+    )
+
+
+def detect_encoding(head: bytes) -> str:
+    """The encoding of a CSV from its first bytes: BOM, else strict UTF-8, else GB18030 or Big5.
+
+    GBK and GB2312 are subsets of GB18030. Big5 is chosen only when charset-normalizer finds it
+    clearly better than GB18030 (both decode most byte strings).
+    """
+    for bom, name in ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16")):
+        if head.startswith(bom):
+            return name
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+        return "utf-8"
+    except UnicodeDecodeError:
+        pass
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(head, cp_isolation=["gb18030", "big5"]).best()
+    return "big5" if best is not None and best.encoding == "big5" else "gb18030"
+
+
+def _read_csv(p: Path, encoding: str | None) -> pd.DataFrame:
+    raw = p.read_bytes()
+    enc = encoding or detect_encoding(raw[:_SNIFF_BYTES])
+    try:
+        text = raw.decode(enc)
+    except UnicodeDecodeError as exc:
+        if encoding is None and enc == "utf-8":  # valid UTF-8 at the start only: try the Chinese legacy encoding
+            return _read_csv(p, "gb18030")
+        raise IngestError(
+            f"cannot read {p}: not valid {enc} at byte {exc.start}; pass --encoding (e.g. gb18030, big5, utf-8)"
+        ) from exc
+    except LookupError as exc:
+        raise IngestError(f"cannot read {p}: unknown encoding {enc!r}") from exc
+    text = text.removeprefix("\ufeff")
+    sep = _sniff_delimiter(text[:65536], p.suffix.lower())
+    df = pd.read_csv(
+        io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, na_values=[""], skip_blank_lines=True
+    )
+    df = _as_strings(df)
+    df.attrs["encoding"] = enc
+    return df
+
+
+def _sniff_delimiter(sample: str, suffix: str) -> str:
+    if suffix == ".tsv":
+        return "\t"
+    header = sample.split("\n", 1)[0]
+    counts = {d: header.count(d) for d in _DELIMITERS}
+    best = max(counts, key=lambda d: counts[d])
+    return best if counts[best] > 0 else ","
+
+
+def _read_excel(p: Path, sheet: str | int | None) -> pd.DataFrame:
+    from openpyxl import load_workbook
+
+    wb = load_workbook(p, read_only=True, data_only=True)
+    try:
+        names = wb.sheetnames
+        if sheet is None:
+            ws = wb[names[0]]
+        elif isinstance(sheet, int) or (isinstance(sheet, str) and sheet.isdigit() and sheet not in names):
+            idx = int(sheet)
+            if not 0 <= idx < len(names):
+                raise IngestError(f"cannot read {p}: sheet index {idx} out of range; sheets: {names}")
+            ws = wb[names[idx]]
+        elif sheet in names:
+            ws = wb[sheet]
+        else:
+            raise IngestError(f"cannot read {p}: no sheet {sheet!r}; sheets: {names}")
+        rows = ws.iter_rows(values_only=True)
+        header = next(rows, None)
+        if header is None:
+            return pd.DataFrame()
+        data = [r for r in rows if any(v is not None and str(v).strip() != "" for v in r)]
+    finally:
+        wb.close()
+    names_ = [str(h) if h is not None else f"column_{i + 1}" for i, h in enumerate(header)]
+    width = len(names_)
+    frame = pd.DataFrame([list(r[:width]) + [None] * (width - len(r)) for r in data], columns=names_, dtype=object)
+    return _as_strings(frame)
+
+
+def _as_strings(df: pd.DataFrame) -> pd.DataFrame:
+    """Every value a string (dates as YYYY-MM-DD, integral floats without '.0'), empties missing."""
+    out = {}
+    for c in df.columns:
+        col = df[c]
+        if pd.api.types.is_datetime64_any_dtype(col):
+            s = col.dt.strftime("%Y-%m-%d")
+        elif col.dtype == object:
+            s = col.map(_cell_text, na_action="ignore")
+        else:
+            s = col.astype(object).map(_cell_text, na_action="ignore")
+        s = s.astype("str")
+        out[str(c)] = s.where(s.str.strip().ne(""))
+    return pd.DataFrame(out, index=df.index)
+
+
+def _cell_text(v: Any) -> Any:
+    if isinstance(v, str):
+        return v
+    if isinstance(v, datetime):
+        return v.strftime("%Y-%m-%d") if (v.hour, v.minute, v.second) == (0, 0, 0) else v.isoformat(sep=" ")
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)
+
+
+# ================================================================ column maps
+def available_column_maps(maps_dir: str | Path) -> list[str]:
+    """Names of the built-in column maps in ``maps_dir`` plus ``identity``."""
+    return sorted([p.stem for p in Path(maps_dir).glob("*.yaml")] + [IDENTITY_MAP])
+
+
+def load_column_map(name_or_path: str | Path, maps_dir: str | Path, table: str | None = None) -> I.ColumnMap:
+    """A column map by built-in name (``maps_dir/<name>.yaml``), by YAML path, or ``identity``.
+
+    Args:
+        name_or_path: e.g. ``registry-cn``, ``zone-presence``, ``./my_map.yaml`` or ``identity``.
+        maps_dir: folder of the built-in maps.
+        table: needed for ``identity``; otherwise checked against the map's ``table``.
+
+    Raises:
+        IngestError: unknown name, unreadable or invalid YAML, or a map for another table.
+    """
+    text = str(name_or_path)
+    if text == IDENTITY_MAP:
+        if table is None:
+            raise IngestError("column map 'identity' needs a table")
+        return I.identity_map(table)
+    path = Path(text)
+    if not (path.suffix.lower() in (".yaml", ".yml") or path.is_file()):
+        path = Path(maps_dir) / f"{text}.yaml"
+        if not path.is_file():
+            raise IngestError(
+                f"unknown column map {text!r}; built-in maps: {available_column_maps(maps_dir)}, or give a YAML file path"
+            )
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        cmap = I.parse_column_map(data, name=path.stem)
+    except OSError as exc:
+        raise IngestError(f"cannot read column map {path}: {exc}") from exc
+    except yaml.YAMLError as exc:
+        raise IngestError(f"column map {path} is not valid YAML: {exc}") from exc
+    except ValueError as exc:
+        raise IngestError(f"{exc} (file {path})") from exc
+    if table is not None and cmap.table != table:
+        raise IngestError(f"column map {cmap.name!r} is for table {cmap.table!r}, not {table!r}")
+    return cmap
+
+
+def default_column_map(table: str) -> str:
+    """The built-in map a table uses when none is given: ``registry-cn`` or ``zone-<table>``."""
+    return "registry-cn" if table == "enterprises" else f"zone-{table}"
+
+
+# ================================================================ snapshots
+def new_stamp() -> str:
+    """A UTC time stamp ``YYYYmmddTHHMMSSffffff`` (sorts in time order)."""
+    return datetime.now(UTC).strftime(STAMP_FORMAT)
+
+
+def write_snapshot(df: pd.DataFrame, snapshots_dir: str | Path, table: str, stamp: str | None = None) -> Path:
+    """Write ``df`` as ``<snapshots_dir>/<table>/<stamp>.parquet`` atomically (temp file + rename).
+
+    The stamp is the current UTC time unless given; an existing stamp is never overwritten (the
+    next free microsecond is used), so the newest file is always the last written.
+    """
+    folder = Path(snapshots_dir) / table
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = _free_stamp(folder, stamp or new_stamp(), ".parquet")
+    target = folder / f"{stamp}.parquet"
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{stamp}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        df.to_parquet(tmp, index=False)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def _free_stamp(folder: Path, stamp: str, suffix: str, prefix: str = "") -> str:
+    while (folder / f"{prefix}{stamp}{suffix}").exists():
+        stamp = (datetime.strptime(stamp, STAMP_FORMAT) + timedelta(microseconds=1)).strftime(STAMP_FORMAT)
+    return stamp
+
+
+def snapshot_paths(snapshots_dir: str | Path, table: str) -> list[Path]:
+    """All snapshots of a table, oldest first."""
+    folder = Path(snapshots_dir) / table
+    return sorted(folder.glob("*.parquet")) if folder.is_dir() else []
+
+
+def read_snapshot(snapshots_dir: str | Path, table: str) -> pd.DataFrame | None:
+    """The newest snapshot of ``table`` with the schema's columns and dtypes, or ``None``."""
+    paths = snapshot_paths(snapshots_dir, table)
+    if not paths:
+        return None
+    try:
+        df = pd.read_parquet(paths[-1])
+    except (OSError, ValueError) as exc:
+        raise IngestError(f"cannot read snapshot {paths[-1]}: {exc}") from exc
+    return I.coerce_table(df, table)
+
+
+def load_tables(snapshots_dir: str | Path) -> dict[str, pd.DataFrame]:
+    """Every table's current snapshot; missing tables as empty frames with the schema's columns."""
+    out: dict[str, pd.DataFrame] = {}
+    for table in S.TABLES:
+        df = read_snapshot(snapshots_dir, table)
+        out[table] = I.empty_table(table) if df is None else df
+    return out
+
+
+def write_rejects(rejects: pd.DataFrame, rejects_dir: str | Path, table: str, stamp: str | None = None) -> Path | None:
+    """Write rejects as ``<rejects_dir>/<table>-<stamp>.csv`` (UTF-8 with BOM, opens in Excel).
+
+    Returns ``None`` and writes nothing when there are no rejects.
+    """
+    if rejects.empty:
+        return None
+    folder = Path(rejects_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = _free_stamp(folder, stamp or new_stamp(), ".csv", prefix=f"{table}-")
+    target = folder / f"{table}-{stamp}.csv"
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{table}-{stamp}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        rejects[list(I.REJECT_COLUMNS)].to_csv(tmp, index=False, encoding="utf-8-sig")
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+# ================================================================ ingest
+def ingest_file(
+    path: str | Path,
+    table: str,
+    column_map: I.ColumnMap | str | Path | None,
+    snapshots_dir: str | Path,
+    rejects_dir: str | Path,
+    mode: IngestMode = "replace",
+    sheet: str | int | None = None,
+    encoding: str | None = None,
+    *,
+    maps_dir: str | Path | None = None,
+    to_simplified: bool = True,
+    max_text_chars: int | None = None,
+) -> IngestReport:
+    """Read, map, validate and store one raw file as the table's new snapshot.
+
+    Args:
+        path: CSV, XLSX or Parquet file.
+        table: one of ``features.schema.TABLES``.
+        column_map: a :class:`features.ingest.ColumnMap`, a built-in name / YAML path (needs
+            ``maps_dir``), or ``None`` for the table's default (``registry-cn`` / ``zone-<table>``).
+            A file whose headers are the schema's own names works with any map.
+        snapshots_dir, rejects_dir: the workspace folders.
+        mode: ``replace`` stores the file's rows as the whole table; ``upsert`` merges them into
+            the current snapshot by key (the file's row wins).
+        sheet, encoding: see :func:`read_raw`.
+        maps_dir: folder of the built-in maps.
+        to_simplified, max_text_chars: text normalisation options (``IngestConfig``).
+
+    Raises:
+        IngestError: unreadable file, unknown map, or required columns missing (the message names
+            them and lists the columns found).
+    """
+    I.empty_table(table)  # unknown table → ValueError naming the valid ones
+    if mode not in ("replace", "upsert"):
+        raise IngestError(f"mode must be 'replace' or 'upsert'; got {mode!r}")
+    cmap = _resolve_map(column_map, table, maps_dir)
+    raw = read_raw(path, sheet=sheet, encoding=encoding)
+    report = IngestReport(file=str(path), table=table, column_map=cmap.name, mode=mode, n_read=len(raw))
+    if "encoding" in raw.attrs:
+        report.messages.append(f"read {len(raw)} rows, encoding {raw.attrs['encoding']}")
+    mapped = I.apply_column_map(raw, cmap)
+    missing = I.missing_columns(mapped, cmap)
+    if missing:
+        raise IngestError(
+            f"{Path(path).name} cannot be loaded as {table} with column map {cmap.name!r}: missing required columns "
+            f"{missing}; got columns {[str(c) for c in raw.columns]}"
+        )
+    report.messages += _column_messages(raw, mapped, cmap)
+    good, rejects = I.validate_table(
+        mapped, table, Path(path).name, to_simplified=to_simplified, max_text_chars=max_text_chars
+    )
+    _count(report, rejects, len(good))
+    stamp = new_stamp()
+    if mode == "upsert":
+        current = read_snapshot(snapshots_dir, table)
+        if current is not None:
+            good, n_replaced, n_added = I.merge_upsert(current, good, table)
+            report.messages.append(
+                f"upsert: {n_replaced} rows replaced, {n_added} added, {len(current) - n_replaced} kept"
+            )
+    report.n_total = len(good)
+    report.snapshot = str(write_snapshot(good, snapshots_dir, table, stamp))
+    written = write_rejects(rejects, rejects_dir, table, stamp)
+    report.rejects = None if written is None else str(written)
+    return report
+
+
+def _resolve_map(column_map: I.ColumnMap | str | Path | None, table: str, maps_dir: str | Path | None) -> I.ColumnMap:
+    if isinstance(column_map, I.ColumnMap):
+        if column_map.table != table:
+            raise IngestError(f"column map {column_map.name!r} is for table {column_map.table!r}, not {table!r}")
+        return column_map
+    name = column_map if column_map is not None else default_column_map(table)
+    if maps_dir is None and str(name) != IDENTITY_MAP and not Path(str(name)).is_file():
+        raise IngestError(f"column map {str(name)!r} given by name needs maps_dir")
+    return load_column_map(name, maps_dir or ".", table=table)
+
+
+def _column_messages(raw: pd.DataFrame, mapped: pd.DataFrame, cmap: I.ColumnMap) -> list[str]:
+    msgs = []
+    extra = [c[len(I.EXTRA_PREFIX) :] for c in mapped.columns if c.startswith(I.EXTRA_PREFIX)]
+    if extra:
+        msgs.append(f"columns kept in 'extra': {extra}")
+    dropped = I.unmapped_columns(raw, cmap)
+    if dropped:
+        msgs.append(f"columns ignored (not part of {cmap.table}): {dropped}")
+    return msgs
+
+
+def _count(report: IngestReport, rejects: pd.DataFrame, n_good: int) -> None:
+    reasons = rejects["reason"].astype(str)
+    is_dup = reasons.str.startswith("duplicate of row")
+    rejected_rows = rejects.loc[reasons.str.endswith("row rejected") & ~is_dup, "row"]
+    report.n_ok = n_good
+    report.n_duplicates = int(is_dup.sum())
+    report.n_rejected = int(rejected_rows.nunique())
+    report.n_cleared = int(reasons.str.endswith("value cleared, row kept").sum())
+    if len(rejects):
+        top = rejects.assign(kind=reasons.str.replace(r"; (row rejected|value cleared, row kept)$", "", regex=True))
+        counts = top.groupby(["field", "kind"], sort=False).size().sort_values(ascending=False, kind="stable")
+        for key, n in counts.head(5).to_dict().items():
+            fld, kind = key  # type: ignore[misc]
+            report.messages.append(f"{n} × {fld}: {kind}")
