@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
 class TrainingConfig(BaseModel):
-    """How the ranker is trained, evaluated, registered and promoted."""
+    """How the ranker is trained, evaluated, registered and promoted (documented in docs/ranking.md)."""
 
     model_config = ConfigDict(extra="forbid")
 
     stage_gains: dict[str, int] = Field(
         default_factory=lambda: {"线索": 0, "终止": 0, "接洽": 1, "考察": 2, "洽谈": 2, "签约": 3, "落地": 3}
     )
-    query_period: str = "QS"  # pandas offset alias: one query per (node, quarter)
+    query_period: Literal["QS", "MS", "YS"] = "QS"  # one query per (node, quarter | month | year)
+    label_horizon_days: int = Field(default=365, ge=1)  # an approach's label: best stage within this many days
+    max_negatives_per_query: int | None = Field(default=300, ge=1)  # training rows only; None keeps all
+    out_of_pool_negatives: float = Field(default=1.0, ge=0)  # per approached-but-not-retrieved enterprise
     test_periods: int = Field(default=2, ge=1)
     valid_periods: int = Field(default=2, ge=1)
     n_estimators: int = Field(default=400, ge=1)
@@ -26,5 +31,5 @@ class TrainingConfig(BaseModel):
     tracking_uri: str | None = None  # default: SQLite in the workspace; MLFLOW_TRACKING_URI wins
     experiment: str = "sansetu-ranker"
     registered_model: str = "sansetu-ranker"
-    promotion_metric: str = "ndcg@20"
+    promotion_metric: Literal["ndcg@10", "ndcg@20", "ndcg@50", "recall@50", "map"] = "ndcg@20"
     promotion_margin: float = Field(default=0.0, ge=0)

@@ -1,0 +1,243 @@
+"""Training sets from the zone's outcome history (pure).
+
+Approaches
+    An approach is an (enterprise, node) pair's outcome records. It starts at the pair's first
+    record; its label is the best stage reached within ``label_horizon_days`` of that start, mapped
+    through ``TrainingConfig.stage_gains`` (default 线索/终止 0, 接洽 1, 考察/洽谈 2, 签约/落地 3).
+    A pair is one approach: later records of it never open a new query.
+Queries
+    One query per (node, period) in which at least one approach started (period = quarter by
+    default, ``query_period``). The query's as-of date is the period start: features use only
+    records dated before it, the label only the approach's own records (dated on or after it).
+Candidates of a query
+    * the node's dense and lexical retrieval candidates founded before the as-of date, except pairs
+      whose approach started before it (already in process, not a target any more); label 0 unless
+      approached in this period;
+    * every enterprise approached for the node in the period (labelled), even if retrieval missed it;
+    * for each approached enterprise that retrieval missed, ``out_of_pool_negatives`` random
+      enterprises that retrieval also missed (label 0), so that "not retrieved" does not give the
+      label away. Sampling is seeded with ``random_state``.
+
+``subsample_negatives`` keeps every approached row and at most ``max_negatives_per_query``
+unapproached ones per query (seeded); apply it to the training split only so that validation and
+test are evaluated on full candidate lists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+import pandas as pd
+
+from features.pairs import COL_AS_OF, FEATURE_NAMES, build_pair_features
+from features.schema import COL_DATE, COL_ENTERPRISE_ID, COL_FOUNDED, COL_NODE_ID, COL_STAGE, check_columns
+from training.config import TrainingConfig
+
+COL_QUERY: Final = "query_id"
+COL_LABEL: Final = "label"
+COL_APPROACHED: Final = "approached"
+COL_RETRIEVED: Final = "retrieved"
+COL_STARTED: Final = "started"
+RETRIEVAL_COLUMNS: Final = ["dense_score", "dense_rank", "lexical_score", "lexical_rank"]
+PERIOD_OF: Final = {"QS": "Q", "MS": "M", "YS": "Y"}
+
+
+@dataclass(frozen=True)
+class TrainingSet:
+    """Rows sorted by query (as_of, node_id), then by candidate order.
+
+    ``frame`` columns: ``query_id, node_id, enterprise_id, as_of, label, approached, retrieved``
+    followed by ``feature_names``.
+    """
+
+    frame: pd.DataFrame
+    feature_names: list[str]
+
+    @property
+    def X(self) -> pd.DataFrame:
+        return self.frame[self.feature_names]
+
+    @property
+    def y(self) -> np.ndarray:
+        return self.frame[COL_LABEL].to_numpy(dtype=np.float64)
+
+    @property
+    def group(self) -> np.ndarray:
+        return query_groups(self.frame)
+
+
+def query_groups(frame: pd.DataFrame) -> np.ndarray:
+    """Sizes of the consecutive runs of ``query_id`` (rows must be sorted by query)."""
+    q = frame[COL_QUERY].to_numpy()
+    if len(q) == 0:
+        return np.zeros(0, dtype=np.int64)
+    starts = np.r_[0, np.flatnonzero(q[1:] != q[:-1]) + 1]
+    sizes = np.diff(np.r_[starts, len(q)])
+    if len(starts) != len(pd.unique(q)):
+        raise ValueError("Rows are not sorted by query: some query_id appears in more than one run of rows.")
+    return sizes
+
+
+def approaches(outcomes: pd.DataFrame, config: TrainingConfig) -> pd.DataFrame:
+    """One row per (enterprise, node) approach: ``node_id, enterprise_id, started, as_of, label``."""
+    check_columns(list(outcomes.columns), [COL_ENTERPRISE_ID, COL_NODE_ID, COL_STAGE, COL_DATE], "outcomes")
+    unknown = sorted(set(outcomes[COL_STAGE].dropna().astype(str)) - set(config.stage_gains))
+    if unknown:
+        raise ValueError(
+            f"outcomes have stages {unknown} without a gain in training.stage_gains; known stages are "
+            f"{sorted(config.stage_gains)}."
+        )
+    o = pd.DataFrame(
+        {
+            COL_ENTERPRISE_ID: outcomes[COL_ENTERPRISE_ID].astype(str).to_numpy(),
+            COL_NODE_ID: outcomes[COL_NODE_ID].astype(str).to_numpy(),
+            "gain": outcomes[COL_STAGE].astype(str).map(config.stage_gains).to_numpy(dtype=np.float64),
+            COL_DATE: pd.to_datetime(outcomes[COL_DATE]).astype("datetime64[ns]").to_numpy(),
+        }
+    ).dropna(subset=[COL_DATE])
+    keys = [COL_ENTERPRISE_ID, COL_NODE_ID]
+    o[COL_STARTED] = o.groupby(keys)[COL_DATE].transform("min")
+    within = o[COL_DATE] < o[COL_STARTED] + pd.Timedelta(days=config.label_horizon_days)
+    out = o[within].groupby(keys, as_index=False).agg(started=(COL_STARTED, "first"), label=("gain", "max"))
+    out[COL_AS_OF] = (
+        out[COL_STARTED].dt.to_period(PERIOD_OF[config.query_period]).dt.start_time.astype("datetime64[ns]")
+    )
+    return out[[COL_NODE_ID, COL_ENTERPRISE_ID, COL_STARTED, COL_AS_OF, COL_LABEL]].sort_values(
+        [COL_AS_OF, COL_NODE_ID, COL_ENTERPRISE_ID], ignore_index=True
+    )
+
+
+def query_candidates(
+    appr: pd.DataFrame,
+    candidates: pd.DataFrame,
+    enterprises: pd.DataFrame,
+    config: TrainingConfig,
+) -> pd.DataFrame:
+    """Candidate rows of every query (see the module docstring), unsorted.
+
+    Returns:
+        ``node_id, as_of, enterprise_id, label, approached, retrieved`` + ``RETRIEVAL_COLUMNS``.
+    """
+    check_columns(list(candidates.columns), [COL_NODE_ID, COL_ENTERPRISE_ID], "candidates")
+    pool = candidates[[COL_NODE_ID, COL_ENTERPRISE_ID] + [c for c in RETRIEVAL_COLUMNS if c in candidates]].copy()
+    for c in RETRIEVAL_COLUMNS:
+        if c not in pool:
+            pool[c] = np.nan
+    pool = pool[pool["dense_rank"].notna() | pool["lexical_rank"].notna()]
+    pool = pool.astype({COL_NODE_ID: str, COL_ENTERPRISE_ID: str}).drop_duplicates([COL_NODE_ID, COL_ENTERPRISE_ID])
+    founded = pd.Series(
+        pd.to_datetime(enterprises[COL_FOUNDED]).astype("datetime64[ns]").to_numpy()
+        if COL_FOUNDED in enterprises
+        else pd.NaT,
+        index=enterprises[COL_ENTERPRISE_ID].astype(str).to_numpy(),
+    )
+    founded = founded[~founded.index.duplicated(keep="last")]
+    queries = appr[[COL_NODE_ID, COL_AS_OF]].drop_duplicates()
+    rows = queries.merge(pool, on=COL_NODE_ID, how="inner")
+    rows = rows[_founded_before(rows, founded)]
+    started = appr.set_index([COL_NODE_ID, COL_ENTERPRISE_ID])[COL_STARTED]
+    key = pd.MultiIndex.from_frame(rows[[COL_NODE_ID, COL_ENTERPRISE_ID]])
+    rows = rows[~(started.reindex(key).to_numpy() < rows[COL_AS_OF].to_numpy())]  # already in process
+    rows = rows.merge(appr[[COL_NODE_ID, COL_AS_OF, COL_ENTERPRISE_ID, COL_LABEL]], how="outer", indicator=True,
+                      on=[COL_NODE_ID, COL_AS_OF, COL_ENTERPRISE_ID])  # fmt: skip
+    rows[COL_APPROACHED] = rows["_merge"] != "left_only"
+    rows[COL_RETRIEVED] = rows["_merge"] != "right_only"
+    rows[COL_LABEL] = rows[COL_LABEL].fillna(0.0)
+    rows = rows.drop(columns="_merge")
+    extra = _out_of_pool(rows, pool, appr, founded, config)
+    return pd.concat([rows, extra], ignore_index=True) if len(extra) else rows.reset_index(drop=True)
+
+
+def _founded_before(rows: pd.DataFrame, founded: pd.Series) -> np.ndarray:
+    f = founded.reindex(rows[COL_ENTERPRISE_ID].to_numpy()).to_numpy()
+    return np.asarray(pd.isna(f) | (f < rows[COL_AS_OF].to_numpy()))
+
+
+def _out_of_pool(
+    rows: pd.DataFrame, pool: pd.DataFrame, appr: pd.DataFrame, founded: pd.Series, config: TrainingConfig
+) -> pd.DataFrame:
+    """Random unretrieved, unapproached enterprises: ``out_of_pool_negatives`` per approached-unretrieved one."""
+    missed = rows[rows[COL_APPROACHED] & ~rows[COL_RETRIEVED]].groupby([COL_NODE_ID, COL_AS_OF]).size()
+    want = np.ceil(missed.to_numpy() * config.out_of_pool_negatives).astype(np.int64)
+    if want.sum() == 0 or len(founded) == 0:
+        return rows.iloc[0:0]
+    rng = np.random.default_rng(config.random_state)
+    draws = want * 4 + 8  # oversample, then drop the ones that are retrieved, approached or too new
+    q = np.repeat(np.arange(len(want)), draws)
+    universe = founded.index.to_numpy()
+    picks = pd.DataFrame(
+        {
+            COL_NODE_ID: missed.index.get_level_values(0).to_numpy()[q],
+            COL_AS_OF: missed.index.get_level_values(1).to_numpy()[q],
+            COL_ENTERPRISE_ID: universe[rng.integers(0, len(universe), size=len(q))],
+            "_q": q,
+        }
+    ).drop_duplicates([COL_NODE_ID, COL_AS_OF, COL_ENTERPRISE_ID])
+    picks = picks[_founded_before(picks, founded)]
+    taken = pd.concat([pool[[COL_NODE_ID, COL_ENTERPRISE_ID]], appr[[COL_NODE_ID, COL_ENTERPRISE_ID]]])
+    clash = pd.MultiIndex.from_frame(picks[[COL_NODE_ID, COL_ENTERPRISE_ID]]).isin(
+        pd.MultiIndex.from_frame(taken.astype(str))
+    )
+    picks = picks[~clash]
+    picks = picks[picks.groupby("_q").cumcount().to_numpy() < want[picks["_q"].to_numpy()]]
+    return picks.drop(columns="_q").assign(
+        **{COL_LABEL: 0.0, COL_APPROACHED: False, COL_RETRIEVED: False}, **{c: np.nan for c in RETRIEVAL_COLUMNS}
+    )
+
+
+def build_training_set(
+    tables: Mapping[str, pd.DataFrame],
+    nodes: pd.DataFrame,
+    map_df: pd.DataFrame | None,
+    candidates: pd.DataFrame,
+    config: TrainingConfig,
+    *,
+    zone_province: str = "湖北省",
+) -> TrainingSet:
+    """Queries, candidates, labels and point-in-time features from the outcome history.
+
+    Args:
+        tables: the six tables (``features.io.load_tables``).
+        nodes: ``features.chains.nodes_frame``; approaches at unknown nodes are ignored.
+        map_df: colour map (optionally with ``as_of`` rows, see ``build_pair_features``).
+        candidates: retrieval output for the nodes (``node_id, enterprise_id, dense_score, dense_rank,
+            lexical_score, lexical_rank``), retrieved without the in-zone filter.
+        config: labels, periods, sampling.
+        zone_province: the zone's province.
+    """
+    outcomes = tables.get("outcomes")
+    if outcomes is None or len(outcomes) == 0:
+        raise ValueError("Cannot build a training set: the outcomes table is empty (no approach history).")
+    appr = approaches(outcomes, config)
+    appr = appr[appr[COL_NODE_ID].isin(set(nodes[COL_NODE_ID].astype(str)))]
+    enterprises = tables.get("enterprises", pd.DataFrame(columns=[COL_ENTERPRISE_ID]))
+    rows = query_candidates(appr, candidates, enterprises, config)
+    rows = rows.sort_values(
+        [COL_AS_OF, COL_NODE_ID, COL_RETRIEVED, "dense_rank", "lexical_rank", COL_ENTERPRISE_ID],
+        ascending=[True, True, False, True, True, True],
+        na_position="last",
+        ignore_index=True,
+    )
+    rows.insert(0, COL_QUERY, rows[COL_NODE_ID] + "@" + rows[COL_AS_OF].dt.strftime("%Y-%m-%d"))
+    feats = build_pair_features(rows.drop(columns=[COL_QUERY]), tables, nodes, map_df, zone_province=zone_province)
+    frame = pd.concat(
+        [rows[[COL_QUERY, COL_NODE_ID, COL_ENTERPRISE_ID, COL_AS_OF, COL_LABEL, COL_APPROACHED, COL_RETRIEVED]],
+         feats[FEATURE_NAMES]],
+        axis=1,
+    )  # fmt: skip
+    return TrainingSet(frame=frame, feature_names=list(FEATURE_NAMES))
+
+
+def subsample_negatives(frame: pd.DataFrame, max_per_query: int | None, random_state: int) -> pd.DataFrame:
+    """Keep approached rows and at most ``max_per_query`` random unapproached rows per query (order kept)."""
+    if max_per_query is None:
+        return frame
+    unapproached = ~frame[COL_APPROACHED].to_numpy(dtype=bool)
+    key = np.random.default_rng(random_state).random(int(unapproached.sum()))
+    order = pd.Series(key).groupby(frame[COL_QUERY].to_numpy()[unapproached]).rank(method="first").to_numpy()
+    keep = ~unapproached
+    keep[np.flatnonzero(unapproached)[order <= max_per_query]] = True
+    return frame[keep]
