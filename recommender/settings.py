@@ -44,6 +44,9 @@ class MapConfig(_Section):
     green_requires_leader: bool = True
     red_max_enterprises: int = Field(default=0, ge=0)
     red_max_lq: float = Field(default=0.15, ge=0)
+    green_min_output_cny: float = Field(default=0.0, ge=0)  # 0 = no output-value condition
+    green_min_growth: float | None = Field(default=None, ge=-1)  # None = no growth condition
+    exclude_non_operating: bool = True  # universe for the LQ: operating enterprises only
 
 
 class RetrievalConfig(_Section):
