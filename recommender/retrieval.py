@@ -467,6 +467,50 @@ def signal_strength(tables: dict[str, pd.DataFrame], as_of: pd.Timestamp | None,
     return 1.0 - np.exp(-total)
 
 
+# --------------------------------------------------------------------------------- target lists
+TARGET_LIST_COLUMNS: Final = [
+    "chain_id",
+    COL_NODE_ID,
+    "rank",
+    COL_ENTERPRISE_ID,
+    COL_NAME,
+    "score",
+    "sources",
+    "dense_score",
+    "lexical_score",
+    "industry_name",
+    "province",
+    "city",
+]
+
+
+def rank_target_lists(
+    candidates: pd.DataFrame, enterprises: pd.DataFrame, nodes: pd.DataFrame, top_n: int
+) -> pd.DataFrame:
+    """Per-node target lists: the ``top_n`` candidates of each node by ``heuristic_score``.
+
+    Returns:
+        ``TARGET_LIST_COLUMNS`` rows sorted by chain, node and rank (1-based); ``score`` is the
+        heuristic score (the ranking model replaces it once a champion exists).
+    """
+    check_columns(
+        list(candidates.columns), [COL_NODE_ID, COL_ENTERPRISE_ID, "heuristic_score", "sources"], "candidates"
+    )
+    order = candidates.sort_values([COL_NODE_ID, "heuristic_score", COL_ENTERPRISE_ID], ascending=[True, False, True])
+    top = order.groupby(COL_NODE_ID, sort=False).head(top_n).copy()
+    top["rank"] = top.groupby(COL_NODE_ID, sort=False).cumcount() + 1
+    info_cols = [c for c in (COL_NAME, "industry_name", "province", "city") if c in enterprises.columns]
+    info = (
+        enterprises[[COL_ENTERPRISE_ID, *info_cols]].drop_duplicates(COL_ENTERPRISE_ID).astype({COL_ENTERPRISE_ID: str})
+    )
+    out = top.merge(info, on=COL_ENTERPRISE_ID, how="left").rename(columns={"heuristic_score": "score"})
+    out = out.merge(nodes[["chain_id", COL_NODE_ID]], on=COL_NODE_ID, how="left")
+    for c in TARGET_LIST_COLUMNS:
+        if c not in out.columns:
+            out[c] = pd.Series(pd.NA, index=out.index, dtype=object)
+    return out.sort_values(["chain_id", COL_NODE_ID, "rank"]).reset_index(drop=True)[TARGET_LIST_COLUMNS]
+
+
 # --------------------------------------------------------------------------------------- search
 def search_text(
     text: str,
