@@ -477,7 +477,7 @@ def _parse_year_like(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     ok = numbers.notna() & errors.isna()
     lo, hi = _YEAR_RANGE
     errors[ok & (numbers.mod(1).ne(0) | ~numbers.between(lo, hi))] = f"not a year between {lo} and {hi}"
-    return numbers.where(errors.isna()), errors
+    return numbers.where(errors.isna()).astype("Int64"), errors
 
 
 def _derive(frame: pd.DataFrame, df: pd.DataFrame, table: str, problems: _Problems) -> pd.DataFrame:

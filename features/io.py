@@ -452,5 +452,4 @@ def _count(report: IngestReport, rejects: pd.DataFrame, n_good: int) -> None:
         top = rejects.assign(kind=reasons.str.replace(r"; (row rejected|value cleared, row kept)$", "", regex=True))
         counts = top.groupby(["field", "kind"], sort=False).size().sort_values(ascending=False, kind="stable")
         for key, n in counts.head(5).to_dict().items():
-            fld, kind = key  # type: ignore[misc]
-            report.messages.append(f"{n} × {fld}: {kind}")
+            report.messages.append(f"{n} × {key[0]}: {key[1]}")  # type: ignore[index]
