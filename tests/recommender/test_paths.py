@@ -18,6 +18,7 @@ from recommender.paths import (
     THEME_FOLLOW_RELATIONS,
     Hop,
     RouteFinder,
+    build_path_list,
     find_routes,
     hop_phrase,
     product_items,
@@ -328,3 +329,45 @@ def test_every_route_hop_exists_in_input_relations(random_seed):
             walk_hops(r.hops, target, t["relations"], t["assets"])
             n += 1
     assert n > 20
+
+
+def test_build_path_list_top_n_priority_order_reasons_routes():
+    t = zone_tables()
+    scored = pd.DataFrame(
+        {
+            "node_id": ["n.a", "n.a", "n.b", "n.b"],
+            "enterprise_id": ["T", "Q", "Q", "T"],
+            "score": [0.9, 0.2, 0.7, 0.1],
+            "contributions": [
+                {"ties_leader": 0.5, "dense_score": 0.3, "bias": 0.1},
+                {"dense_score": 0.1, "bias": 0.1},
+                {"dense_score": 0.6, "bias": 0.1},
+                {"dense_score": 0.0, "bias": 0.1},
+            ],
+            "dense_score": [0.5, 0.4, 0.9, 0.1],
+        }
+    )
+    map_df = pd.DataFrame({"node_id": ["n.a", "n.b"], "colour": ["blue", "red"], "priority": [0.2, 0.9]})
+    cfg = PathsConfig(routes_per_target=2, recency_half_life_days=HALF)
+    out = build_path_list(scored, t, map_df=map_df, config=cfg, as_of="2025-07-01", top_n=1)
+    assert out[["node_id", "enterprise_id", "rank", "theme", "n_routes", "name"]].to_dict("records") == [
+        {"node_id": "n.b", "enterprise_id": "Q", "rank": 1, "theme": "场景招商", "n_routes": 1, "name": "丙公司"},
+        {
+            "node_id": "n.a",
+            "enterprise_id": "T",
+            "rank": 1,
+            "theme": "产业链招商",
+            "n_routes": 2,
+            "name": "苏州光芯科技",
+        },
+    ]
+    reasons = json.loads(out.loc[1, "reasons"])
+    assert [(r["group"], r["text"], r["contribution"]) for r in reasons] == [
+        ("ties", "为本地链主〈长飞光纤〉的上游供应商；创始人或高管为高校〈华中科技大学〉校友", 0.5),
+        ("similarity", "与节点描述相似度0.50", 0.3),
+    ]
+    assert reasons[0]["evidence"] == {"relation_id": ["R1", "R7"]}
+    routes = json.loads(out.loc[1, "routes"])
+    assert [r["entry_id"] for r in routes] == ["LEAD", "S1"]
+    for r in routes:
+        walk_hops([Hop(**h) for h in r["hops"]], "T", t["relations"], t["assets"])
