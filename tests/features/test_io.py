@@ -138,7 +138,7 @@ def test_read_raw_errors(tmp_path: Path) -> None:
     with pytest.raises(IngestError, match=re.escape(f"cannot read {xlsx}: no sheet '其他'; sheets: ['名单']")):
         read_raw(xlsx, sheet="其他")
     with pytest.raises(IngestError, match=re.escape(f"cannot read {tmp_path / 'e.csv'}: not valid utf-8 at byte 4")):
-        (tmp_path / "e.csv").write_bytes("a,b\n".encode() + "光".encode("gbk"))
+        (tmp_path / "e.csv").write_bytes(b"a,b\n" + "光".encode("gbk"))
         read_raw(tmp_path / "e.csv", encoding="utf-8")
 
 
