@@ -89,6 +89,8 @@ class RefreshConfig(_Section):
     executor: Literal["local", "dask"] = "local"
     dask_scheduler: str | None = None
     top_n: int = Field(default=50, ge=1)
+    retry_delay_s: float = Field(default=300.0, ge=0)  # wait before retry n is n * retry_delay_s
+    log_format: Literal["text", "json"] = "text"  # --log-json / SANSETU_LOG_FORMAT=json win
 
 
 class ServeConfig(_Section):
