@@ -1,0 +1,347 @@
+"""Character n-gram TF-IDF lexical index: the lexical retrieval signal and the ``tfidf`` baseline.
+
+The weighting is scikit-learn's ``TfidfVectorizer(analyzer="char", ngram_range=(1, 3))`` exactly
+(lower-casing, runs of white space collapsed to one space, raw term counts or ``1 + log`` with
+``sublinear_tf``, smooth idf ``ln((1 + n) / (1 + df)) + 1``, rows L2-normalised), so scores are
+cosines in [0, 1]. The n-grams are computed with numpy instead of Python loops: each character is
+its Unicode codepoint (< 2**21), and an n-gram of up to three characters is packed into one int64
+key (``c1 << 42 | c2 << 21 | c3``; shorter n-grams have leading zeros, so keys of different orders
+never collide). That makes a million profiles fit in memory (float32 weights, int32 indices, a
+vocabulary of int64 keys instead of Python strings) and fast to build: documents are processed in
+chunks, twice (document frequencies, then weights), so peak memory stays close to the final matrix.
+
+The matrix is kept transposed (n-gram × document, CSR) so that a query touches only the posting
+lists of its own n-grams. Search returns, per query, the ``top_k`` documents with a positive score
+(a document sharing no n-gram with the query is never returned), best first, ties by fit order.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Final, Literal
+
+import numpy as np
+import scipy.sparse as sp
+
+from models.manifest import Manifest, atomic_directory, fingerprint_arrays
+
+_COMPONENT: Final = "LexicalIndex"
+_BITS: Final = 21  # every Unicode codepoint fits in 21 bits
+_WHITE_SPACES: Final = re.compile(r"\s\s+")  # scikit-learn's char analyzer collapses these
+_CHUNK_DOCS: Final = 20_000
+
+
+def _param_error(name: str, expected: str, got: Any) -> ValueError:
+    return ValueError(f"The {name!r} parameter of LexicalIndex must be {expected}. Got {got!r} instead.")
+
+
+# ---------------------------------------------------------------- n-gram keys
+def _preprocess(texts: Sequence[str], lowercase: bool) -> list[str]:
+    out = []
+    for t in texts:
+        t = t.lower() if lowercase else t
+        out.append(_WHITE_SPACES.sub(" ", t.replace("\x00", " ")))
+    return out
+
+
+def ngram_keys(texts: Sequence[str], ngram_range: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """All character n-grams of already preprocessed ``texts`` as (document number, int64 key) pairs.
+
+    Returns:
+        ``doc`` int32 and ``key`` int64 arrays of equal length, one entry per n-gram occurrence.
+    """
+    lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
+    cps = np.frombuffer("".join(texts).encode("utf-32-le"), dtype="<u4").astype(np.int64)
+    doc_of = np.repeat(np.arange(len(texts), dtype=np.int32), lengths)
+    end_of = np.repeat(np.cumsum(lengths), lengths)  # end position (exclusive) of each char's document
+    pos = np.arange(len(cps), dtype=np.int64)
+    docs, keys = [], []
+    for n in range(ngram_range[0], ngram_range[1] + 1):
+        valid = np.flatnonzero(pos + n <= end_of)
+        key = np.zeros(len(valid), dtype=np.int64)
+        for j in range(n):
+            key = (key << _BITS) | cps[valid + j]
+        docs.append(doc_of[valid])
+        keys.append(key)
+    return np.concatenate(docs), np.concatenate(keys)
+
+
+def key_to_ngram(key: int) -> str:
+    """The n-gram text of a packed key (inverse of the packing in :func:`ngram_keys`)."""
+    chars = []
+    while key:
+        chars.append(chr(key & ((1 << _BITS) - 1)))
+        key >>= _BITS
+    return "".join(reversed(chars))
+
+
+def _chunk_counts(texts: Sequence[str], ngram_range: tuple[int, int]) -> tuple[sp.csr_matrix, np.ndarray]:
+    """Term counts of a chunk: CSR (n_docs, n_local) over the chunk's own sorted unique keys."""
+    doc, key = ngram_keys(texts, ngram_range)
+    uniq, local = np.unique(key, return_inverse=True)
+    counts = sp.csr_matrix(
+        (np.ones(len(doc), dtype=np.float32), (doc, local.astype(np.int32))), shape=(len(texts), len(uniq))
+    )
+    counts.sum_duplicates()
+    return counts, uniq
+
+
+def _merge_stats(keys: np.ndarray, df: np.ndarray, tf: np.ndarray, new_keys: np.ndarray, new_df: np.ndarray,
+                 new_tf: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    all_keys = np.concatenate([keys, new_keys])
+    merged, inverse = np.unique(all_keys, return_inverse=True)
+    out_df = np.bincount(inverse, weights=np.concatenate([df, new_df]), minlength=len(merged))
+    out_tf = np.bincount(inverse, weights=np.concatenate([tf, new_tf]), minlength=len(merged))
+    return merged, out_df, out_tf
+
+
+class LexicalIndex:
+    """Character n-gram TF-IDF over profile texts, with top-k search.
+
+    Args:
+        ngram_range: (min_n, max_n) character n-gram lengths, within [1, 3].
+        max_features: keep only the n-grams with the highest corpus counts (None: all). With a
+            million profiles, a cap of a few million bounds the vocabulary; rows keep their
+            remaining n-grams.
+        min_df: drop n-grams found in fewer documents.
+        sublinear_tf: use ``1 + log(count)`` instead of raw counts.
+        lowercase: lower-case texts first (as scikit-learn does by default).
+        chunk_size: documents processed at once while fitting (memory vs. speed).
+    """
+
+    def __init__(
+        self,
+        ngram_range: tuple[int, int] = (1, 3),
+        max_features: int | None = None,
+        min_df: int = 1,
+        sublinear_tf: bool = False,
+        lowercase: bool = True,
+        chunk_size: int = _CHUNK_DOCS,
+    ) -> None:
+        self.ngram_range = ngram_range
+        self.max_features = max_features
+        self.min_df = min_df
+        self.sublinear_tf = sublinear_tf
+        self.lowercase = lowercase
+        self.chunk_size = chunk_size
+
+    def get_params(self) -> dict[str, Any]:
+        return {
+            "ngram_range": list(self.ngram_range),
+            "max_features": self.max_features,
+            "min_df": self.min_df,
+            "sublinear_tf": self.sublinear_tf,
+            "lowercase": self.lowercase,
+            "chunk_size": self.chunk_size,
+        }
+
+    def _validate_params(self) -> None:
+        r = self.ngram_range
+        if not (
+            isinstance(r, tuple | list)
+            and len(r) == 2
+            and all(isinstance(v, int) for v in r)
+            and 1 <= r[0] <= r[1] <= 3
+        ):
+            raise _param_error("ngram_range", "a pair (min_n, max_n) with 1 <= min_n <= max_n <= 3", r)
+        for name, low, optional in (("max_features", 1, True), ("min_df", 1, False), ("chunk_size", 1, False)):
+            v = getattr(self, name)
+            if (v is None and not optional) or (
+                v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < low)
+            ):
+                raise _param_error(name, f"an int in the range [{low}, inf)" + (" or None" if optional else ""), v)
+
+    # ------------------------------------------------------------ fitting
+    def fit(self, texts: Sequence[str], ids: Sequence[str] | np.ndarray) -> LexicalIndex:
+        """Learn the vocabulary and idf from ``texts`` and index them under ``ids`` (unique str)."""
+        self._validate_params()
+        texts = _check_texts(texts, "texts")
+        ids_arr = _check_ids(ids, len(texts))
+        rng = (int(self.ngram_range[0]), int(self.ngram_range[1]))
+        prepared = _preprocess(texts, self.lowercase)
+        chunks = [prepared[s : s + self.chunk_size] for s in range(0, len(prepared), self.chunk_size)]
+        self.vocabulary_keys_, df = self._fit_vocabulary(chunks, rng)
+        n = len(prepared)
+        self.idf_ = (np.log((1.0 + n) / (1.0 + df)) + 1.0).astype(np.float32)
+        X = sp.vstack([self._weights(c, rng) for c in chunks], format="csr") if chunks else self._empty(0)
+        self.matrix_t_ = X.T.tocsr()  # (n_features, n_docs): query n-grams pick their posting lists
+        self.matrix_t_.indices = self.matrix_t_.indices.astype(np.int32, copy=False)
+        self.ids_ = np.asarray(ids_arr, dtype=str)
+        self.data_sha256_ = fingerprint_arrays(ids_arr, np.asarray(texts, dtype=object))
+        return self
+
+    def _fit_vocabulary(self, chunks: list[list[str]], rng: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        keys, df, tf = np.zeros(0, np.int64), np.zeros(0), np.zeros(0)
+        for chunk in chunks:
+            counts, uniq = _chunk_counts(chunk, rng)
+            chunk_df = np.bincount(counts.indices, minlength=len(uniq))
+            chunk_tf = np.asarray(counts.sum(axis=0)).ravel()
+            keys, df, tf = _merge_stats(keys, df, tf, uniq, chunk_df, chunk_tf)
+        keep = df >= self.min_df
+        if self.max_features is not None and keep.sum() > self.max_features:
+            order = np.argsort(-tf[keep], kind="stable")[: self.max_features]  # ties: smaller key first
+            idx = np.sort(np.flatnonzero(keep)[order])
+            keep = np.zeros(len(keys), bool)
+            keep[idx] = True
+        return keys[keep], df[keep].astype(np.float64)
+
+    def _weights(self, texts: list[str], rng: tuple[int, int]) -> sp.csr_matrix:
+        """L2-normalised tf-idf rows of preprocessed texts over the fitted vocabulary."""
+        counts, uniq = _chunk_counts(texts, rng)
+        cols = np.searchsorted(self.vocabulary_keys_, uniq)
+        cols = np.minimum(cols, max(len(self.vocabulary_keys_) - 1, 0))
+        known = (self.vocabulary_keys_[cols] == uniq) if len(self.vocabulary_keys_) else np.zeros(len(uniq), bool)
+        remap = np.where(known, cols, -1).astype(np.int64)
+        new_cols = remap[counts.indices]
+        mask = new_cols >= 0
+        data = counts.data[mask]
+        if self.sublinear_tf:
+            data = 1.0 + np.log(data)
+        data = (data * self.idf_[new_cols[mask]]).astype(np.float32)
+        rows = np.repeat(np.arange(len(texts), dtype=np.int32), np.diff(counts.indptr))[mask]
+        X = sp.csr_matrix(
+            (data, (rows, new_cols[mask].astype(np.int32))), shape=(len(texts), len(self.vocabulary_keys_))
+        )
+        X.sort_indices()
+        norms = np.sqrt(np.asarray(X.multiply(X).sum(axis=1)).ravel())
+        X.data /= np.repeat(np.where(norms > 0, norms, 1.0), np.diff(X.indptr)).astype(np.float32)
+        return X
+
+    def _empty(self, n: int) -> sp.csr_matrix:
+        return sp.csr_matrix((n, len(self.vocabulary_keys_)), dtype=np.float32)
+
+    # ------------------------------------------------------------ querying
+    def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
+        """TF-IDF rows (n_texts, n_features), L2-normalised; n-grams unseen at fit time are ignored."""
+        self._check_fitted()
+        texts = _check_texts(texts, "queries")
+        if not texts:
+            return self._empty(0)
+        rng = (int(self.ngram_range[0]), int(self.ngram_range[1]))
+        return self._weights(_preprocess(texts, self.lowercase), rng)
+
+    def search(self, queries: Sequence[str], top_k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The ``top_k`` best-matching documents of each query, best first.
+
+        Returns:
+            ``ids``: object array (n_queries, top_k), ``None`` where fewer documents match;
+            ``scores``: float32 (n_queries, top_k) cosines, ``-inf`` where padded.
+        """
+        if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
+            raise _param_error("top_k", "an int in the range [1, inf)", top_k)
+        Q = self.transform(queries)
+        ids = np.full((Q.shape[0], top_k), None, dtype=object)
+        scores = np.full((Q.shape[0], top_k), -np.inf, dtype=np.float32)
+        for start in range(0, Q.shape[0], 64):  # bound the (queries × documents) score matrix
+            S = (Q[start : start + 64] @ self.matrix_t_).tocsr()
+            for r in range(S.shape[0]):
+                cols, vals = S.indices[S.indptr[r] : S.indptr[r + 1]], S.data[S.indptr[r] : S.indptr[r + 1]]
+                best = _top_k(cols, vals, top_k)
+                ids[start + r, : len(best)] = self.ids_[cols[best]].tolist()
+                scores[start + r, : len(best)] = vals[best]
+        return ids, scores
+
+    @property
+    def n_features_(self) -> int:
+        self._check_fitted()
+        return len(self.vocabulary_keys_)
+
+    def get_feature_names_out(self) -> np.ndarray:
+        """The n-gram strings of the vocabulary, in column order."""
+        self._check_fitted()
+        return np.array([key_to_ngram(int(k)) for k in self.vocabulary_keys_], dtype=object)
+
+    # ------------------------------------------------------------ persistence
+    def manifest(self) -> Manifest:
+        self._check_fitted()
+        return Manifest.build(
+            _COMPONENT,
+            libraries=("numpy", "scipy"),
+            config=self.get_params(),
+            data_sha256=self.data_sha256_,
+            count=len(self.ids_),
+            extra={"n_features": self.n_features_, "nnz": int(self.matrix_t_.nnz)},
+        )
+
+    def save(self, directory: Path) -> Path:
+        """Write the arrays as ``.npy`` files (memory-mappable) plus ``manifest.json``; atomic replace."""
+        self._check_fitted()
+        m = self.matrix_t_
+        arrays = {"data": m.data, "indices": m.indices, "indptr": m.indptr, "vocabulary_keys": self.vocabulary_keys_,
+                  "idf": self.idf_, "ids": self.ids_}  # fmt: skip
+        with atomic_directory(Path(directory)) as staging:
+            for name, arr in arrays.items():
+                np.save(staging / f"{name}.npy", arr, allow_pickle=False)
+            self.manifest().write(staging)
+        return Path(directory)
+
+    @classmethod
+    def load(cls, directory: Path, expected: Mapping[str, Any] | None = None, mmap: bool = False) -> LexicalIndex:
+        """Read an index written by :meth:`save`; ``mmap`` maps the large arrays instead of reading them."""
+        directory = Path(directory)
+        manifest = Manifest.read(directory)
+        manifest.check({"component": _COMPONENT, **(expected or {})})
+        params = dict(manifest.config)
+        params["ngram_range"] = tuple(params["ngram_range"])
+        self = cls(**params)
+        mode: Literal["r"] | None = "r" if mmap else None
+
+        def arr(name: str) -> np.ndarray:
+            return np.load(directory / f"{name}.npy", mmap_mode=mode, allow_pickle=False)  # type: ignore[no-any-return]
+
+        self.vocabulary_keys_, self.idf_, self.ids_ = (
+            np.asarray(arr("vocabulary_keys")),
+            np.asarray(arr("idf")),
+            arr("ids"),
+        )
+        shape = (len(self.vocabulary_keys_), len(self.ids_))
+        self.matrix_t_ = sp.csr_matrix((arr("data"), arr("indices"), arr("indptr")), shape=shape, copy=False)
+        self.data_sha256_ = str(manifest.data_sha256)
+        return self
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "matrix_t_"):
+            raise RuntimeError(
+                "This LexicalIndex is not fitted yet; call fit(texts, ids) or LexicalIndex.load(dir) first."
+            )
+
+    def __repr__(self) -> str:
+        n = len(self.ids_) if hasattr(self, "ids_") else "unfitted"
+        return f"LexicalIndex(ngram_range={tuple(self.ngram_range)}, n={n})"
+
+
+def _top_k(cols: np.ndarray, vals: np.ndarray, k: int) -> np.ndarray:
+    """Positions of the k largest positive ``vals``, sorted by score desc then column (fit order) asc."""
+    pos = np.flatnonzero(vals > 0)
+    if len(pos) > k:
+        kth = np.partition(vals[pos], len(pos) - k)[len(pos) - k]
+        pos = pos[vals[pos] >= kth]  # keep every tie at the boundary, then cut after sorting
+    order = np.lexsort((cols[pos], -vals[pos]))
+    return pos[order][:k]
+
+
+def _check_texts(texts: Sequence[str], name: str) -> list[str]:
+    if isinstance(texts, str):
+        raise TypeError(f"The {name!r} parameter of LexicalIndex must be a list of str. Got a single str instead.")
+    out = list(texts)
+    bad = [i for i, t in enumerate(out) if not isinstance(t, str)]
+    if bad:
+        raise TypeError(
+            f"The {name!r} parameter of LexicalIndex must hold only str; items at positions {bad[:5]} are not."
+        )
+    return out
+
+
+def _check_ids(ids: Any, n: int) -> np.ndarray:
+    arr = np.asarray(ids, dtype=object)
+    if arr.ndim != 1 or len(arr) != n:
+        raise ValueError(f"ids must be a 1-d sequence with one id per text ({n}); got shape {arr.shape}.")
+    bad = [i for i, v in enumerate(arr.tolist()) if not isinstance(v, str) or not v]
+    if bad:
+        raise ValueError(f"ids must be non-empty str; positions {bad[:5]} are {[arr[i] for i in bad[:5]]!r}.")
+    values, counts = np.unique(arr.astype(str), return_counts=True)
+    if (counts > 1).any():
+        raise ValueError(f"ids must be unique; duplicated: {values[counts > 1][:5].tolist()}.")
+    return arr
