@@ -78,7 +78,9 @@ def map_command(
         diff = diff[diff["chain_id"] == chain]
     records = [_record(r) for r in map_df[RECORD_COLUMNS].to_dict(orient="records")]
     if fmt == "table":
-        _print_table(records, title=f"三色图 · {settings.zone_name}")
+        names = {c.id: c.name for c in chains}
+        title = " · ".join(["三色图", *([names[chain]] if chain else []), settings.zone_name])
+        _print_table(records, title=title, chain_names=None if chain else names)
     else:
         emit_records(records, fmt, columns=RECORD_COLUMNS)
     _print_diff(diff.to_dict(orient="records"), has_previous=run.previous_path is not None, to_stderr=fmt != "table")
@@ -102,14 +104,16 @@ def _record(r: Mapping[Any, Any]) -> dict[str, Any]:
     return out
 
 
-def _print_table(records: list[dict[str, Any]], title: str) -> None:
+def _print_table(records: list[dict[str, Any]], title: str, chain_names: dict[str, str] | None) -> None:
+    """A rich table with coloured colour cells; the chain column only when several chains are shown."""
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
     table = Table(title=title, show_lines=False)
+    columns: list[tuple[str, dict[str, Any]]] = [("产业链", {})] if chain_names is not None else []
     for col, kw in (
-        ("产业链", {}),
+        *columns,
         ("环节", {}),
         ("节点", {}),
         ("颜色", {"justify": "center"}),
@@ -117,15 +121,16 @@ def _print_table(records: list[dict[str, Any]], title: str) -> None:
         ("产值(亿元)", {"justify": "right"}),
         ("区位熵", {"justify": "right"}),
         ("增长", {"justify": "right"}),
-        ("原因", {"overflow": "fold"}),
+        ("原因", {"overflow": "fold", "ratio": 1}),
     ):
         table.add_column(col, **kw)  # type: ignore[arg-type]
     for r in records:
         c = str(r["colour"])
         out = r["output_value_cny"]
         growth = r["growth"]
+        lead = [chain_names.get(str(r["chain_id"]), str(r["chain_id"]))] if chain_names is not None else []
         table.add_row(
-            str(r["chain_id"]),
+            *lead,
             _STAGE.get(str(r["stage"]), str(r["stage"])),
             str(r["name"]),
             Text(f" {_COLOUR.get(c, c)} ", style=_RICH_STYLE.get(c, "")),
