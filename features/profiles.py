@@ -35,6 +35,7 @@ NODE_TEXT_FIELDS: Final = ("chain_name", "name", "description", "products", "key
 GAP_PHRASES: Final = {"red": "本地缺失", "blue": "本地薄弱"}
 SEPARATOR: Final = "；"
 DEFAULT_MAX_CHARS: Final = 320
+PROFILE_TEXT_VERSION: Final = 1  # bump when the text recipe changes: every cached vector and index is rebuilt
 
 
 def enterprise_texts(enterprises: pd.DataFrame, max_chars: int = DEFAULT_MAX_CHARS) -> pd.Series:

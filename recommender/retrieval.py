@@ -30,17 +30,18 @@ and the indexes' own ``save``/``load`` (the I/O edges of ``features.embeddings``
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 
 import numpy as np
 import pandas as pd
 
 from features.embeddings import EmbeddingCache, EmbedStats, TextEncoder, embed_with_cache
-from features.profiles import enterprise_texts, node_texts
+from features.profiles import ENTERPRISE_TEXT_FIELDS, PROFILE_TEXT_VERSION, enterprise_texts, node_texts
 from features.schema import (
     COL_CAPITAL_CNY,
     COL_DATE,
@@ -64,6 +65,7 @@ from features.schema import (
 from features.text import normalize_text
 
 if TYPE_CHECKING:
+    from models.manifest import Manifest
     from recommender.settings import RetrievalConfig
 
 CANDIDATE_COLUMNS: Final = [
@@ -105,10 +107,16 @@ class ProfileIndexBundle:
 
 # ---------------------------------------------------------------------------------------- index
 def model_key(embedder: str, encoder: TextEncoder | None) -> str:
-    """Folder name of a model's cache and index: ``<model id>@<revision[:12]>``, path-safe."""
+    """Folder name of a model's cache and index: ``<model id>@<revision>``, path-safe.
+
+    A revision longer than 40 characters is replaced by the first 16 hex digits of its sha256.
+    """
     if encoder is None:
         return TFIDF
-    raw = f"{encoder.model_id}@{encoder.revision[:12]}" if encoder.revision else encoder.model_id
+    rev = encoder.revision
+    if len(rev) > 40:
+        rev = hashlib.sha256(rev.encode("utf-8")).hexdigest()[:16]
+    raw = f"{encoder.model_id}@{rev}" if rev else encoder.model_id
     return re.sub(r"[^A-Za-z0-9._@-]+", "_", raw).strip("_") or re.sub(r"[^A-Za-z0-9]+", "_", embedder)
 
 
@@ -150,17 +158,19 @@ def build_profile_index(
     """
     from models.index import ProfileIndex
     from models.lexical import LexicalIndex
-
     from models.manifest import Manifest, atomic_directory
 
     key = model_key(config.embedder, encoder)
+    folder = index_root / key
+    saved = _saved_manifest(folder)
+    source = source_fingerprint(enterprises, key, config.profile_max_chars)
+    if saved is not None and saved.extra.get("source_sha256") == source:  # fast path: no text building
+        return _load_bundle(folder, encoder, key, str(saved.data_sha256), int(saved.count or 0))
     texts = enterprise_texts(enterprises, max_chars=config.profile_max_chars)
     ids = texts.index.tolist()
     fingerprint = profile_fingerprint(ids, texts.tolist(), key)
-    folder = index_root / key
-    if _saved_fingerprint(folder) == fingerprint:
-        dense = ProfileIndex.load(folder / "dense") if encoder is not None else None
-        return ProfileIndexBundle(dense, LexicalIndex.load(folder / "lexical"), key, fingerprint, len(ids), True, None)
+    if saved is not None and saved.data_sha256 == fingerprint:
+        return _load_bundle(folder, encoder, key, fingerprint, len(ids))
     stats = None
     dense = None
     if encoder is not None:
@@ -168,7 +178,8 @@ def build_profile_index(
         vectors, stats = embed_with_cache(
             texts.tolist(), encoder, cache, "passage", config.batch_size, progress=progress
         )
-        dense = ProfileIndex(kind=_index_kind(len(ids), config)).fit(vectors, ids)
+        kind = _index_kind(len(ids), config)
+        dense = ProfileIndex(kind=kind, model_id=encoder.model_id, revision=encoder.revision).fit(vectors, ids)
     lexical = LexicalIndex(ngram_range=(1, 3)).fit(texts.tolist(), ids)
     with atomic_directory(folder) as staging:
         if dense is not None:
@@ -186,21 +197,43 @@ def build_profile_index(
             data_sha256=fingerprint,
             dim=encoder.dim if encoder is not None else None,
             count=len(ids),
+            extra={"source_sha256": source},
         ).write(staging)
     return ProfileIndexBundle(dense, lexical, key, fingerprint, len(ids), False, stats)
 
 
-def _index_kind(n: int, config: RetrievalConfig) -> str:
+def _index_kind(n: int, config: RetrievalConfig) -> Literal["flat", "hnsw", "ivf"]:
     return "flat" if n <= config.approximate_index_above else config.approximate_index_kind
 
 
-def _saved_fingerprint(folder: Path) -> str | None:
+def _saved_manifest(folder: Path) -> Manifest | None:
     from models.manifest import Manifest
 
     try:
-        return Manifest.read(folder).data_sha256
+        return Manifest.read(folder)
     except (FileNotFoundError, ValueError):
         return None
+
+
+def _load_bundle(folder: Path, encoder: TextEncoder | None, key: str, fingerprint: str, n: int) -> ProfileIndexBundle:
+    from models.index import ProfileIndex
+    from models.lexical import LexicalIndex
+
+    dense = None
+    if encoder is not None:
+        dense = ProfileIndex.load(
+            folder / "dense", expected={"model_id": encoder.model_id, "revision": encoder.revision}
+        )
+    return ProfileIndexBundle(dense, LexicalIndex.load(folder / "lexical"), key, fingerprint, n, True, None)
+
+
+def source_fingerprint(enterprises: pd.DataFrame, key: str, max_chars: int) -> str:
+    """sha256 of the raw text columns the profiles are built from (cheap: no normalisation)."""
+    from models.manifest import fingerprint_arrays, fingerprint_frame
+
+    cols = [c for c in (COL_ENTERPRISE_ID, *ENTERPRISE_TEXT_FIELDS) if c in enterprises.columns]
+    meta = np.asarray([key, str(max_chars), str(PROFILE_TEXT_VERSION)], dtype=object)
+    return fingerprint_arrays(meta, np.asarray([fingerprint_frame(enterprises[cols])], dtype=object))
 
 
 # ----------------------------------------------------------------------------------- candidates
