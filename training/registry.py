@@ -183,6 +183,7 @@ class ModelRegistry:
                 name=MODEL_ARTIFACT,
                 signature=infer_signature(sample, booster.predict(sample.to_numpy(dtype=np.float64))),
                 registered_model_name=self.model_name,
+                pip_requirements=_pip_requirements(),  # explicit: inference spawns a subprocess (~15 s)
             )
             version = str(info.registered_model_version)
         self._tag_version(client, version, run.info.run_id, result)
@@ -302,6 +303,12 @@ class ModelRegistry:
         return sorted(out, key=lambda r: int(r["version"]), reverse=True)
 
 
+def _pip_requirements() -> list[str]:
+    from importlib import metadata
+
+    return [f"{name}=={metadata.version(name)}" for name in ("lightgbm", "numpy", "pandas", "scikit-learn", "scipy")]
+
+
 def _trimmed_booster(ranker: Ranker) -> Any:
     """The booster with only its best iteration's trees, so that any loader predicts like the ranker."""
     import lightgbm as lgb
@@ -324,3 +331,25 @@ def _metrics(metrics: Mapping[str, Mapping[str, float]], champion: Mapping[str, 
     if champion is not None:
         out.update({metric_key("champion", k): float(v) for k, v in champion["metrics"].items() if np.isfinite(v)})
     return out
+
+
+# ---------------------------------------------------------------- function forms (API, scripts)
+
+
+def _registry(tracking_uri: str, model_name: str) -> ModelRegistry:
+    return ModelRegistry(tracking_uri=tracking_uri, model_name=model_name, experiment=model_name)
+
+
+def list_versions(tracking_uri: str, model_name: str) -> list[dict[str, Any]]:
+    """:meth:`ModelRegistry.list_versions` of ``model_name`` in ``tracking_uri``."""
+    return _registry(tracking_uri, model_name).list_versions()
+
+
+def promote(tracking_uri: str, model_name: str, version: str | int) -> dict[str, str | None]:
+    """:meth:`ModelRegistry.promote`."""
+    return _registry(tracking_uri, model_name).promote(str(version))
+
+
+def rollback(tracking_uri: str, model_name: str) -> dict[str, str | None]:
+    """:meth:`ModelRegistry.rollback`."""
+    return _registry(tracking_uri, model_name).rollback()
