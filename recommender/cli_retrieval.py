@@ -136,7 +136,7 @@ def unknown_node_message(node_id: str, nodes: pd.DataFrame) -> str:
     """'unknown node id' with up to 5 close matches by id or by Chinese name."""
     ids = nodes["node_id"].astype(str).tolist()
     names = dict(zip(nodes["node_id"].astype(str), nodes["name"].astype(str), strict=True))
-    close = difflib.get_close_matches(node_id, ids, n=5, cutoff=0.5)
+    close = difflib.get_close_matches(node_id, ids, n=3, cutoff=0.6)
     by_name = [i for i, n in names.items() if node_id and (node_id in n or n in node_id)]
     by_name += difflib.get_close_matches(node_id, list(names.values()), n=5, cutoff=0.5)
     name_ids = [i for i, n in names.items() if n in by_name or i in by_name]
