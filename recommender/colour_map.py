@@ -9,18 +9,20 @@ Per node, for the map year ``Y`` (the latest year of ``presence``, or ``as_of_ye
 * ``has_leader`` / ``leaders`` — whether any of them is flagged 链主, and their names;
 * ``growth`` — output value of ``Y`` against ``Y-1`` at the node, ``(o_Y - o_{Y-1}) / o_{Y-1}``;
   NaN when year ``Y-1`` has no positive output at the node;
-* ``lq`` — location quotient (区位熵) of the zone's enterprises at the node against the universe::
+* ``lq`` — location quotient (区位熵) of the node in the zone against the universe::
 
       lq = (n_local / N_local) / (n_universe / N_universe)
 
-  ``N_local`` = distinct enterprises present in the zone in year ``Y`` (any node);
-  ``n_universe`` = universe enterprises whose ``industry_code`` is one of the node's
-  ``industry_codes``, united with the node's local enterprises (a local enterprise at a node belongs
-  to it whatever its registered code); ``N_universe`` = the universe united with the local
-  enterprises. The universe is the ``enterprises`` table (operating ones only when
-  ``MapConfig.exclude_non_operating``). Because both unions contain the local enterprises,
-  ``n_universe >= n_local`` and ``N_universe >= N_local``: the ratio is defined whenever
-  ``n_local > 0``; ``lq = 0`` when ``n_local = 0``.
+  ``N_local`` = the sum of ``n_local`` over the map's nodes, so the zone's node shares sum to 1.
+  ``n_universe`` = the node's mass in the universe: every universe enterprise whose
+  ``industry_code`` is listed by ``k`` nodes adds ``1 / k`` to each of them (one GB/T class such as
+  3976 feeds several nodes; splitting keeps shared codes from inflating those nodes), and a local
+  enterprise at the node that is not covered that way (not in the universe, or registered under
+  another code) adds 1. ``N_universe`` = the sum of ``n_universe`` over the map's nodes, so both
+  sides compare shares of the chain economy and the enterprises of unrelated industries drop out.
+  The universe is the ``enterprises`` table (operating ones only when
+  ``MapConfig.exclude_non_operating``). A node with local enterprises always has
+  ``n_universe > 0``, so the ratio is defined whenever ``n_local > 0``; ``lq = 0`` otherwise.
 * ``gap`` — how far the node is from green, in [0, 1]: one minus the mean attainment of the green
   conditions in force (``min(n_local / green_min_enterprises, 1)``, ``min(lq / green_min_lq, 1)``,
   leader present, ``min(output / green_min_output_cny, 1)``, growth condition met). Green is 0.
@@ -38,6 +40,7 @@ Colour rules (``MapConfig``, defaults in docs/colour_map.md), checked in this or
 from __future__ import annotations
 
 import math
+from collections import Counter
 from typing import TYPE_CHECKING, Final
 
 import numpy as np
@@ -183,7 +186,7 @@ def node_stats(
     n_local = per_node["n_local"].fillna(0).astype(int).to_numpy()
     output = per_node["output_value_cny"].to_numpy(dtype=float)
     n_universe, n_total_universe = _universe_counts(nodes, cur, enterprises, exclude_non_operating)
-    n_total_local = int(cur[COL_ENTERPRISE_ID].nunique())
+    n_total_local = int(n_local.sum())  # local shares sum to 1 over the map's nodes
     return pd.DataFrame(
         {
             "n_local": n_local,
@@ -198,7 +201,7 @@ def node_stats(
 
 
 def location_quotient(
-    n_local: np.ndarray, n_total_local: int, n_universe: np.ndarray, n_total_universe: int
+    n_local: np.ndarray, n_total_local: float, n_universe: np.ndarray, n_total_universe: float
 ) -> np.ndarray:
     """``(n_local / N_local) / (n_universe / N_universe)``, 0 where a count is zero.
 
@@ -272,8 +275,13 @@ def _growth(current: np.ndarray, previous: np.ndarray) -> np.ndarray:
 
 def _universe_counts(
     nodes: pd.DataFrame, cur: pd.DataFrame, enterprises: pd.DataFrame, exclude_non_operating: bool
-) -> tuple[np.ndarray, int]:
-    """``n_universe`` per node (aligned with ``nodes``) and ``N_universe``; see the module docstring."""
+) -> tuple[np.ndarray, float]:
+    """Universe mass per node (aligned with ``nodes``) and its total; see the module docstring.
+
+    A universe enterprise with code ``c`` adds ``1 / k_c`` to each of the ``k_c`` nodes listing
+    ``c``; a local enterprise at a node that this does not already cover (not in the universe, or
+    registered under another code) adds 1 to that node.
+    """
     ent = enterprises.drop_duplicates(COL_ENTERPRISE_ID, keep="last")
     universe = ent
     if exclude_non_operating and COL_IS_OPERATING in ent.columns:
@@ -281,7 +289,8 @@ def _universe_counts(
     codes = universe[COL_INDUSTRY_CODE] if COL_INDUSTRY_CODE in universe.columns else pd.Series(dtype=object)
     code_counts = codes.dropna().astype(str).value_counts()
     node_codes = [sorted({str(c) for c in cs}) for cs in nodes["industry_codes"]]
-    by_code = np.array([int(code_counts.reindex(cs).fillna(0).sum()) for cs in node_codes], dtype=np.int64)
+    sharing = Counter(c for cs in node_codes for c in cs)
+    by_code = np.array([sum(code_counts.get(c, 0) / sharing[c] for c in cs) for cs in node_codes], dtype=float)
     in_universe = set(universe[COL_ENTERPRISE_ID].astype(str))
     code_of = (
         pd.Series(ent[COL_INDUSTRY_CODE].astype(object).to_numpy(), index=ent[COL_ENTERPRISE_ID].astype(str).to_numpy())
@@ -290,15 +299,13 @@ def _universe_counts(
     )
     pairs = cur[[COL_ENTERPRISE_ID, COL_NODE_ID]].drop_duplicates().astype(str)
     codes_of_node = dict(zip(nodes["node_id"], node_codes, strict=True))
-    extra: dict[str, int] = {}
+    extra: Counter[str] = Counter()
     for eid, nid in zip(pairs[COL_ENTERPRISE_ID], pairs[COL_NODE_ID], strict=True):
         code = code_of.get(eid)
-        matched = eid in in_universe and code is not None and str(code) in codes_of_node.get(nid, ())
-        if not matched:
-            extra[nid] = extra.get(nid, 0) + 1
-    n_universe = by_code + np.array([extra.get(n, 0) for n in nodes["node_id"]], dtype=np.int64)
-    outside = set(pairs[COL_ENTERPRISE_ID]) - in_universe
-    return n_universe, len(in_universe) + len(outside)
+        if not (eid in in_universe and code is not None and str(code) in codes_of_node.get(nid, ())):
+            extra[nid] += 1
+    mass = by_code + np.array([extra.get(n, 0) for n in nodes["node_id"]], dtype=float)
+    return mass, float(mass.sum())
 
 
 # ---------------------------------------------------------------- rules and reasons

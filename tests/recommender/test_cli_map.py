@@ -11,8 +11,10 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from features.chains import nodes_frame
 from recommender.cli import app
 from recommender.map_store import list_maps, load_latest_map, load_previous_map, save_map
+from recommender.settings import load_chains, load_settings
 
 NODE = "optical_comm.optical_module"
 OTHER = "optical_comm.preform"
@@ -58,18 +60,21 @@ def test_map_json_lists_every_node_with_colour_and_reason(tmp_path: Path) -> Non
     records = json.loads(out)
     assert len(records) == 154  # all nodes of the 11 bundled chains
     by_id = {r["node_id"]: r for r in records}
-    # N_local = 7, N_universe = 100; optical module codes 3976+3921 -> 50 universe enterprises.
+    # N_local = 7; the universe's 20 x 3976 and 30 x 3921 are split over the nodes listing each code,
+    # E099 (code 1234) adds 1 at the preform: N_universe = 51.
+    codes = [c for cs in nodes_frame(load_chains(load_settings()))["industry_codes"] for c in cs]
+    module = 20 / codes.count("3976") + 30 / codes.count("3921")
     assert by_id[NODE] | {"lq": round(by_id[NODE]["lq"], 4)} == {
         "chain_id": "optical_comm",
         "node_id": NODE,
         "name": "光模块",
         "stage": "midstream",
         "colour": "green",
-        "reason": "本地6家企业，产值6.0亿元，含链主〈光谷企业000〉，区位熵1.71，需延链固链",
+        "reason": "本地6家企业，产值6.0亿元，含链主〈光谷企业000〉，区位熵6.95，需延链固链",
         "n_local": 6,
         "output_value_cny": 6e8,
         "has_leader": True,
-        "lq": round((6 / 7) / (50 / 100), 4),
+        "lq": round((6 / 7) / (module / 51), 4),
         "growth": None,
         "gap": 0.0,
         "priority": None,

@@ -88,24 +88,24 @@ def test_compute_map_counts_output_leader_growth(zone_map: pd.DataFrame) -> None
 
 
 def test_compute_map_location_quotient(zone_map: pd.DataFrame) -> None:
-    # N_local = 9 distinct locals (U000-U005, U010, U011, U070); N_universe = 100 operating.
-    # z.d: n_universe = 30 (code 4444; 4445 unused) + U010 (local there, registered under 2222) = 31.
+    # N_local = 6 + 2 + 0 + 2 = 10 (U010 sits at two nodes). z.d: n_universe = 30 (code 4444; 4445
+    # unused) + U010 (local there, registered under 2222) = 31; N_universe = 10 + 20 + 40 + 31 = 101.
     assert zone_map["n_universe"].tolist() == [10, 20, 40, 31]
-    assert_allclose(zone_map["lq"].to_numpy(), [(6 / 9) / (10 / 100), (2 / 9) / (20 / 100), 0.0, (2 / 9) / (31 / 100)])
+    assert_allclose(zone_map["lq"].to_numpy(), [0.6 / (10 / 101), 0.2 / (20 / 101), 0.0, 0.2 / (31 / 101)])
 
 
 def test_compute_map_colours_and_reasons(zone_map: pd.DataFrame) -> None:
     assert zone_map["colour"].tolist() == ["green", "blue", "red", "blue"]
     assert zone_map["reason"].tolist() == [
-        "本地6家企业，产值3.0亿元（同比增长50.0%），含链主〈企业000〉，区位熵6.67，需延链固链",
-        "本地2家企业，产值3000万元，无链主，区位熵1.11；距绿色尚缺：企业数≥5家、链主、区位熵≥1.20，需强链",
+        "本地6家企业，产值3.0亿元（同比增长50.0%），含链主〈企业000〉，区位熵6.06，需延链固链",
+        "本地2家企业，产值3000万元，无链主，区位熵1.01；距绿色尚缺：企业数≥5家、链主、区位熵≥1.20，需强链",
         "本地无企业布局（区位熵0.00），需补链",
-        "本地2家企业，产值9000万元（同比下降10.0%），无链主，区位熵0.72；距绿色尚缺：企业数≥5家、链主、区位熵≥1.20，需强链",
+        "本地2家企业，产值9000万元（同比下降10.0%），无链主，区位熵0.65；距绿色尚缺：企业数≥5家、链主、区位熵≥1.20，需强链",
     ]
 
 
 def test_compute_map_gap(zone_map: pd.DataFrame) -> None:
-    lq_b, lq_d = (2 / 9) / 0.2, (2 / 9) / 0.31
+    lq_b, lq_d = 0.2 / (20 / 101), 0.2 / (31 / 101)
     expected = [0.0, 1 - (0.4 + min(lq_b / 1.2, 1) + 0) / 3, 1.0, 1 - (0.4 + lq_d / 1.2 + 0) / 3]
     assert_allclose(zone_map["gap"].to_numpy(), expected, atol=1e-6)
 
@@ -113,7 +113,7 @@ def test_compute_map_gap(zone_map: pd.DataFrame) -> None:
 def test_compute_map_non_operating_enterprises_join_the_universe_when_asked() -> None:
     m = compute_map(_nodes(), _presence(), _universe(), MapConfig(exclude_non_operating=False))
     assert m["n_universe"].tolist() == [11, 20, 40, 31]
-    assert_allclose(m["lq"].iloc[0], (6 / 9) / (11 / 101))
+    assert_allclose(m["lq"].iloc[0], 0.6 / (11 / 102))
 
 
 def test_compute_map_local_enterprise_missing_from_universe_counts_in_both() -> None:
@@ -128,8 +128,17 @@ def test_compute_map_local_enterprise_missing_from_universe_counts_in_both() -> 
     )
     m = compute_map(_nodes(), presence, _universe(), MapConfig())
     assert m["n_universe"].tolist() == [10, 20, 41, 30]
-    assert_allclose(m["lq"].to_numpy(), [0.0, 0.0, (1 / 1) / (41 / 101), 0.0])
+    assert_allclose(m["lq"].to_numpy(), [0.0, 0.0, 1.0 / (41 / 101), 0.0])
     assert m["reason"].iloc[2] == "本地1家企业，产值100万元，无链主，区位熵2.46；距绿色尚缺：企业数≥5家、链主，需强链"
+
+
+def test_compute_map_splits_a_shared_industry_code_between_its_nodes() -> None:
+    nodes = _nodes()
+    nodes.at[1, "industry_codes"] = ["2222", "3333"]  # z.b and z.c now share 3333
+    m = compute_map(nodes, _presence(), _universe(), MapConfig())
+    # 2222 (20) goes to z.b alone, 3333 (40) half to z.b and half to z.c.
+    assert m["n_universe"].tolist() == [10, 40, 20, 31]
+    assert_allclose(m["lq"].to_numpy(), [0.6 / (10 / 101), 0.2 / (40 / 101), 0.0, 0.2 / (31 / 101)])
 
 
 def test_compute_map_as_of_year_uses_that_year_and_the_one_before() -> None:
@@ -167,7 +176,7 @@ def test_compute_map_without_output_or_leader_columns() -> None:
     presence = _presence()[["enterprise_id", "node_id", "year"]]
     m = compute_map(_nodes(), presence, _universe(), MapConfig(green_requires_leader=False))
     assert m["colour"].tolist() == ["green", "blue", "red", "blue"]
-    assert m["reason"].iloc[0] == "本地6家企业，产值未填报，无链主，区位熵6.67，需延链固链"
+    assert m["reason"].iloc[0] == "本地6家企业，产值未填报，无链主，区位熵6.06，需延链固链"
 
 
 def test_compute_map_names_several_leaders_by_output() -> None:
