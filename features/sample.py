@@ -1701,6 +1701,10 @@ def _manifest(
         "zone": {"province": V.ZONE_PROVINCE, "city": V.ZONE_CITY, "district": V.ZONE_DISTRICT},
         "chains": sorted({str(x).split(".")[0] for x in kinds.node_ids}),
         "designed_colours": {str(kinds.node_ids[i]): names[c] for i, c in enumerate(colour)},
+        "enterprises_per_node": {
+            str(kinds.node_ids[i]): int(c)
+            for i, c in enumerate(np.bincount(u.kind, minlength=len(kinds.names))[: kinds.n_nodes])
+        },
         "counts": {
             **{name: int(len(df)) for name, df in tables.items()},
             "oracle": int(len(oracle)),
