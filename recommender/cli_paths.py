@@ -49,7 +49,8 @@ def paths_command(
     from recommender.paths import RouteFinder
 
     graph = build_graph(tables["relations"], tables["assets"], tables["presence"], tables["enterprises"], as_of)
-    routes = RouteFinder(settings.paths).fit(graph, tables["enterprises"]).routes(enterprise_id, node, top)
+    finder = RouteFinder(settings.paths, settings.zone_province).fit(graph, tables["enterprises"], tables["signals"])
+    routes = finder.routes(enterprise_id, node, top)
     if fmt == "json":
         _print_json([{"enterprise_id": enterprise_id, "node_id": node, **r.to_dict()} for r in routes])
         return

@@ -93,8 +93,13 @@ ENTRY_LABELS: Final[dict[str, str]] = {
 SCENARIO_MATCH: Final = "scenario_match"
 """``relation_type`` of a scenario hop: a text match, not a row of the relations table."""
 SCENARIO_STRENGTH: Final = 0.6
+REGIONAL_BRANCH: Final = "regional_branch"
+"""``relation_type`` of a regional hop: the target's ``new_branch`` signal in the zone's province
+(``relation_id`` is the ``signal_id``, ``dst`` the province)."""
+BRANCH_STRENGTH: Final = 0.5
 OTHER_NODE_SCENARIO_FACTOR: Final = 0.8
 MIN_SHARED_BIGRAMS: Final = 2
+_PROVINCE_SUFFIX = r"(壮族自治区|回族自治区|维吾尔自治区|特别行政区|自治区|省|市)$"
 _ITEM_SPLIT = re.compile(r"[、,，;；/|｜\s]+")
 
 
@@ -159,15 +164,25 @@ class RouteFinder:
             ``length_decay``, ``max_intermediate_degree``, ``scenario_min_overlap``).
     """
 
-    def __init__(self, config: PathsConfig | None = None) -> None:
+    def __init__(self, config: PathsConfig | None = None, zone_province: str = "湖北省") -> None:
         self.config = config
+        self.zone_province = zone_province
 
-    def fit(self, graph: nx.MultiDiGraph, enterprises: pd.DataFrame | None = None) -> RouteFinder:
-        """Precompute the asset side once: incidence lists, partial routes and the scenario index.
+    def fit(
+        self,
+        graph: nx.MultiDiGraph,
+        enterprises: pd.DataFrame | None = None,
+        signals: pd.DataFrame | None = None,
+    ) -> RouteFinder:
+        """Precompute the asset side once: incidence lists, partial routes, the scenario index and the
+        regional branches.
 
         Args:
             graph: from :func:`recommender.graph.build_graph`.
-            enterprises: optional ``enterprise_id, products[, business_scope]`` for scenario matches.
+            enterprises: optional ``enterprise_id, name, products[, business_scope]`` for scenario
+                matches and for the names of targets that are in no relation.
+            signals: optional signals; ``new_branch`` events in the zone's province dated on or before
+                the graph's reference date give the regional route (生态圈招商).
         """
         cfg = self.config or PathsConfig()
         self.config_ = cfg
@@ -179,6 +194,8 @@ class RouteFinder:
         self.scenarios_ = _scenario_index(graph)
         self.products_ = _product_texts(enterprises)
         self.items_: dict[str, tuple[tuple[str, frozenset[str]], ...]] = {}
+        self.names_ = _enterprise_names(enterprises)
+        self.branches_ = _zone_branches(signals, self.zone_province, self.as_of_)
         return self
 
     def routes(self, target_id: str, node_id: str | None = None, k: int | None = None) -> list[Route]:
@@ -187,6 +204,7 @@ class RouteFinder:
         top_k = cfg.routes_per_target if k is None else k
         candidates = [self._route(p) for p in self._paths(target_id)]
         candidates += self._scenario_routes(target_id, node_id)
+        candidates += self._branch_routes(target_id)
         return _best_per_entry(candidates, top_k)
 
     # -- graph routes
@@ -237,12 +255,32 @@ class RouteFinder:
                 continue
             factor = 1.0 if node_id is None or s_node in (None, node_id) else OTHER_NODE_SCENARIO_FACTOR
             hop = Hop(sid, SCENARIO_MATCH, target, None, None)
-            sentence = scenario_sentence(self.graph_, sid, target, item, overlap)
+            sentence = scenario_sentence(self.graph_, sid, self._target_name(target), item, overlap)
             evidence = {"matched_product": item, "overlap": round(overlap, 4), "scenario_node_id": s_node}
             out.append(
                 Route(SCENARIO, SCENARIO_STRENGTH * overlap * factor, [hop], sentence, sid, "scenario", evidence)
             )
         return out
+
+    # -- regional network: the target's own branch in the zone's province
+    def _branch_routes(self, target: str) -> list[Route]:
+        branch = self.branches_.get(target)
+        if branch is None:
+            return []
+        sid, date, city = branch
+        cfg = self.config_
+        score = BRANCH_STRENGTH * _recency(date, self.as_of_, cfg.recency_half_life_days)
+        day = date.strftime("%Y-%m-%d")
+        hop = Hop(target, REGIONAL_BRANCH, self.zone_province, sid, day)
+        where = f"{self.zone_province}{city}" if city else self.zone_province
+        sentence = f"经{self._target_name(target)}在{where}设立的分支机构对接（{date:%Y-%m}新设）"
+        evidence = {"signal_id": sid, "city": city}
+        return [Route(ECOSYSTEM, score, [hop], sentence, f"branch:{target}", REGIONAL_BRANCH, evidence)]
+
+    def _target_name(self, target: str) -> str:
+        if target in self.graph_:
+            return _name(self.graph_, target)
+        return f"〈{self.names_.get(target, target)}〉"
 
 
 def find_routes(
@@ -262,7 +300,8 @@ def find_routes(
     """
     del nodes  # node ids suffice; kept in the signature of the design contract
     enterprises = None if tables is None else tables.get("enterprises")
-    return RouteFinder(config).fit(graph, enterprises).routes(target_id, node_id, k)
+    signals = None if tables is None else tables.get("signals")
+    return RouteFinder(config).fit(graph, enterprises, signals).routes(target_id, node_id, k)
 
 
 def routes_for_targets(
@@ -285,7 +324,8 @@ def routes_for_targets(
     check_columns(list(targets.columns), [COL_NODE_ID, COL_ENTERPRISE_ID], "targets")
     if finder is None:
         enterprises = None if tables is None else tables.get("enterprises")
-        finder = RouteFinder(config).fit(graph, enterprises)
+        signals = None if tables is None else tables.get("signals")
+        finder = RouteFinder(config).fit(graph, enterprises, signals)
     cache: dict[tuple[str, str], list[Route]] = {}
     out = []
     for node, eid in zip(targets[COL_NODE_ID].astype(str), targets[COL_ENTERPRISE_ID].astype(str), strict=True):
@@ -453,12 +493,13 @@ def hop_phrase(relation_type: str, cur_is_src: bool, prev: str, cur: str) -> str
     raise ValueError(f"relation_type must be one of the relation types of features.schema; got {relation_type!r}")
 
 
-def scenario_sentence(graph: nx.MultiDiGraph, scenario_id: str, target: str, item: str, overlap: float) -> str:
-    """E.g. ``经应用场景〈S〉（发布方：O；〈T〉主营产品“P”与场景需求匹配，字符重合度0.85）对接``."""
+def scenario_sentence(graph: nx.MultiDiGraph, scenario_id: str, target_name: str, item: str, overlap: float) -> str:
+    """E.g. ``经应用场景〈S〉（发布方：O；〈T〉主营产品“P”与场景需求匹配，字符重合度0.85）对接``
+    (``target_name`` already in 〈〉)."""
     owner = graph.nodes[scenario_id].get("owner") or ""
     by = f"发布方：{owner}；" if owner else ""
     return (
-        f"经应用场景{_name(graph, scenario_id)}（{by}{_name(graph, target)}主营产品“{item}”"
+        f"经应用场景{_name(graph, scenario_id)}（{by}{target_name}主营产品“{item}”"
         f"与场景需求匹配，字符重合度{overlap:.2f}）对接"
     )
 
@@ -510,6 +551,33 @@ def _scenario_index(graph: nx.MultiDiGraph) -> list[tuple[str, frozenset[str], s
             text = normalize(f"{data.get('name', '')} {data.get('description', '')}").lower()
             out.append((n, bigrams(text), data.get(COL_NODE_ID)))
     return out
+
+
+def _enterprise_names(enterprises: pd.DataFrame | None) -> dict[str, str]:
+    if enterprises is None or enterprises.empty or "name" not in enterprises:
+        return {}
+    return dict(zip(enterprises[COL_ENTERPRISE_ID].astype(str), enterprises["name"].astype(str), strict=True))
+
+
+def _zone_branches(
+    signals: pd.DataFrame | None, zone_province: str, as_of: pd.Timestamp | None
+) -> dict[str, tuple[str, pd.Timestamp, str]]:
+    """Per enterprise its newest ``new_branch`` signal in the zone's province: (signal_id, date, city)."""
+    if signals is None or signals.empty or "province" not in signals:
+        return {}
+    zone = re.sub(_PROVINCE_SUFFIX, "", zone_province)
+    prov = signals["province"].astype(object).fillna("").astype(str).str.replace(_PROVINCE_SUFFIX, "", regex=True)
+    sig = signals[(signals["signal_type"] == "new_branch") & (prov == zone)].copy()
+    sig["date"] = pd.to_datetime(sig["date"])
+    if as_of is not None:
+        sig = sig[sig["date"] <= as_of]
+    sig = sig.sort_values(["date", "signal_id"], ascending=[False, True], kind="stable")
+    sig = sig.drop_duplicates(COL_ENTERPRISE_ID)
+    city = sig["city"].astype(object).fillna("").astype(str) if "city" in sig else pd.Series("", index=sig.index)
+    return {
+        str(e): (str(i), pd.Timestamp(d), c)
+        for e, i, d, c in zip(sig[COL_ENTERPRISE_ID], sig["signal_id"], sig["date"], city, strict=True)
+    }
 
 
 def _product_texts(enterprises: pd.DataFrame | None) -> dict[str, str]:
@@ -578,7 +646,10 @@ def build_path_list(
     if graph is None:
         graph = build_graph(tables["relations"], tables["assets"], tables["presence"], enterprises, as_of)
     sub = None if enterprises is None else enterprises[enterprises[COL_ENTERPRISE_ID].astype(str).isin(ids)]
-    finder = RouteFinder(cfg).fit(graph, sub)
+    signals = tables.get("signals")
+    if signals is not None and not signals.empty:
+        signals = signals[signals[COL_ENTERPRISE_ID].astype(str).isin(ids)]
+    finder = RouteFinder(cfg, zone_province).fit(graph, sub, signals)
     routes = routes_for_targets(graph, top, finder=finder)
     explainer = Explainer(cfg, zone_province).fit(tables, nodes, map_df, as_of, ids)
     records: list[dict[str, Any]] = [{str(k): v for k, v in r.items()} for r in top.to_dict("records")]

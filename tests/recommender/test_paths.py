@@ -371,3 +371,45 @@ def test_build_path_list_top_n_priority_order_reasons_routes():
     assert [r["entry_id"] for r in routes] == ["LEAD", "S1"]
     for r in routes:
         walk_hops([Hop(**h) for h in r["hops"]], "T", t["relations"], t["assets"])
+
+
+def branch_signals() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "signal_id": ["G1", "G2", "G3", "G4"],
+            "enterprise_id": ["T", "T", "T", "Q"],
+            "signal_type": ["new_branch", "new_branch", "new_branch", "hiring"],
+            "date": pd.to_datetime(["2024-06-30", "2025-12-01", "2025-05-01", "2025-01-01"]),
+            "province": ["湖北省", "湖北省", "江苏省", "湖北省"],
+            "city": ["武汉市", "宜昌市", "南京市", "武汉市"],
+        }
+    )
+
+
+def test_find_routes_regional_branch_route():
+    t = {**zone_tables(), "signals": branch_signals()}
+    cfg = PathsConfig(routes_per_target=10, recency_half_life_days=HALF)
+    routes = find_routes(zone_graph(), "T", tables=t, config=cfg)
+    branch = [r for r in routes if r.entry_kind == "regional_branch"]
+    assert [(r.theme, r.sentence, r.hops, r.evidence) for r in branch] == [
+        (
+            "生态圈招商",
+            "经〈苏州光芯科技〉在湖北省武汉市设立的分支机构对接（2024-06新设）",
+            [Hop("T", "regional_branch", "湖北省", "G1", "2024-06-30")],
+            {"signal_id": "G1", "city": "武汉市"},
+        )
+    ]  # G2 is after as_of, G3 is in 江苏, G4 is no branch
+    assert branch[0].score == pytest.approx(0.5 * rec(365))
+    assert find_routes(zone_graph(), "Q", tables=t, config=cfg)[0].entry_kind == "scenario"
+
+
+def test_scenario_route_names_a_target_outside_the_graph():
+    t = zone_tables()
+    t["enterprises"] = pd.concat(
+        [t["enterprises"], pd.DataFrame({"enterprise_id": ["N"], "name": ["新光模块公司"], "products": ["400G光模块"]})]
+    )
+    routes = find_routes(zone_graph(), "N", "optical_comm.optical_module", tables=t)
+    assert [r.sentence for r in routes] == [
+        "经应用场景〈数据中心光互联示范〉（发布方：光谷智算中心；〈新光模块公司〉主营产品“400G光模块”"
+        "与场景需求匹配，字符重合度0.83）对接"
+    ]
