@@ -34,7 +34,7 @@ ENTERPRISE_TEXT_FIELDS: Final = (COL_NAME, COL_INDUSTRY_NAME, COL_PRODUCTS, COL_
 NODE_TEXT_FIELDS: Final = ("chain_name", "name", "description", "products", "keywords")
 GAP_PHRASES: Final = {"red": "本地缺失", "blue": "本地薄弱"}
 SEPARATOR: Final = "；"
-DEFAULT_MAX_CHARS: Final = 320
+DEFAULT_MAX_CHARS: Final = 160
 PROFILE_TEXT_VERSION: Final = 1  # bump when the text recipe changes: every cached vector and index is rebuilt
 
 

@@ -59,7 +59,7 @@ class RetrievalConfig(_Section):
     batch_size: int = Field(default=64, ge=1)
     exclude_ids: list[str] = Field(default_factory=list)
     signal_window_days: int = Field(default=365, ge=1)
-    profile_max_chars: int = Field(default=320, ge=16)  # enterprise / node text cap (features.profiles)
+    profile_max_chars: int = Field(default=160, ge=16)  # text cap (features.profiles); encoding cost grows with it
     approximate_index_kind: Literal["hnsw", "ivf"] = "hnsw"  # used above approximate_index_above profiles
 
 
