@@ -25,6 +25,7 @@ from typing import Any, Final, Literal
 
 import pandas as pd
 import yaml
+from pyarrow import ArrowInvalid
 
 from features import ingest as I
 from features import schema as S
@@ -101,7 +102,7 @@ def read_raw(path: str | Path, sheet: str | int | None = None, encoding: str | N
             return _as_strings(pd.read_parquet(p))
     except IngestError:
         raise
-    except (ValueError, OSError, KeyError, UnicodeError, csv.Error) as exc:
+    except (ValueError, OSError, KeyError, UnicodeError, csv.Error, ArrowInvalid) as exc:
         raise IngestError(f"cannot read {p} as {suffix.lstrip('.')}: {exc}") from exc
     if suffix == ".xls":
         raise IngestError(f"cannot read {p}: the old Excel .xls format is not supported; save it as .xlsx or .csv")
@@ -144,23 +145,62 @@ def _read_csv(p: Path, encoding: str | None) -> pd.DataFrame:
         ) from exc
     except LookupError as exc:
         raise IngestError(f"cannot read {p}: unknown encoding {enc!r}") from exc
+    del raw
     text = text.removeprefix("\ufeff")
     sep = _sniff_delimiter(text[:65536], p.suffix.lower())
-    df = pd.read_csv(
-        io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, na_values=[""], skip_blank_lines=True
-    )
-    df = _as_strings(df)
+    header = next(csv.reader(io.StringIO(text[: text.find("\n") + 1 or None]), delimiter=sep), [])
+    names = _unique_names(header)
+    df = _parse_csv_utf8(text.encode("utf-8"), names, sep) if names else pd.DataFrame()
     df.attrs["encoding"] = enc
     return df
 
 
 def _sniff_delimiter(sample: str, suffix: str) -> str:
+    """Tab for .tsv; otherwise the most frequent of , TAB ; | in the header line (default comma)."""
     if suffix == ".tsv":
         return "\t"
     header = sample.split("\n", 1)[0]
     counts = {d: header.count(d) for d in _DELIMITERS}
     best = max(counts, key=lambda d: counts[d])
     return best if counts[best] > 0 else ","
+
+
+def _unique_names(header: list[str]) -> list[str]:
+    """Header names with blanks named ``column_<i>`` and repeats suffixed ``.1``, ``.2`` (as pandas)."""
+    seen: dict[str, int] = {}
+    names = []
+    for i, h in enumerate(header):
+        name = h.strip() or f"column_{i + 1}"
+        if name in seen:
+            seen[name] += 1
+            name = f"{name}.{seen[name]}"
+        seen.setdefault(name, 0)
+        names.append(name)
+    return names
+
+
+def _parse_csv_utf8(data: bytes, names: list[str], sep: str) -> pd.DataFrame:
+    """Parse UTF-8 CSV bytes with Arrow (multi-threaded); every column a string, blanks missing."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    from pyarrow import csv as pcsv
+
+    table = pcsv.read_csv(
+        io.BytesIO(data),
+        read_options=pcsv.ReadOptions(column_names=names, skip_rows=1),
+        parse_options=pcsv.ParseOptions(delimiter=sep, newlines_in_values=True),
+        convert_options=pcsv.ConvertOptions(
+            column_types=dict.fromkeys(names, pa.large_string()),
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=True,
+        ),
+    )
+    out = {}
+    for name, col in zip(names, table.columns, strict=True):
+        blank = pc.equal(pc.utf8_trim_whitespace(col), "")
+        col = pc.if_else(blank, pa.scalar(None, pa.large_string()), col)
+        out[name] = pd.Series(pd.arrays.ArrowStringArray(col.combine_chunks()).astype("str"), name=name)
+    return pd.DataFrame(out)
 
 
 def _read_excel(p: Path, sheet: str | int | None) -> pd.DataFrame:

@@ -100,7 +100,26 @@ UNIT_MULTIPLIERS: Final[dict[str, float]] = {
 }  # fmt: skip
 # Values meaning "not given" in registry exports; they parse to None rather than an error.
 MISSING_TOKENS: Final = frozenset(
-    {"", "-", "--", "—", "/", "无", "暂无", "未知", "未公开", "null", "none", "nan", "n/a"}
+    {
+        "",
+        "-",
+        "--",
+        "—",
+        "/",
+        "无",
+        "暂无",
+        "未知",
+        "不详",
+        "待定",
+        "未公开",
+        "未公示",
+        "未披露",
+        "见章程",
+        "null",
+        "none",
+        "nan",
+        "n/a",
+    }
 )
 _CAPITAL_RE = re.compile(
     r"^(?P<pre>[^\d.]*?)(?P<num>\d+(?:\.\d*)?|\.\d+)(?P<unit>万亿|十万|百万|千万|千|万|亿)?(?P<post>[^\d]*)$"
