@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from click.testing import Result
 from typer.testing import CliRunner
 
 from recommender.cli import app
@@ -40,7 +41,7 @@ def config(tmp_path: Path) -> Path:
     return cfg
 
 
-def _run(config: Path, out: Path, *extra: str) -> object:
+def _run(config: Path, out: Path, *extra: str) -> Result:
     return runner.invoke(app, ["sample", "--out", str(out), "--enterprises", "500", "--config", str(config), *extra])
 
 
