@@ -9,8 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from click.testing import Result
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from recommender.cli import app
 from recommender.cli_sample import MANIFEST_FILE, SAMPLE_FILES
