@@ -505,10 +505,16 @@ def _ingest_new(ctx: RunContext) -> list[str]:
         if state.get(stem) == digest and (ctx.workspace.snapshots / table).is_dir():
             continue
         ctx.log.info("ingest %s as %s (%s)", path.name, table, column_map, extra={"event": "ingest", "file": str(path)})
+        cfg = ctx.settings.ingest
         try:
-            ingest_file(path, table, column_map, ctx.workspace.snapshots, ctx.workspace.rejects, mode="replace")
+            report = ingest_file(
+                path, table, column_map, ctx.workspace.snapshots, ctx.workspace.rejects, mode="replace",
+                maps_dir=ctx.settings.resolve(cfg.column_maps_dir), to_simplified=cfg.traditional_to_simplified,
+                max_text_chars=cfg.max_text_chars,
+            )  # fmt: skip
         except (ValueError, KeyError) as exc:
             raise InputError(f"ingest of {path} as table '{table}' failed: {exc}") from exc
+        ctx.log.info("ingested %s: %s", path.name, report, extra={"event": "ingested", "table": table})
         state[stem] = digest
         runs.write_json_atomic(state_path, state)
         done.append(stem)
@@ -552,7 +558,7 @@ def step_map(ctx: RunContext) -> StepResult:
     map_df = compute_map(nodes, tables["presence"], tables["enterprises"], ctx.settings.map, as_of_year=None)
     try:
         gap_priority = _need("recommender.priority", "gap_priority", "paths")
-        map_df["priority"] = gap_priority(map_df, nodes, tables["enterprises"], tables["presence"])
+        map_df["priority"] = gap_priority(map_df, nodes, tables["enterprises"], tables["presence"], ctx.settings.paths)
     except RuntimeError as exc:
         ctx.log.warning("map without gap priority: %s", exc, extra={"event": "no_priority"})
     ctx.cache["map"] = map_df
@@ -658,15 +664,20 @@ def step_features(ctx: RunContext) -> StepResult:
     zone = ctx.settings.zone_province
 
     def one(part: pd.DataFrame) -> pd.DataFrame:
-        return build(part, tables, nodes, map_df, as_of, zone_province=zone)
+        return build(part, tables, nodes, map_df, as_of, zone_province=zone).set_axis(part.index)
 
     cands = _candidates(ctx)
     parts = ctx.executor.map(one, _partitions(ctx, cands), desc="特征" if ctx.progress else "")
-    feats = (
-        pd.concat(parts).loc[cands.index] if parts else build(cands, tables, nodes, map_df, as_of, zone_province=zone)
-    )
-    ctx.cache["features"] = feats.reset_index(drop=True)
-    return StepResult((ctx.write_parquet(ctx.cache["features"], "features.parquet"),), {})
+    feats = pd.concat(parts).loc[cands.index] if parts else one(cands)
+    ctx.cache["features"] = feats
+    return StepResult((ctx.write_parquet(feats.reset_index(drop=True), "features.parquet"),), {})
+
+
+def _features(ctx: RunContext) -> pd.DataFrame:
+    if "features" not in ctx.cache:
+        ctx.cache["features"] = ctx.read_parquet("features.parquet").set_axis(_candidates(ctx).index)
+    f: pd.DataFrame = ctx.cache["features"]
+    return f
 
 
 def _champion(ctx: RunContext) -> Any:
@@ -690,9 +701,10 @@ def step_score(ctx: RunContext) -> StepResult:
     if bundle is None:
         ctx.log.warning("no champion model in the registry: scoring with the heuristic", extra={"event": "heuristic"})
     tables, nodes, map_df, as_of = _tables(ctx), _nodes(ctx), _map(ctx), ctx.as_of_ts
+    zone, feats = ctx.settings.zone_province, _features(ctx)
 
     def one(part: pd.DataFrame) -> pd.DataFrame:
-        return score(part, tables, nodes, map_df, as_of, bundle)
+        return score(part, tables, nodes, map_df, as_of, bundle, zone_province=zone, features=feats.loc[part.index])
 
     parts = ctx.executor.map(one, _partitions(ctx, _candidates(ctx)), desc="打分" if ctx.progress else "")
     scored = pd.concat(parts, ignore_index=True) if parts else _candidates(ctx).assign(score=[], rank=[])
@@ -711,12 +723,16 @@ def _json_text(v: Any) -> str:
 
 def step_paths(ctx: RunContext) -> StepResult:
     """The investment path lists: top-N per node with name, reasons, routes and theme."""
-    build_lists = _need("recommender.paths", "build_target_lists", "paths")
+    build_path_list = _need("recommender.paths", "build_path_list", "paths")
     scored = ctx.cache.get("scored")
     if scored is None:
         scored = ctx.read_parquet("scored.parquet")
-    top = scored[scored["rank"] <= ctx.settings.refresh.top_n]
-    targets = build_lists(top, _tables(ctx), _nodes(ctx), _map(ctx), ctx.settings.paths, as_of=ctx.as_of_ts)
+    top_n = ctx.settings.refresh.top_n
+    top = scored[scored["rank"] <= top_n]
+    targets = build_path_list(
+        top, _tables(ctx), _nodes(ctx), _map(ctx), ctx.settings.paths, as_of=ctx.as_of_ts, top_n=top_n,
+        zone_province=ctx.settings.zone_province,
+    )  # fmt: skip
     targets = normalise_targets(targets, _map(ctx))
     ctx.cache["targets"] = targets
     counts = {"targets": len(targets), "target_nodes_listed": int(targets["node_id"].nunique())}

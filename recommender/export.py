@@ -15,12 +15,9 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
-
-if TYPE_CHECKING:
-    from openpyxl.worksheet.worksheet import Worksheet
 
 MAP_SHEET = "三色图"
 DIFF_SHEET = "本周新增"
@@ -213,31 +210,45 @@ def diff_sheet_frame(diff: Mapping[str, Any] | None) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------- workbook
-def _write_sheet(ws: Worksheet, frame: pd.DataFrame, fills: list[str | None] | None = None) -> None:
+def _write_sheet(ws: Any, frame: pd.DataFrame, fills: list[str | None] | None = None) -> None:
+    """Write ``frame`` into a write-only worksheet (streamed: linear in the number of cells)."""
+    from openpyxl.cell import WriteOnlyCell
     from openpyxl.styles import Alignment, Font, PatternFill
     from openpyxl.utils import get_column_letter
 
-    ws.append([str(c) for c in frame.columns])
-    for cell in ws[1]:
-        cell.font = Font(bold=True)
-    for i, row in enumerate(frame.itertuples(index=False, name=None)):
-        ws.append([_cell_value(v) for v in row])
-        for cell in ws[ws.max_row]:
-            if isinstance(cell.value, str):
-                cell.data_type = "s"  # never a formula, whatever the text
-                if "\n" in cell.value:
-                    cell.alignment = Alignment(wrap_text=True, vertical="top")
-        colour = fills[i] if fills else None
-        if colour:
-            fill = PatternFill("solid", start_color=colour, end_color=colour)
-            for cell in ws[ws.max_row]:
-                cell.fill = fill
-    ws.freeze_panes = "A2"
-    if len(frame.columns):
-        ws.auto_filter.ref = f"A1:{get_column_letter(len(frame.columns))}{max(ws.max_row, 1)}"
+    ncols = len(frame.columns)
     for j, col in enumerate(frame.columns, start=1):
         width = max([len(str(col))] + [min(len(str(v)), 60) for v in frame[col].head(200)])
         ws.column_dimensions[get_column_letter(j)].width = min(max(8, width * 1.6), 80)
+    ws.freeze_panes = "A2"
+    if ncols:
+        ws.auto_filter.ref = f"A1:{get_column_letter(ncols)}{len(frame) + 1}"
+    bold, wrap = Font(bold=True), Alignment(wrap_text=True, vertical="top")
+    header = []
+    for c in frame.columns:
+        cell = WriteOnlyCell(ws, value=str(c))
+        cell.font = bold
+        header.append(cell)
+    ws.append(header)
+    fill_cache: dict[str, PatternFill] = {}
+    for i, row in enumerate(frame.itertuples(index=False, name=None)):
+        colour = fills[i] if fills else None
+        fill = (
+            fill_cache.setdefault(colour, PatternFill("solid", start_color=colour, end_color=colour))
+            if colour
+            else None
+        )
+        cells = []
+        for v in row:
+            cell = WriteOnlyCell(ws, value=_cell_value(v))
+            if isinstance(cell.value, str):
+                cell.data_type = "s"  # never a formula, whatever the text
+                if "\n" in cell.value:
+                    cell.alignment = wrap
+            if fill is not None:
+                cell.fill = fill
+            cells.append(cell)
+        ws.append(cells)
 
 
 def workbook_bytes(
@@ -263,12 +274,9 @@ def workbook_bytes(
     missing = [c for c in ("chain_id", "node_id", "rank") if c not in targets_df.columns]
     if missing:
         raise ValueError(f"targets_df is missing required columns {missing}; got columns {list(targets_df.columns)}.")
-    wb = Workbook()
-    ws = wb.active
-    assert ws is not None
-    ws.title = MAP_SHEET
+    wb = Workbook(write_only=True)
     taken = {MAP_SHEET, DIFF_SHEET}
-    _write_sheet(ws, map_sheet_frame(map_df), [COLOUR_FILLS.get(c) for c in map_df["colour"]])
+    _write_sheet(wb.create_sheet(MAP_SHEET), map_sheet_frame(map_df), [COLOUR_FILLS.get(c) for c in map_df["colour"]])
     node_names = dict(zip(map_df["node_id"], map_df.get("name", map_df["node_id"]), strict=True))
     chains = list(dict.fromkeys(list(map_df["chain_id"]) + list(targets_df["chain_id"])))
     for chain in chains:
@@ -309,7 +317,9 @@ def read_workbook(path: Path | bytes) -> dict[str, pd.DataFrame]:
     out = {}
     for ws in wb.worksheets:
         rows = list(ws.iter_rows(values_only=True))
-        out[ws.title] = pd.DataFrame(rows[1:], columns=list(rows[0]) if rows else [], dtype=object)
+        header = list(rows[0]) if rows else []
+        body = [list(r) + [None] * (len(header) - len(r)) for r in rows[1:]]  # trailing empty cells are not stored
+        out[ws.title] = pd.DataFrame(body, columns=header, dtype=object)
     wb.close()
     return out
 
