@@ -793,7 +793,8 @@ def step_export(ctx: RunContext) -> StepResult:
 
     targets = _targets(ctx)
     d = ctx.cache.get("diff") or runs.read_json(ctx.staging / "diff.json")
-    csvs = write_node_csvs(targets, ctx.staging / "targets")
+    node_names = dict(zip(_map(ctx)["node_id"], _map(ctx)["name"], strict=True))
+    csvs = write_node_csvs(targets, ctx.staging / "targets", node_names)
     names = {c.id: c.name for c in load_chains(ctx.settings)}
     export_workbook(_map(ctx), targets, ctx.staging / "workbook.xlsx", diff=d, chain_names=names)
     outputs = tuple(str(p.relative_to(ctx.staging)) for p in csvs) + ("workbook.xlsx",)

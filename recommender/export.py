@@ -325,21 +325,21 @@ def read_workbook(path: Path | bytes) -> dict[str, pd.DataFrame]:
 
 
 # ---------------------------------------------------------------- CSV and Parquet
-def targets_csv_bytes(targets: pd.DataFrame) -> bytes:
-    """Targets as UTF-8-BOM CSV (Excel opens Chinese correctly), text cells neutralised."""
-    safe = targets.copy()
-    for c in safe.columns:
-        if safe[c].dtype == object or pd.api.types.is_string_dtype(safe[c]):
-            safe[c] = safe[c].map(lambda v: neutralise(v) if isinstance(v, str) else v)
+def targets_csv_bytes(targets: pd.DataFrame, node_names: Mapping[str, str] | None = None) -> bytes:
+    """Targets as analysts read them (Chinese headers, reasons and routes as text lines), UTF-8-BOM CSV
+    so that Excel opens Chinese correctly, every text cell neutralised."""
+    frame = targets_sheet_frame(targets, node_names or {})
+    safe = frame.astype(object).map(lambda v: neutralise(v) if isinstance(v, str) else v)
     return safe.to_csv(index=False, lineterminator="\r\n").encode("utf-8-sig")
 
 
-def write_node_csvs(targets: pd.DataFrame, folder: Path) -> list[Path]:
+def write_node_csvs(targets: pd.DataFrame, folder: Path, node_names: Mapping[str, str] | None = None) -> list[Path]:
     """``folder/<node_id>.csv`` for each node of ``targets``, rows in rank order."""
     folder.mkdir(parents=True, exist_ok=True)
     out = []
     for node, part in targets.groupby("node_id", sort=True):
-        out.append(_write_atomic(folder / f"{node}.csv", targets_csv_bytes(part.sort_values("rank"))))
+        data = targets_csv_bytes(part.sort_values("rank"), node_names)
+        out.append(_write_atomic(folder / f"{node}.csv", data))
     return out
 
 

@@ -150,5 +150,7 @@ def test_write_node_csvs_uses_bom_and_neutralises(tmp_path: Path) -> None:
     raw = (tmp_path / "targets" / "optical_comm.preform.csv").read_bytes()
     assert raw.startswith(b"\xef\xbb\xbf")
     back = pd.read_csv(tmp_path / "targets" / "optical_comm.preform.csv", encoding="utf-8-sig")
-    assert back["name"].tolist() == ["长飞光纤", "'" + EVIL]
-    assert back["rank"].tolist() == [1, 2]
+    assert back.columns.tolist() == list(export.TARGET_HEADERS.values())
+    assert back["企业名称"].tolist() == ["长飞光纤", "'" + EVIL]
+    assert back["排名"].tolist() == [1, 2]
+    assert back["推荐理由"].tolist()[0] == "近180天完成B轮融资\n与节点描述相似度0.81"
