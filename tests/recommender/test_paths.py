@@ -413,3 +413,47 @@ def test_scenario_route_names_a_target_outside_the_graph():
         "经应用场景〈数据中心光互联示范〉（发布方：光谷智算中心；〈新光模块公司〉主营产品“400G光模块”"
         "与场景需求匹配，字符重合度0.83）对接"
     ]
+
+
+def test_sample_zone_every_route_hop_exists_in_the_inputs():
+    """On the bundled sample zone (3,000 enterprises): the routes of 20 industry-matched targets per red
+    or blue node all walk back to relations rows, scenario assets or branch signals."""
+    sample_mod = pytest.importorskip("features.sample")
+    from features.chains import nodes_frame
+    from features.ingest import apply_column_map, validate_table
+    from features.io import load_column_map
+    from recommender.settings import load_chains, load_settings
+
+    settings = load_settings()
+    chains = load_chains(settings)
+    sample = sample_mod.generate_sample(chains, 3000, 7)
+    maps = {
+        "enterprises": "registry-cn",
+        "presence": "zone-presence",
+        "assets": "zone-assets",
+        "relations": "zone-relations",
+        "signals": "zone-signals",
+    }
+    t = {}
+    for table, name in maps.items():
+        raw = sample.tables()[table]
+        raw = raw.astype(object).where(raw.notna(), None).map(lambda v: None if v is None else str(v))
+        mapped = apply_column_map(raw, load_column_map(name, settings.resolve(settings.ingest.column_maps_dir), table))
+        t[table], _ = validate_table(mapped, table, table)
+    nodes = nodes_frame(chains).explode("industry_codes")
+    ent = t["enterprises"][["enterprise_id", "industry_code"]]
+    targets = nodes.merge(ent, left_on="industry_codes", right_on="industry_code")
+    targets = targets.sort_values(["node_id", "enterprise_id"]).groupby("node_id").head(20).reset_index(drop=True)
+    g = build_graph(t["relations"], t["assets"], t["presence"], t["enterprises"])
+    routes = routes_for_targets(g, targets, tables=t, config=PathsConfig(routes_per_target=5))
+    signals = t["signals"].set_index("signal_id")
+    n = 0
+    for eid, rs in zip(targets["enterprise_id"], routes, strict=True):
+        for r in rs:
+            n += 1
+            if r.hops[0].relation_type == "regional_branch":
+                sig = signals.loc[r.hops[0].relation_id]
+                assert (sig["enterprise_id"], sig["signal_type"]) == (eid, "new_branch")
+                continue
+            walk_hops(r.hops, eid, t["relations"], t["assets"])
+    assert n > 100
