@@ -187,3 +187,45 @@ def test_write_target_lists_writes_parquet_and_one_csv_per_node(tmp_path: Path) 
 def test_write_target_lists_rejects_a_frame_without_node_id(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"target lists need a 'node_id' column; got columns \['rank'\]"):
         write_target_lists(pd.DataFrame({"rank": [1]}), tmp_path)
+
+
+class HashEncoder:
+    """Deterministic fake dense encoder: unit vectors from the text's sha256; counts texts encoded."""
+
+    model_id, revision, dim = "hash-fake", "v1", 16
+
+    def __init__(self) -> None:
+        self.encoded: list[str] = []
+
+    def encode(
+        self, texts: list[str], kind: str = "passage", batch_size: int = 64, show_progress: bool = False
+    ) -> np.ndarray:
+        import hashlib
+
+        self.encoded.extend(texts)
+        rows = []
+        for t in texts:
+            seed = int.from_bytes(hashlib.sha256((kind + t).encode()).digest()[:8], "little")
+            v = np.random.default_rng(seed).standard_normal(self.dim)
+            rows.append(v / np.linalg.norm(v))
+        return np.asarray(rows, dtype=np.float32).reshape(len(texts), self.dim)
+
+
+def test_build_profile_index_encodes_only_changed_profiles(workspace: tuple[Path, Path]) -> None:
+    ws_root, _ = workspace
+    ws = Workspace(ws_root)
+    ents = load_tables(ws.snapshots)["enterprises"]
+    config = RetrievalConfig(embedder="hash-fake")
+    enc = HashEncoder()
+    first = build_profile_index(ents, enc, ws.index, ws.embedding_cache, config)
+    assert first.embed_stats is not None and first.embed_stats.n_encoded == len(ents)
+    again = build_profile_index(ents, enc, ws.index, ws.embedding_cache, config)
+    assert again.reused and again.embed_stats is None and len(enc.encoded) == len(ents)
+    changed = ents.assign(products=ents["products"].where(ents.index != 2, "单频光纤激光器"))
+    third = build_profile_index(changed, enc, ws.index, ws.embedding_cache, config)
+    assert third.embed_stats is not None
+    assert (third.embed_stats.n_hits, third.embed_stats.n_misses, third.reused) == (len(ents) - 1, 1, False)
+    assert "单频光纤激光器" in enc.encoded[-1]
+    assert third.dense is not None
+    ids, _ = third.dense.search(enc.encode([enc.encoded[-1]]), 1)
+    assert ids[0, 0] == changed.loc[2, "enterprise_id"]
