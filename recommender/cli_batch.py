@@ -140,7 +140,7 @@ def diff(
         f"{d.get('run_id')} 相比 {d.get('since') or '（无）'}：新增 {t['new']}，移出 {t['dropped']}，"
         f"排名变化 {t['moved']}，颜色变化 {t['colour_changes']}"
     )
-    frame = diff_sheet_frame(d).fillna("")
+    frame = diff_sheet_frame(d).astype(object).fillna("")
     records = [{str(k): v for k, v in r.items()} for r in frame.to_dict("records")]
     emit_records(records, "table", title=title, columns=[str(c) for c in frame.columns])
 
