@@ -12,11 +12,12 @@ models such as e5 embed a query and a passage of the same text differently.
 On disk (``<workspace>/cache/embeddings/<model_key>/``)::
 
     cache.json                      model_id, revision, dim, format
-    chunk-000001.vectors.npy        float32 (m, dim), read memory-mapped
-    chunk-000001.keys.npy           |S32 sha256 digests, row i <-> vector row i
+    chunk-000001-<rand>.vectors.npy float32 (m, dim), read memory-mapped
+    chunk-000001-<rand>.keys.npy    |S32 sha256 digests, row i <-> vector row i
 
 I/O at the edge: :class:`EmbeddingCache` reads and writes only inside its own directory, through
-its methods (``lookup`` reads, ``append`` and ``compact`` write). Each chunk is written to a
+its methods (``lookup`` reads, ``append`` and ``compact`` write). Chunk names carry a random part,
+so two processes filling the same cache never overwrite each other's chunks. Each chunk is written to a
 temporary name and renamed, vectors first and keys last, so a chunk is visible only when complete:
 a run killed halfway keeps every chunk it finished and the next run resumes from there.
 """
@@ -26,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -200,7 +202,7 @@ class EmbeddingCache:
         manifest = self.directory / _MANIFEST
         if not manifest.exists():
             _atomic_write_text(manifest, json.dumps(self._manifest(), indent=2))
-        stem = f"chunk-{self._next_sequence():06d}"
+        stem = self._new_stem()
         _atomic_save_npy(self.directory / f"{stem}.vectors.npy", vectors)
         keys_file = self.directory / f"{stem}.keys.npy"
         _atomic_save_npy(keys_file, np.asarray(list(keys), dtype=f"S{KEY_BYTES}"))
@@ -214,7 +216,7 @@ class EmbeddingCache:
             return False
         index = self._load_index()
         locations = self._locations_array()
-        stem = f"chunk-{self._next_sequence():06d}"
+        stem = self._new_stem()
         vectors_path = self.directory / f"{stem}.vectors.npy"
         tmp = vectors_path.with_name(vectors_path.name + ".tmp")
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(index), self.dim))
@@ -231,11 +233,10 @@ class EmbeddingCache:
         self._index = self._locations = self._chunks = None
         return True
 
-    def _next_sequence(self) -> int:
-        if not self.directory.is_dir():
-            return 1
-        seqs = [int(p.name.split(".")[0].split("-")[1]) for p in self.directory.glob("chunk-*.npy")]
-        return max(seqs, default=0) + 1
+    def _new_stem(self) -> str:
+        """``chunk-<sequence>-<random>``: ordered by sequence, never shared by two concurrent writers."""
+        seqs = [int(p.name.split("-")[1].split(".")[0]) for p in self.directory.glob("chunk-*.npy")]
+        return f"chunk-{max(seqs, default=0) + 1:06d}-{uuid.uuid4().hex[:8]}"
 
 
 def embed_with_cache(

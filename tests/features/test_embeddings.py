@@ -168,3 +168,13 @@ def test_embed_with_cache_handles_no_texts(tmp_path: Path) -> None:
     vectors, stats = embed_with_cache([], enc, _cache(tmp_path, enc))
     assert vectors.shape == (0, 8)
     assert stats == EmbedStats(0, 0, 0, 0, 0, 0, 0)
+
+
+def test_embedding_cache_two_writers_never_overwrite_each_other(tmp_path: Path) -> None:
+    enc = CountingEncoder()
+    a, b = _cache(tmp_path, enc), _cache(tmp_path, enc)
+    a.append([content_key("甲", "fake", "r1")], np.stack([_vector("甲", 8)]))
+    b.append([content_key("乙", "fake", "r1")], np.stack([_vector("乙", 8)]))  # b has not seen a's chunk
+    found, vectors = _cache(tmp_path, enc).lookup([content_key(t, "fake", "r1") for t in ("甲", "乙")])
+    assert found.tolist() == [True, True]
+    assert_allclose(vectors, np.stack([_vector("甲", 8), _vector("乙", 8)]))
