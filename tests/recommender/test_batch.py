@@ -354,3 +354,54 @@ def test_normalise_targets_orders_contract_columns() -> None:
     out = batch.normalise_targets(t, mp)
     assert out.columns.tolist() == batch.TARGET_COLUMNS
     assert out[["node_id", "reasons", "routes"]].values.tolist() == [["c.a", "[]", "[]"], ["c.b", "[]", "[]"]]
+
+
+# ---------------------------------------------------------------- schedule
+def test_next_fire_follows_the_cron_expression() -> None:
+    assert batch.next_fire("30 2 * * *", datetime(2026, 11, 28, 1, 0)) == datetime(2026, 11, 28, 2, 30)
+    assert batch.next_fire("30 2 * * *", datetime(2026, 11, 28, 2, 30)) == datetime(2026, 11, 29, 2, 30)
+
+
+def test_next_fire_rejects_a_bad_expression() -> None:
+    msg = "refresh.schedule must be a cron expression like '30 2 * * *'; got '61 2 * * *'"
+    with pytest.raises(batch.ConfigError, match=re.escape(msg)):
+        batch.next_fire("61 2 * * *", NOW)
+
+
+def test_with_retries_retries_failed_steps_with_growing_waits() -> None:
+    codes = iter([1, 1, 0])
+    sleeps: list[float] = []
+    out = batch.with_retries(lambda: batch.RefreshOutcome(next(codes), "m"), 2, 60.0, sleeps.append)
+    assert (out.code, sleeps) == (0, [60.0, 120.0])
+
+
+def test_with_retries_does_not_retry_a_locked_or_bad_input_run() -> None:
+    for code in (2, 3):
+        calls: list[int] = []
+
+        def attempt(c: int = code, log: list[int] = calls) -> batch.RefreshOutcome:
+            log.append(1)
+            return batch.RefreshOutcome(c, "m")
+
+        out = batch.with_retries(attempt, 5, 1.0, lambda s: None)
+        assert (out.code, len(calls)) == (code, 1)
+
+
+def test_run_schedule_sleeps_until_each_fire_time_and_uses_its_date(ws: Path) -> None:
+    clock = [datetime(2026, 11, 28, 1, 0)]
+    sleeps: list[float] = []
+
+    def sleep(s: float) -> None:
+        sleeps.append(s)
+        clock[0] = clock[0] + pd.Timedelta(seconds=s)
+
+    days: list[date] = []
+
+    def attempt(day: date) -> batch.RefreshOutcome:
+        days.append(day)
+        return batch.RefreshOutcome(0, "ok")
+
+    out = batch.run_schedule(settings_for(ws), attempt, now=lambda: clock[0], sleep=sleep, max_cycles=2)
+    assert out.code == 0
+    assert days == [date(2026, 11, 28), date(2026, 11, 29)]
+    assert sleeps == [5400.0, 86400.0]
