@@ -180,12 +180,15 @@ def node_stats(
     node_ids = nodes["node_id"].tolist()
     cur = _presence_of_year(presence, year)
     prev = _presence_of_year(presence, None if year is None else year - 1)
-    names = _names(enterprises)
+    # Only the local enterprises need per-id lookups: keep the million-row universe vectorised.
+    local_ent = enterprises[enterprises[COL_ENTERPRISE_ID].isin(cur[COL_ENTERPRISE_ID].unique())]
+    local_ent = local_ent.drop_duplicates(COL_ENTERPRISE_ID, keep="last")
+    names = _names(local_ent)
     per_node = _local_aggregates(cur, names).reindex(node_ids)
     prev_out = _output_by_node(prev).reindex(node_ids)
     n_local = per_node["n_local"].fillna(0).astype(int).to_numpy()
     output = per_node["output_value_cny"].to_numpy(dtype=float)
-    n_universe, n_total_universe = _universe_counts(nodes, cur, enterprises, exclude_non_operating)
+    n_universe, n_total_universe = _universe_counts(nodes, cur, enterprises, local_ent, exclude_non_operating)
     n_total_local = int(n_local.sum())  # local shares sum to 1 over the map's nodes
     return pd.DataFrame(
         {
@@ -224,8 +227,7 @@ def _presence_of_year(presence: pd.DataFrame, year: int | None) -> pd.DataFrame:
 def _names(enterprises: pd.DataFrame) -> pd.Series:
     if COL_NAME not in enterprises.columns:
         return pd.Series(dtype=object)
-    e = enterprises.drop_duplicates(COL_ENTERPRISE_ID, keep="last")
-    return pd.Series(e[COL_NAME].to_numpy(), index=e[COL_ENTERPRISE_ID].to_numpy())
+    return pd.Series(enterprises[COL_NAME].to_numpy(), index=enterprises[COL_ENTERPRISE_ID].to_numpy())
 
 
 def _output_by_node(rows: pd.DataFrame) -> pd.Series:
@@ -274,29 +276,39 @@ def _growth(current: np.ndarray, previous: np.ndarray) -> np.ndarray:
 
 
 def _universe_counts(
-    nodes: pd.DataFrame, cur: pd.DataFrame, enterprises: pd.DataFrame, exclude_non_operating: bool
+    nodes: pd.DataFrame,
+    cur: pd.DataFrame,
+    enterprises: pd.DataFrame,
+    local_ent: pd.DataFrame,
+    exclude_non_operating: bool,
 ) -> tuple[np.ndarray, float]:
     """Universe mass per node (aligned with ``nodes``) and its total; see the module docstring.
 
     A universe enterprise with code ``c`` adds ``1 / k_c`` to each of the ``k_c`` nodes listing
     ``c``; a local enterprise at a node that this does not already cover (not in the universe, or
-    registered under another code) adds 1 to that node.
+    registered under another code) adds 1 to that node. ``enterprises`` is unique by id (ingest
+    resolves duplicates); ``local_ent`` is its rows for the local enterprises.
     """
-    ent = enterprises.drop_duplicates(COL_ENTERPRISE_ID, keep="last")
-    universe = ent
-    if exclude_non_operating and COL_IS_OPERATING in ent.columns:
-        universe = ent[ent[COL_IS_OPERATING].astype("boolean").fillna(True).astype(bool)]
-    codes = universe[COL_INDUSTRY_CODE] if COL_INDUSTRY_CODE in universe.columns else pd.Series(dtype=object)
-    code_counts = codes.dropna().astype(str).value_counts()
+
+    def operating(e: pd.DataFrame) -> pd.DataFrame:
+        if not exclude_non_operating or COL_IS_OPERATING not in e.columns:
+            return e
+        return e[e[COL_IS_OPERATING].astype("boolean").fillna(True).to_numpy(dtype=bool)]
+
+    has_codes = COL_INDUSTRY_CODE in enterprises.columns
+    cols = [c for c in (COL_INDUSTRY_CODE, COL_IS_OPERATING) if c in enterprises.columns]  # no full-frame copy
+    code_counts = operating(enterprises[cols])[COL_INDUSTRY_CODE].value_counts() if has_codes else pd.Series(dtype=int)
+    code_counts.index = code_counts.index.astype(str)
+    ent = operating(local_ent)
+    in_universe = set(ent[COL_ENTERPRISE_ID].astype(str))
+    code_of = (
+        pd.Series(ent[COL_INDUSTRY_CODE].astype(object).to_numpy(), index=ent[COL_ENTERPRISE_ID].astype(str).to_numpy())
+        if has_codes
+        else pd.Series(dtype=object)
+    )
     node_codes = [sorted({str(c) for c in cs}) for cs in nodes["industry_codes"]]
     sharing = Counter(c for cs in node_codes for c in cs)
     by_code = np.array([sum(code_counts.get(c, 0) / sharing[c] for c in cs) for cs in node_codes], dtype=float)
-    in_universe = set(universe[COL_ENTERPRISE_ID].astype(str))
-    code_of = (
-        pd.Series(ent[COL_INDUSTRY_CODE].astype(object).to_numpy(), index=ent[COL_ENTERPRISE_ID].astype(str).to_numpy())
-        if COL_INDUSTRY_CODE in ent.columns
-        else pd.Series(dtype=object)
-    )
     pairs = cur[[COL_ENTERPRISE_ID, COL_NODE_ID]].drop_duplicates().astype(str)
     codes_of_node = dict(zip(nodes["node_id"], node_codes, strict=True))
     extra: Counter[str] = Counter()
