@@ -482,7 +482,9 @@ def _credit_codes(region: np.ndarray, founded: np.ndarray, rng: np.random.Genera
     ma = np.tile(np.asarray([22, 10]), (n, 1))
     org_vals = np.where(new_style[:, None], np.hstack([ma, new_vals]), old)
     org_chars = np.where(
-        new_style[:, None], np.hstack([np.tile(np.asarray(["M", "A"]), (n, 1)), new_letters]), old.astype(str)
+        new_style[:, None],
+        np.hstack([np.tile(np.asarray(["M", "A"]), (n, 1)), new_letters]),
+        np.asarray(list("0123456789"))[old],
     )
     org_check = _gb11714_check(org_vals)
     region_chars = np.ascontiguousarray(np.asarray(region, dtype="<U6")).view("<U1").reshape(n, 6)
@@ -1363,6 +1365,14 @@ def _presence(u: _Universe, kinds: _Kinds, as_of: date, rng: np.random.Generator
     return frame.sort_values(["节点编号", "统一社会信用代码", "年度"], kind="stable").reset_index(drop=True)
 
 
+def _dense_codes(values: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(values, return_inverse=True)`` for ints in ``[0, size)``, in linear time."""
+    seen = np.zeros(size, dtype=bool)
+    seen[values] = True
+    code_of = np.cumsum(seen) - 1
+    return np.flatnonzero(seen), code_of[values]
+
+
 def _oracle(
     ctx: _Context, colour: np.ndarray, approached: tuple[np.ndarray, np.ndarray], as_of: int, rng: np.random.Generator
 ) -> tuple[pd.DataFrame, np.ndarray]:
@@ -1393,8 +1403,8 @@ def _oracle(
     node_rank = np.empty(kinds.n_nodes, dtype=np.int64)
     node_rank[node_order] = np.arange(kinds.n_nodes)
     order = np.lexsort((ent_rank[ent], node_rank[node]))
-    used_e, e_codes = np.unique(ent_rank[ent[order]], return_inverse=True)
-    used_v, v_codes = np.unique(node_rank[node[order]], return_inverse=True)
+    used_e, e_codes = _dense_codes(ent_rank[ent[order]], len(u.ids))
+    used_v, v_codes = _dense_codes(node_rank[node[order]], kinds.n_nodes)
     frame = pd.DataFrame(
         {
             "node_id": pd.Categorical.from_codes(
@@ -1406,7 +1416,7 @@ def _oracle(
             "oracle_score": score[order],
         }
     )
-    return frame, np.unique(ent)
+    return frame, _dense_codes(ent, len(u.ids))[0]
 
 
 # ---------------------------------------------------------------------------------------------- raw frames
