@@ -119,13 +119,15 @@ def wrap_label(s: str, width: float, size: float, max_lines: int = 2) -> list[st
 
 
 # ---------------------------------------------------------------- SVG
-def render_chain_svg(chain_map_rows: pd.DataFrame, edges: pd.DataFrame) -> str:
+def render_chain_svg(chain_map_rows: pd.DataFrame, edges: pd.DataFrame, link: str = "#{node_id}") -> str:
     """The chain as one SVG document (string).
 
     Args:
         chain_map_rows: map rows of one chain (``colour_map.MAP_COLUMNS``; needs ``REQUIRED``).
         edges: ``src_node, dst_node`` rows (``features.chains.edges_frame``); edges to nodes not in
             ``chain_map_rows`` are skipped.
+        link: each node's ``href``, with ``{node_id}`` replaced (e.g. ``/nodes/{node_id}`` for the
+            web page); default an in-page anchor.
     """
     missing = [c for c in REQUIRED if c not in chain_map_rows.columns]
     if missing:
@@ -147,7 +149,7 @@ def render_chain_svg(chain_map_rows: pd.DataFrame, edges: pd.DataFrame) -> str:
         *_edge_paths(pairs, boxes),
         "</g>",
         '<g class="nodes">',
-        *[_node(r, boxes[str(r["node_id"])]) for _, r in rows.iterrows()],
+        *[_node(r, boxes[str(r["node_id"])], link) for _, r in rows.iterrows()],
         "</g>",
         _legend(height),
         "</svg>",
@@ -247,7 +249,7 @@ def _stat_line(r: pd.Series) -> str:
     return " · ".join(bits)
 
 
-def _node(r: pd.Series, box: _Box) -> str:
+def _node(r: pd.Series, box: _Box, link: str) -> str:
     colour = str(r["colour"])
     fill = FILLS.get(colour, "#9aa3ad")
     name_lines = wrap_label(str(r["name"]), BOX_W - 16, NAME_SIZE)
@@ -269,7 +271,8 @@ def _node(r: pd.Series, box: _Box) -> str:
         )
     nid = _e(str(r["node_id"]))
     return (
-        f'<a class="node" href="#{nid}" data-node-id="{nid}" data-colour="{_e(colour)}" '
+        f'<a class="node" href="{_e(link.replace("{node_id}", str(r["node_id"])))}" data-node-id="{nid}" '
+        f'data-colour="{_e(colour)}" '
         f'data-name="{_e(str(r["name"]))}" data-reason="{_e(str(r["reason"]))}">'
         f"<title>{_e(str(r['name']))}：{_e(str(r['reason']))}</title>"
         f'<rect x="{box.x:.1f}" y="{box.y:.1f}" width="{BOX_W}" height="{BOX_H}" rx="8" fill="{fill}"/>'

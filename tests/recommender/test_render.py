@@ -73,6 +73,11 @@ def test_render_chain_svg_has_every_node_with_its_fill() -> None:
     assert nodes["z.b"].attrib["href"] == "#z.b"
 
 
+def test_render_chain_svg_link_template() -> None:
+    nodes = _nodes(render_chain_svg(_rows(), _edges(), link="/nodes/{node_id}?tab=targets&x=1"))
+    assert nodes["z.c"].attrib["href"] == "/nodes/z.c?tab=targets&x=1"
+
+
 def test_render_chain_svg_tooltips_carry_name_and_reason_escaped() -> None:
     svg = render_chain_svg(_rows(), _edges())
     nodes = _nodes(svg)
