@@ -72,6 +72,8 @@ def map_command(
     except ValueError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(code=2) from None
+    for warning in run.warnings:
+        typer.echo(warning, err=True)
     map_df, diff = run.map, run.diff
     if chain is not None:
         map_df = map_df[map_df["chain_id"] == chain]

@@ -46,6 +46,7 @@ class MapRun:
     path: Path
     previous_path: Path | None
     pictures: list[Path]
+    warnings: list[str]
 
 
 # ---------------------------------------------------------------- history
@@ -150,8 +151,13 @@ def update_map(
     if presence is None or presence.empty:
         raise NoPresenceDataError(f"no presence rows in {ws.snapshots}")
     enterprises = tables.get("enterprises")
-    if enterprises is None:
+    warnings = []
+    if enterprises is None or enterprises.empty:
         enterprises = pd.DataFrame(columns=["enterprise_id", "name", "industry_code"])
+        warnings.append(
+            "未导入企业库（enterprises 表）：区位熵只能拿园区企业自身作比较，无法判断优势节点；"
+            "请先运行 sansetu ingest FILE --table enterprises。"
+        )
     map_df = compute_map(nodes_frame(chains), presence, enterprises, config, as_of_year=as_of_year)
     previous_paths = list_maps(ws.maps)
     previous = load_map(previous_paths[-1]) if previous_paths else None
@@ -165,4 +171,5 @@ def update_map(
         path=path,
         previous_path=previous_paths[-1] if previous_paths else None,
         pictures=pictures,
+        warnings=warnings,
     )

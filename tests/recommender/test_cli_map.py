@@ -134,6 +134,21 @@ def test_map_without_data_says_what_to_do(tmp_path: Path) -> None:
     )
 
 
+def test_map_warns_without_enterprises(tmp_path: Path) -> None:
+    from features.io import write_snapshot
+
+    ws = tmp_path / "ws"
+    write_snapshot(_presence(6), ws / "snapshots", "presence")
+    code, out, err = _run("--format", "json", "--workspace", str(ws))
+    assert code == 0, err
+    assert err.startswith("未导入企业库（enterprises 表）：区位熵只能拿园区企业自身作比较，无法判断优势节点；")
+    by_id = {r["node_id"]: r for r in json.loads(out)}
+    assert by_id[NODE]["lq"] == 1.0
+    assert by_id[NODE]["reason"] == (
+        "本地6家企业，产值6.0亿元，含链主〈E000〉，区位熵1.00；距绿色尚缺：区位熵≥1.20，需强链"
+    )
+
+
 def test_map_rejects_unknown_chain(tmp_path: Path) -> None:
     code, _, err = _run("--chain", "nope", "--workspace", str(_workspace(tmp_path)))
     assert code == 2
