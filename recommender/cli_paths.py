@@ -128,6 +128,7 @@ def _live_detail(settings: Settings, enterprise_id: str, node: str, as_of: str |
             f"unknown node {node!r}; known nodes are e.g. {sorted(nodes['node_id'])[:5]}", param_hint="--node"
         )
     map_df = _map(settings, nodes, tables)
+    as_of = as_of or _today()  # one date for scoring and for the facts of the reasons
     scored, mode = _score_live(settings, enterprise_id, node, tables, nodes, map_df, as_of)
     out = build_path_list(
         scored, tables, nodes, map_df, settings.paths, as_of, top_n=1, zone_province=settings.zone_province
@@ -154,7 +155,7 @@ def _score_live(
     tables: dict[str, pd.DataFrame],
     nodes: pd.DataFrame,
     map_df: pd.DataFrame | None,
-    as_of: str | None,
+    as_of: str,
 ) -> tuple[pd.DataFrame, str]:
     """One-row candidates scored by the ranking service (model or its heuristic); without the service,
     an unscored row explained in heuristic mode (mode ``"none"``)."""
@@ -162,14 +163,22 @@ def _score_live(
 
     candidates = pd.DataFrame({"node_id": [node], "enterprise_id": [enterprise_id]})
     try:
-        from recommender import service  # type: ignore[attr-defined]
+        from recommender import service
     except ImportError:
         typer.echo("ranking service not installed; explaining from the records only (heuristic mode)", err=True)
         return candidates.assign(score=float("nan"), rank=1), "none"
-    bundle = service.load_champion(settings) if hasattr(service, "load_champion") else None
-    stamp = pd.Timestamp(as_of) if as_of else pd.Timestamp.now().normalize()  # CLI edge: the clock is allowed here
-    scored = service.score_candidates(candidates, tables, nodes, map_df, stamp, bundle)
+    bundle = service.load_champion(settings)
+    scored = service.score_candidates(
+        candidates, tables, nodes, map_df, as_of, bundle, zone_province=settings.zone_province
+    )
     return scored, "model" if bundle is not None else "heuristic"
+
+
+def _today() -> str:
+    """The CLI edge may read the clock: live explanations are as of today unless --as-of is given."""
+    from datetime import date
+
+    return date.today().isoformat()
 
 
 def _map(settings: Settings, nodes: pd.DataFrame, tables: dict[str, pd.DataFrame]) -> pd.DataFrame | None:
