@@ -296,7 +296,7 @@ def retrieve_candidates(
     ]
     merged = _union(parts)
     kept = filter_candidates(merged, tables, config.exclude_ids, as_of)
-    scored = kept.assign(heuristic_score=heuristic_score(kept, tables, as_of))
+    scored = kept.assign(heuristic_score=heuristic_score(kept, tables, as_of, config.signal_window_days))
     order = scored.sort_values([COL_NODE_ID, "heuristic_score", COL_ENTERPRISE_ID], ascending=[True, False, True])
     return order.reset_index(drop=True)[CANDIDATE_COLUMNS]
 
@@ -454,14 +454,26 @@ def filter_candidates(
 
 
 # ------------------------------------------------------------------------------------ heuristic
-def heuristic_score(candidates: pd.DataFrame, tables: dict[str, pd.DataFrame], as_of: pd.Timestamp | None) -> pd.Series:
-    """The day-one score in [0, 1] (see the module docstring); deterministic, same index as ``candidates``."""
+def heuristic_score(
+    candidates: pd.DataFrame,
+    tables: dict[str, pd.DataFrame],
+    as_of: pd.Timestamp | None,
+    window_days: int = 365,
+) -> pd.Series:
+    """The day-one score in [0, 1] (see the module docstring); deterministic, same index as ``candidates``.
+
+    Args:
+        candidates: rows with ``enterprise_id``, ``sources`` and (optional) ``dense_rank``, ``lexical_rank``.
+        tables: uses ``enterprises`` (size) and ``signals`` (expansion signals).
+        as_of: signals dated after it are ignored; None: the newest signal date is the reference.
+        window_days: signals older than this before the reference do not count.
+    """
     check_columns(list(candidates.columns), [COL_ENTERPRISE_ID, "sources"], "candidates")
     eids = candidates[COL_ENTERPRISE_ID].astype(str)
     parts = {
         "similarity": similarity_component(candidates),
         "size": eids.map(size_percentiles(tables)).fillna(0.0),
-        "signals": eids.map(signal_strength(tables, as_of)).fillna(0.0),
+        "signals": eids.map(signal_strength(tables, as_of, window_days)).fillna(0.0),
         "ties": candidates["sources"].astype(str).str.split("|").map(lambda s: float("chain_leader" in s)),
     }
     total = sum(HEURISTIC_WEIGHTS[k] * v.astype(float).to_numpy() for k, v in parts.items())
