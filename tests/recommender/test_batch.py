@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -405,3 +406,51 @@ def test_run_schedule_sleeps_until_each_fire_time_and_uses_its_date(ws: Path) ->
     assert out.code == 0
     assert days == [date(2026, 11, 28), date(2026, 11, 29)]
     assert sleeps == [5400.0, 86400.0]
+
+
+# ---------------------------------------------------------------- the real pipeline on the sample zone (slow)
+@pytest.mark.slow
+def test_real_refresh_on_sample_zone_resumes_after_kill_and_dask_matches_local(tmp_path: Path) -> None:
+    """sansetu refresh on the smallest sample zone: kill at 'features', rerun resumes and publishes, a second
+    rerun is a no-op with zero encoder calls, and the Dask executor publishes the same lists."""
+    from features.sample import generate_sample
+    from recommender.executor import DaskExecutor
+    from recommender.settings import load_chains
+
+    env = {"SANSETU_RETRIEVAL__EMBEDDER": "tfidf", "SANSETU_REFRESH__TOP_N": "10"}
+    ws, inputs = tmp_path / "ws", tmp_path / "inputs"
+    inputs.mkdir()
+    os.environ.update(env)
+    try:
+        settings = load_settings(workspace=ws)
+        data = generate_sample(load_chains(settings), 1700, 0)
+        for name, df in data.tables().items():
+            df.to_csv(inputs / f"{name}.csv", index=False)
+        cmd = [sys.executable, "-m", "recommender.cli", "refresh", "--as-of", "2026-06-30", "--inputs", str(inputs)]
+        cmd += ["--workspace", str(ws)]
+        killed = subprocess.run(cmd, env={**os.environ, batch.KILL_ENV: "features"}, capture_output=True, cwd=ROOT)
+        assert killed.returncode == -9
+        assert not (ws / "published").exists()
+        done = subprocess.run(cmd, env=dict(os.environ), capture_output=True, text=True, cwd=ROOT)
+        assert done.returncode == 0, done.stderr
+        assert "published run 2026-06-30" in done.stdout
+        manifest = runs.read_manifest(ws / "published")
+        assert [s["step"] for s in manifest["steps"] if s["resumed"]] == ["map", "embed", "index", "retrieve"]
+        again = subprocess.run(cmd, env=dict(os.environ), capture_output=True, text=True, cwd=ROOT)
+        assert again.returncode == 0 and "already published with the same inputs" in again.stdout
+        local = pd.read_parquet(ws / "published" / "targets.parquet")
+        assert local.groupby("node_id")["rank"].max().max() == 10
+        ws_dask = tmp_path / "ws-dask"
+        shutil.copytree(ws, ws_dask, symlinks=True)
+        ex = DaskExecutor(None, n_workers=1, threads_per_worker=2, processes=False).start()
+        try:
+            res = batch.run_refresh(load_settings(workspace=ws_dask), date(2026, 6, 30), executor=ex, force=True)
+        finally:
+            ex.close()
+        assert res.manifest["executor"]["kind"] == "dask"
+        dask_targets = pd.read_parquet(res.run_dir / "targets.parquet")
+        cols = ["node_id", "rank", "enterprise_id", "score", "reasons", "routes", "theme"]
+        pd.testing.assert_frame_equal(dask_targets[cols], local[cols])
+    finally:
+        for k in env:
+            os.environ.pop(k, None)
