@@ -217,16 +217,56 @@ def _anchors(pairs: list[tuple[str, str]], boxes: dict[str, _Box]) -> dict[tuple
     return {p: (src_y[p], dst_y[p]) for p in pairs}
 
 
+def _gap_centres(boxes: dict[str, _Box]) -> dict[int, list[float]]:
+    """Per column, the y of every free lane: above the first box, between boxes, below the last."""
+    by_col: dict[int, list[float]] = {}
+    for b in boxes.values():
+        by_col.setdefault(b.col, []).append(b.y)
+    lanes: dict[int, list[float]] = {}
+    for c, ys in by_col.items():
+        ys.sort()
+        inner = [(ys[i] + BOX_H + ys[i + 1]) / 2 for i in range(len(ys) - 1)]
+        lanes[c] = [ys[0] - ROW_GAP / 2, *inner, ys[-1] + BOX_H + ROW_GAP / 2]
+    return lanes
+
+
+def _waypoints(sa: _Box, sb: _Box, y1: float, y2: float, lanes: dict[int, list[float]]) -> list[tuple[float, float]]:
+    """Points of an edge skipping columns: through the free lane nearest the straight line in each
+    column it crosses, so it runs between boxes rather than behind them."""
+    x1, x2 = sa.x + BOX_W, sb.x - 2
+    points = [(x1, y1)]
+    for c in range(sa.col + 1, sb.col):
+        xc = MARGIN + c * (BOX_W + COL_GAP)
+        t = (xc + BOX_W / 2 - x1) / (x2 - x1)
+        want = y1 + t * (y2 - y1)
+        lane = min(lanes.get(c, [want]), key=lambda y: abs(y - want))
+        points += [(xc - 6, lane), (xc + BOX_W + 6, lane)]
+    return [*points, (x2, y2)]
+
+
+def _path_through(points: list[tuple[float, float]]) -> str:
+    """Horizontal-tangent cubic segments between columns, straight runs inside a column."""
+    (x0, y0), rest = points[0], points[1:]
+    d = [f"M{x0:.1f},{y0:.1f}"]
+    for i, (x, y) in enumerate(rest):
+        px, py = points[i]
+        if i % 2 == 0:  # between columns
+            dx = max((x - px) / 2, 20)
+            d.append(f"C{px + dx:.1f},{py:.1f} {x - dx:.1f},{y:.1f} {x:.1f},{y:.1f}")
+        else:  # across a column, inside its lane
+            d.append(f"L{x:.1f},{y:.1f}")
+    return " ".join(d)
+
+
 def _edge_paths(pairs: list[tuple[str, str]], boxes: dict[str, _Box]) -> list[str]:
     anchors = _anchors(pairs, boxes)
+    lanes = _gap_centres(boxes)
     out = []
     for a, b in pairs:
         sa, sb = boxes[a], boxes[b]
         y1, y2 = anchors[(a, b)]
         if sb.col > sa.col:
-            x1, x2 = sa.x + BOX_W, sb.x - 2
-            dx = max((x2 - x1) / 2, 30)
-            d = f"M{x1:.1f},{y1:.1f} C{x1 + dx:.1f},{y1:.1f} {x2 - dx:.1f},{y2:.1f} {x2:.1f},{y2:.1f}"
+            d = _path_through(_waypoints(sa, sb, y1, y2, lanes))
         else:  # same or earlier column: loop below the boxes
             x1, x2 = sa.x + BOX_W / 2, sb.x + BOX_W / 2
             y1, y2 = sa.y + BOX_H, sb.y + BOX_H + 2
