@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 TopOpt = Annotated[int, typer.Option("--top", "-n", min=1, help="How many enterprises to list.")]
 OUTPUT_COLUMNS = ["rank", "enterprise_id", "name", "score", "sources", "industry_name", "province", "city"]
+TABLE_COLUMNS = ["rank", "name", "score", "sources", "city", "industry_name", "enterprise_id"]  # names first
 
 
 @app.command("query")
@@ -49,7 +50,7 @@ def query(
     except _BadInput as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(code=2) from None
-    emit_records(records, fmt, title=title, columns=OUTPUT_COLUMNS)
+    emit_records(records, fmt, title=title, columns=TABLE_COLUMNS if fmt == "table" else OUTPUT_COLUMNS)
 
 
 @app.command("search")
@@ -68,7 +69,7 @@ def search(
     except _BadInput as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(code=2) from None
-    emit_records(records, fmt, title=f"搜索：{text}", columns=OUTPUT_COLUMNS)
+    emit_records(records, fmt, title=f"搜索：{text}", columns=TABLE_COLUMNS if fmt == "table" else OUTPUT_COLUMNS)
 
 
 class _BadInput(Exception):
