@@ -29,6 +29,7 @@ BOX_H: Final = 66
 COL_GAP: Final = 84
 ROW_GAP: Final = 20
 MARGIN: Final = 24
+PAD_X: Final = MARGIN + COL_GAP // 3  # room for the stage bands around the outer columns
 HEADER_H: Final = 44
 LEGEND_H: Final = 48
 NAME_SIZE: Final = 15
@@ -165,8 +166,8 @@ def _place(columns: list[list[str]]) -> tuple[dict[str, _Box], float, float]:
         col_h = len(members) * BOX_H + max(len(members) - 1, 0) * ROW_GAP
         y0 = MARGIN + HEADER_H + (inner_h - col_h) / 2
         for i, n in enumerate(members):
-            boxes[n] = _Box(n, c, MARGIN + c * (BOX_W + COL_GAP), y0 + i * (BOX_H + ROW_GAP))
-    width = 2 * MARGIN + len(columns) * BOX_W + max(len(columns) - 1, 0) * COL_GAP
+            boxes[n] = _Box(n, c, PAD_X + c * (BOX_W + COL_GAP), y0 + i * (BOX_H + ROW_GAP))
+    width = 2 * PAD_X + len(columns) * BOX_W + max(len(columns) - 1, 0) * COL_GAP
     height = MARGIN + HEADER_H + inner_h + 16 + LEGEND_H + MARGIN
     return boxes, max(width, 560.0), height
 
@@ -187,8 +188,8 @@ def _stage_bands(rows: pd.DataFrame, col: dict[str, int], boxes: dict[str, _Box]
         cols = sorted({col[str(n)] for n, st in zip(rows["node_id"], rows["stage"], strict=True) if st == s})
         if not cols:
             continue
-        x0 = MARGIN + cols[0] * (BOX_W + COL_GAP) - COL_GAP / 3
-        x1 = MARGIN + cols[-1] * (BOX_W + COL_GAP) + BOX_W + COL_GAP / 3
+        x0 = PAD_X + cols[0] * (BOX_W + COL_GAP) - COL_GAP / 3
+        x1 = PAD_X + cols[-1] * (BOX_W + COL_GAP) + BOX_W + COL_GAP / 3
         fill = "#f3f5f8" if i % 2 == 0 else "#e9edf2"
         band_h = height - 2 * MARGIN - LEGEND_H
         out.append(
@@ -236,7 +237,7 @@ def _waypoints(sa: _Box, sb: _Box, y1: float, y2: float, lanes: dict[int, list[f
     x1, x2 = sa.x + BOX_W, sb.x - 2
     points = [(x1, y1)]
     for c in range(sa.col + 1, sb.col):
-        xc = MARGIN + c * (BOX_W + COL_GAP)
+        xc = PAD_X + c * (BOX_W + COL_GAP)
         t = (xc + BOX_W / 2 - x1) / (x2 - x1)
         want = y1 + t * (y2 - y1)
         lane = min(lanes.get(c, [want]), key=lambda y: abs(y - want))
