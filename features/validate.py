@@ -127,12 +127,51 @@ _CAPITAL_RE = re.compile(
 _CAPITAL_STRIP = str.maketrans("", "", " ,()[]（）【】\u3000\t")
 
 
+_CN_DIGITS: Final = {
+    "零": 0, "〇": 0, "一": 1, "壹": 1, "二": 2, "贰": 2, "两": 2, "三": 3, "叁": 3, "四": 4, "肆": 4,
+    "五": 5, "伍": 5, "六": 6, "陆": 6, "七": 7, "柒": 7, "八": 8, "捌": 8, "九": 9, "玖": 9,
+}  # fmt: skip
+_CN_SMALL_UNITS: Final = {"十": 10, "拾": 10, "百": 100, "佰": 100, "千": 1000, "仟": 1000}
+_CN_NUMBER_RE = re.compile(
+    "(?=[^万亿]*[" + "".join(_CN_DIGITS) + "])[" + "".join(_CN_DIGITS) + "".join(_CN_SMALL_UNITS) + "万亿]+"
+)
+
+
+def chinese_number(text: str) -> int:
+    """The value of a Chinese numeral such as ``壹仟万`` or ``一亿二千万`` (digits and units only).
+
+    >>> chinese_number("壹仟万"), chinese_number("一亿二千万"), chinese_number("两百五十")
+    (10000000, 120000000, 250)
+    """
+    total, section, num = 0, 0, 0
+    for ch in text:
+        if ch in _CN_DIGITS:
+            num = _CN_DIGITS[ch]
+        elif ch in _CN_SMALL_UNITS:
+            section += (num or 1) * _CN_SMALL_UNITS[ch]
+            num = 0
+        elif ch == "万":
+            total += (section + num) * 10_000
+            section = num = 0
+        elif ch == "亿":
+            total = (total + section + num) * 100_000_000
+            section = num = 0
+        else:
+            raise ValueError(f"{ch!r} is not a Chinese numeral character")
+    return total + section + num
+
+
+def _cn_number_digits(m: re.Match[str]) -> str:
+    return str(chinese_number(m[0]))
+
+
 def parse_capital_cny(value: str | None) -> float | None:
     """Registered capital in CNY (yuan) from a registry string, or ``None`` when not given.
 
     A number, an optional unit (千/万/百万/千万/亿/万亿) and an optional currency before or after it
     (人民币, 元, 美元, 港元, 欧元, 日元, 英镑, … or ISO codes), with or without brackets, thousands
-    separators and full-width characters. A plain number is yuan. Foreign currencies are converted
+    separators and full-width characters; the number may also be written in Chinese numerals,
+    including the financial forms (``壹仟万元``, ``五千万美元``). A plain number is yuan. Foreign currencies are converted
     with the fixed rates in :data:`FX_RATES_CNY`.
 
     >>> parse_capital_cny("5000万人民币"), parse_capital_cny("300万(美元)"), parse_capital_cny("")
@@ -146,7 +185,8 @@ def parse_capital_cny(value: str | None) -> float | None:
     text = normalize_text(value).lower()
     if text in MISSING_TOKENS:
         return None
-    m = _CAPITAL_RE.match(text.translate(_CAPITAL_STRIP).removesuffix("整"))
+    text = _CN_NUMBER_RE.sub(_cn_number_digits, text.translate(_CAPITAL_STRIP).removesuffix("整"))
+    m = _CAPITAL_RE.match(text)
     if m is None:
         raise ValueError(f"registered capital {value!r} is not an amount such as '5000万人民币' or '1.2亿美元'")
     currency = m["pre"] + m["post"]

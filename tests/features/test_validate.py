@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from features.validate import (
     CREDIT_CODE_CHARSET,
     FX_RATES_CNY,
+    chinese_number,
     credit_code_check_char,
     is_valid_credit_code,
     make_credit_codes,
@@ -77,6 +78,11 @@ CAPITAL = [
     ("123456", 123456.0),
     ("0.5亿", 5e7),
     ("12.5", 12.5),
+    ("壹仟万元人民币", 1e7),
+    ("五千万美元", 5e7 * 7.1),
+    ("一亿二千万元", 1.2e8),
+    ("贰佰伍拾万港元", 2.5e6 * 0.91),
+    ("5百万美元", 5e6 * 7.1),
 ]
 
 
@@ -97,11 +103,17 @@ def test_parse_capital_cny_unknown_currency_names_value() -> None:
         parse_capital_cny("100万卢布")
 
 
-@pytest.mark.parametrize("text", ["abc", "五千万", "5000万-1亿", "1.2.3万"])
+@pytest.mark.parametrize("text", ["abc", "万元", "5000万-1亿", "1.2.3万"])
 def test_parse_capital_cny_garbage_names_value(text: str) -> None:
     msg = f"registered capital {text!r} is not an amount such as '5000万人民币' or '1.2亿美元'"
     with pytest.raises(ValueError, match=re.escape(msg)):
         parse_capital_cny(text)
+
+
+def test_chinese_number_values() -> None:
+    assert [chinese_number(t) for t in ("十", "十五", "一百零五", "三千零五万", "壹仟万", "一亿二千万", "一万亿")] == [
+        10, 15, 105, 30_050_000, 10_000_000, 120_000_000, 10**12,
+    ]  # fmt: skip
 
 
 def test_parse_capital_series_values_and_errors() -> None:
