@@ -337,3 +337,14 @@ def test_ingest_report_is_json_serialisable(tmp_path: Path) -> None:
     path.write_text("资产编号,资产类型,名称\nF1,基金,光谷产业基金\n", encoding="utf-8")
     report = ingest_file(path, "assets", "zone-assets", tmp_path / "snap", tmp_path / "rej", maps_dir=MAPS)
     assert json.loads(json.dumps(report.to_dict()))["n_ok"] == 1
+
+
+def test_ingest_file_big5_traditional_csv_is_simplified(tmp_path: Path) -> None:
+    path = tmp_path / "tw.csv"
+    rows = "".join(f"臺灣積體電路製造股份有限公司{i},{code},存續\n" for i, code in enumerate((A, B, C, D)))
+    path.write_bytes(("企業名稱,統一社會信用代碼,登記狀態\n" + rows).encode("big5"))
+    report = ingest_file(path, "enterprises", None, tmp_path / "snap", tmp_path / "rej", maps_dir=MAPS)
+    assert report.messages[0] == "read 4 rows, encoding big5"
+    df = read_snapshot(tmp_path / "snap", "enterprises")
+    assert df is not None
+    assert df[["name", "status", "is_operating"]].values.tolist()[0] == ["台湾积体电路制造股份有限公司0", "存续", True]
