@@ -660,15 +660,16 @@ def _partitions(ctx: RunContext, df: pd.DataFrame) -> list[pd.DataFrame]:
 def step_features(ctx: RunContext) -> StepResult:
     """Point-in-time pair features, computed by node partitions on the executor."""
     build = _need("features.pairs", "build_pair_features", "ranking")
-    tables, nodes, map_df, as_of = _tables(ctx), _nodes(ctx), _map(ctx), ctx.as_of_ts
-    zone = ctx.settings.zone_province
+    # the tables go to each worker once (``shared``), the node partitions as tasks
+    shared = (_tables(ctx), _nodes(ctx), _map(ctx), ctx.as_of_ts, ctx.settings.zone_province)
 
-    def one(part: pd.DataFrame) -> pd.DataFrame:
+    def one(state: tuple[Any, ...], part: pd.DataFrame) -> pd.DataFrame:
+        tables, nodes, map_df, as_of, zone = state
         return build(part, tables, nodes, map_df, as_of, zone_province=zone).set_axis(part.index)
 
     cands = _candidates(ctx)
-    parts = ctx.executor.map(one, _partitions(ctx, cands), desc="特征" if ctx.progress else "")
-    feats = pd.concat(parts).loc[cands.index] if parts else one(cands)
+    parts = ctx.executor.map(one, _partitions(ctx, cands), shared=shared, desc="特征" if ctx.progress else "")
+    feats = pd.concat(parts).loc[cands.index] if parts else one(shared, cands)
     ctx.cache["features"] = feats
     return StepResult((ctx.write_parquet(feats.reset_index(drop=True), "features.parquet"),), {})
 
@@ -700,13 +701,15 @@ def step_score(ctx: RunContext) -> StepResult:
     bundle = _champion(ctx)
     if bundle is None:
         ctx.log.warning("no champion model in the registry: scoring with the heuristic", extra={"event": "heuristic"})
-    tables, nodes, map_df, as_of = _tables(ctx), _nodes(ctx), _map(ctx), ctx.as_of_ts
-    zone, feats = ctx.settings.zone_province, _features(ctx)
+    shared = (_tables(ctx), _nodes(ctx), _map(ctx), ctx.as_of_ts, bundle, ctx.settings.zone_province)
+    cands, feats = _candidates(ctx), _features(ctx)
+    items = [(part, feats.loc[part.index]) for part in _partitions(ctx, cands)]
 
-    def one(part: pd.DataFrame) -> pd.DataFrame:
-        return score(part, tables, nodes, map_df, as_of, bundle, zone_province=zone, features=feats.loc[part.index])
+    def one(state: tuple[Any, ...], item: tuple[pd.DataFrame, pd.DataFrame]) -> pd.DataFrame:
+        tables, nodes, map_df, as_of, model, zone = state
+        return score(item[0], tables, nodes, map_df, as_of, model, zone_province=zone, features=item[1])
 
-    parts = ctx.executor.map(one, _partitions(ctx, _candidates(ctx)), desc="打分" if ctx.progress else "")
+    parts = ctx.executor.map(one, items, shared=shared, desc="打分" if ctx.progress else "")
     scored = pd.concat(parts, ignore_index=True) if parts else _candidates(ctx).assign(score=[], rank=[])
     scored = scored.sort_values(["node_id", "rank", "enterprise_id"], kind="stable").reset_index(drop=True)
     if "contributions" in scored.columns:

@@ -117,11 +117,13 @@ class DaskExecutor:
         if not items:
             return []
         client = self.client
+        # data goes to the workers by scatter, not inside the task graph (large graphs are slow and warn)
+        parts = client.scatter(list(items), hash=False)
         if shared is None:
-            futures = client.map(fn, list(items), pure=False)
+            futures = client.map(fn, parts, pure=False)
         else:
             shared_f = client.scatter(shared, broadcast=True, hash=False)
-            futures = client.map(fn, [shared_f] * len(items), list(items), pure=False)
+            futures = client.map(fn, [shared_f] * len(items), parts, pure=False)
         _wait_with_progress(futures, desc)
         return list(client.gather(futures))
 
