@@ -406,6 +406,9 @@ def ingest_file(
 ) -> IngestReport:
     """Read, map, validate and store one raw file as the table's new snapshot.
 
+    A file that has rows but not one valid row writes its rejects and no snapshot (``snapshot`` is
+    ``None``): a wrong file must not wipe the current table.
+
     Args:
         path: CSV, XLSX or Parquet file.
         table: one of ``features.schema.TABLES``.
@@ -444,6 +447,13 @@ def ingest_file(
     )
     _count(report, rejects, len(good))
     stamp = new_stamp()
+    written = write_rejects(rejects, rejects_dir, table, stamp)
+    report.rejects = None if written is None else str(written)
+    if report.n_read > 0 and report.n_ok == 0:  # never let a file of only bad rows wipe the table
+        current = read_snapshot(snapshots_dir, table)
+        report.n_total = 0 if current is None else len(current)
+        report.messages.append("no valid rows: no snapshot written, the current table is unchanged")
+        return report
     if mode == "upsert":
         current = read_snapshot(snapshots_dir, table)
         if current is not None:
@@ -453,8 +463,6 @@ def ingest_file(
             )
     report.n_total = len(good)
     report.snapshot = str(write_snapshot(good, snapshots_dir, table, stamp))
-    written = write_rejects(rejects, rejects_dir, table, stamp)
-    report.rejects = None if written is None else str(written)
     return report
 
 

@@ -85,8 +85,10 @@ def ingest(
         raise typer.Exit(code=2) from None
     if fmt == "json":
         sys.stdout.write(json.dumps(report.to_dict(), ensure_ascii=False, indent=2) + "\n")
-        return
-    _print_report(report.to_dict())
+    else:
+        _print_report(report.to_dict())
+    if report.snapshot is None and report.n_read > 0:
+        raise typer.Exit(code=1)
 
 
 def _print_report(report: dict[str, object]) -> None:

@@ -348,3 +348,16 @@ def test_ingest_file_big5_traditional_csv_is_simplified(tmp_path: Path) -> None:
     df = read_snapshot(tmp_path / "snap", "enterprises")
     assert df is not None
     assert df[["name", "status", "is_operating"]].values.tolist()[0] == ["台湾积体电路制造股份有限公司0", "存续", True]
+
+
+def test_ingest_file_of_only_bad_rows_keeps_the_table(tmp_path: Path) -> None:
+    good = tmp_path / "a.csv"
+    good.write_text("资产编号,资产类型,名称\nF1,基金,光谷产业基金\n", encoding="utf-8")
+    bad = tmp_path / "b.csv"
+    bad.write_text("资产编号,资产类型,名称\nX1,工厂,某工厂\n", encoding="utf-8")
+    ingest_file(good, "assets", None, tmp_path / "snap", tmp_path / "rej", maps_dir=MAPS)
+    report = ingest_file(bad, "assets", None, tmp_path / "snap", tmp_path / "rej", maps_dir=MAPS)
+    assert (report.n_ok, report.n_rejected, report.snapshot, report.n_total) == (0, 1, None, 1)
+    assert report.rejects is not None and Path(report.rejects).is_file()
+    assert report.messages[-1] == "no valid rows: no snapshot written, the current table is unchanged"
+    assert len(snapshot_paths(tmp_path / "snap", "assets")) == 1

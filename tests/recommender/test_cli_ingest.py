@@ -106,3 +106,12 @@ def test_ingest_map_for_another_table_exit_2(runner: CliRunner, tmp_path: Path) 
     result = runner.invoke(app, args)
     assert result.exit_code == 2
     assert result.stderr == "ingest failed: column map 'zone-signals' is for table 'signals', not 'assets'\n"
+
+
+def test_ingest_only_bad_rows_exit_1(runner: CliRunner, tmp_path: Path) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text("资产编号,资产类型,名称\nX1,工厂,某工厂\n", encoding="utf-8")
+    result = runner.invoke(app, ["ingest", str(path), "-t", "assets", "-w", str(tmp_path / "ws"), "-f", "json"])
+    assert result.exit_code == 1
+    report = json.loads(result.stdout)
+    assert (report["n_ok"], report["snapshot"]) == (0, None)
