@@ -12,8 +12,8 @@ Kinds (``kind``):
 ``hnsw``  ``IndexHNSWFlat`` (M = ``hnsw_m``, efConstruction = ``ef_construction``); each search
           uses efSearch = max(``ef_search``, ``ef_search_factor`` × top_k). Removals are
           tombstones filtered with an ``IDSelector`` (HNSW cannot delete).
-``ivf``   ``IndexIVFFlat`` with ``nlist`` inverted lists (default 4·√n, trained by k-means on at
-          most 256 points per list) probing ``nprobe`` lists (default ``nlist // 8``).
+``ivf``   ``IndexIVFFlat`` with ``nlist`` inverted lists (default √n, trained by k-means on at
+          most 64 points per list) probing ``nprobe`` lists (default ``nlist // 4``).
 
 The defaults of ``ef_search_factor`` and ``nprobe`` were chosen so that recall@500 against exact
 search is at least 0.95 on clustered synthetic embeddings of up to 1,000,000 vectors (see
@@ -69,8 +69,8 @@ class ProfileIndex:
         ef_construction: HNSW build-time beam width.
         ef_search: HNSW minimum search beam width.
         ef_search_factor: HNSW beam width per requested neighbour (efSearch ≥ factor × top_k).
-        nlist: IVF list count; None = 4·√n at fit time.
-        nprobe: IVF lists probed per query; None = nlist // 8.
+        nlist: IVF list count; None = √n at fit time.
+        nprobe: IVF lists probed per query; None = nlist // 4.
         model_id: the embedding model the vectors come from (recorded in the manifest).
         revision: that model's revision (recorded in the manifest).
         random_state: seed of the IVF k-means and its training sample.
@@ -82,7 +82,7 @@ class ProfileIndex:
         hnsw_m: int = 32,
         ef_construction: int = 80,
         ef_search: int = 128,
-        ef_search_factor: float = 2.0,
+        ef_search_factor: float = 3.0,
         nlist: int | None = None,
         nprobe: int | None = None,
         model_id: str | None = None,
@@ -133,7 +133,7 @@ class ProfileIndex:
         X = _check_vectors(X, None)
         ids_arr = _check_ids(ids, len(X), set())
         self.dim_ = int(X.shape[1])
-        self.nlist_ = self.nlist or max(1, min(int(round(4 * math.sqrt(len(X)))), len(X)))
+        self.nlist_ = self.nlist or max(1, min(int(round(math.sqrt(len(X)))), len(X)))
         self.index_ = self._new_index(X)
         self.ids_ = np.empty(0, dtype=object)
         self.alive_ = np.zeros(0, dtype=bool)
@@ -163,14 +163,14 @@ class ProfileIndex:
         return faiss.IndexIDMap2(inner)
 
     def _training_sample(self, X: np.ndarray) -> np.ndarray:
-        cap = 256 * self.nlist_
+        cap = 64 * self.nlist_  # faiss wants >= 39 points per list; more only slows k-means down
         if len(X) <= cap:
             return X
         rows = np.sort(np.random.default_rng(self.random_state).choice(len(X), cap, replace=False))
         return np.ascontiguousarray(X[rows])
 
     def _nprobe(self) -> int:
-        return int(min(self.nlist_, self.nprobe or max(1, self.nlist_ // 8)))
+        return int(min(self.nlist_, self.nprobe or max(1, self.nlist_ // 4)))
 
     def _append(self, X: np.ndarray, ids: np.ndarray) -> None:
         start = len(self.ids_)
