@@ -407,7 +407,7 @@ def validate_table(
     if schema.extra_columns:
         out[S.COL_EXTRA] = _pack_extra(df, to_simplified)
     frame = pd.DataFrame(out, index=df.index)
-    frame = _derive(frame, df, table, problems)
+    frame = _derive(frame, table, problems)
     bad = problems.rejected_rows(len(frame))
     keep, dup_rejects = _resolve_duplicates(frame, bad, schema, source)
     rejects = _rejects_frame(problems, bad, source)
@@ -480,7 +480,7 @@ def _parse_year_like(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     return numbers.where(errors.isna()).astype("Int64"), errors
 
 
-def _derive(frame: pd.DataFrame, df: pd.DataFrame, table: str, problems: _Problems) -> pd.DataFrame:
+def _derive(frame: pd.DataFrame, table: str, problems: _Problems) -> pd.DataFrame:
     """Table-specific derived columns: credit codes upper-cased, is_operating, customer → supplier."""
     for col in _CREDIT_CODE_COLUMNS.get(table, ()):
         frame[col] = frame[col].str.upper()
@@ -494,13 +494,8 @@ def _derive(frame: pd.DataFrame, df: pd.DataFrame, table: str, problems: _Proble
 
 
 def _relations_checked(frame: pd.DataFrame, problems: _Problems) -> pd.DataFrame:
-    """Swap ``customer`` rows into ``supplier``; enterprise ends must carry valid credit codes."""
-    customer = frame[S.COL_RELATION_TYPE].eq(CUSTOMER).fillna(False).to_numpy()
-    if customer.any():
-        pairs = [(S.COL_SRC_ID, S.COL_DST_ID), (S.COL_SRC_TYPE, S.COL_DST_TYPE)]
-        for a, b in pairs:
-            frame.loc[customer, [a, b]] = frame.loc[customer, [b, a]].to_numpy()
-        frame.loc[customer, S.COL_RELATION_TYPE] = "supplier"
+    """Enterprise ends must carry valid credit codes (checked as in the file); then ``customer``
+    rows are swapped into ``supplier``."""
     for id_col, type_col in ((S.COL_SRC_ID, S.COL_SRC_TYPE), (S.COL_DST_ID, S.COL_DST_TYPE)):
         is_ent = frame[type_col].eq("enterprise").fillna(False).to_numpy()
         ids = frame[id_col]
@@ -508,6 +503,11 @@ def _relations_checked(frame: pd.DataFrame, problems: _Problems) -> pd.DataFrame
         bad = is_ent & ids.notna().to_numpy() & ~valid_credit_codes(frame[id_col].fillna(""))
         reason = "not a valid unified social credit code for an enterprise end"
         problems.add(bad, id_col, ids, reason, True)
+    customer = frame[S.COL_RELATION_TYPE].eq(CUSTOMER).fillna(False).to_numpy()
+    if customer.any():
+        for a, b in ((S.COL_SRC_ID, S.COL_DST_ID), (S.COL_SRC_TYPE, S.COL_DST_TYPE)):
+            frame.loc[customer, [a, b]] = frame.loc[customer, [b, a]].to_numpy()
+        frame.loc[customer, S.COL_RELATION_TYPE] = "supplier"
     return frame
 
 

@@ -381,3 +381,12 @@ def test_merge_upsert_replaces_by_key_and_appends() -> None:
     assert merged["asset_id"].tolist() == ["a", "b", "c"]
     assert merged["name"].tolist() == ["甲", "乙2", "丙"]
     assert (n_replaced, n_added) == (1, 1)
+
+
+def test_validate_table_customer_row_with_bad_source_reports_source_field() -> None:
+    rows = [{"relation_id": "r1", "src_id": "BAD", "src_type": "enterprise", "dst_id": A, "dst_type": "enterprise", "relation_type": "customer", "date": "2023-01-01"}]  # fmt: skip
+    good, rejects = validate_table(_frame(rows), "relations", "r.csv")
+    assert good.empty
+    assert _rejects(rejects) == [
+        (1, "src_id", "BAD", "not a valid unified social credit code for an enterprise end; row rejected")
+    ]
