@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from recommender.cli_common import ConfigOpt, FormatOpt, WorkspaceOpt, app, check_format, emit_records, settings_from
+from recommender.cli_common import ConfigOpt, FormatOpt, WorkspaceOpt, app, check_format, settings_from
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -57,7 +57,8 @@ def paths_command(
     if not routes:
         typer.echo(f"〈{_name(tables, enterprise_id)}〉暂无可用的对接路径（{settings.paths.max_hops}跳以内）。")
         return
-    emit_records(_route_rows(routes), "table", title=f"〈{_name(tables, enterprise_id)}〉对接路径")
+    typer.echo(f"〈{_name(tables, enterprise_id)}〉对接路径（{len(routes)}条）：")
+    _echo_routes([r.to_dict() for r in routes])
 
 
 @app.command("explain")
@@ -226,11 +227,16 @@ def _print_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, ensure_ascii=False, indent=2, default=str) + "\n")
 
 
-def _route_rows(routes: list[Any]) -> list[dict[str, Any]]:
-    return [
-        {"#": i + 1, "主题": r.theme, "路径得分": f"{r.score:.3f}", "对接路径": r.sentence}
-        for i, r in enumerate(routes)
-    ]
+def _echo_routes(routes: list[dict[str, Any]]) -> None:
+    """One numbered line per route: long Chinese sentences read better unwrapped than in table cells."""
+    for i, r in enumerate(routes, 1):
+        typer.echo(f"{i:>3}. 【{r['theme']}】得分{r['score']:.3f}  {r['sentence']}")
+
+
+def _ids(ids: list[str], shown: int = 5) -> str:
+    """At most ``shown`` ids on screen (JSON output keeps them all)."""
+    more = f" 等{len(ids)}条" if len(ids) > shown else ""
+    return ",".join(ids[:shown]) + more
 
 
 def _print_detail(d: dict[str, Any]) -> None:
@@ -238,21 +244,12 @@ def _print_detail(d: dict[str, Any]) -> None:
     rank = "" if d["rank"] is None else f"，排名第{d['rank']}"
     mode = {"model": "排序模型", "heuristic": "启发式评分", "none": "未评分（仅依据记录）"}[d["mode"]]
     typer.echo(f"〈{d['name']}〉→ 节点 {d['node_id']}：得分 {score}{rank}（{mode}；来源：{d['source']}）")
-    reasons = [
-        {
-            "理由": r["label"],
-            "事实": r["text"],
-            "贡献": "" if r.get("contribution") is None else f"{r['contribution']:+.3f}",
-            "证据": " ".join(f"{k}:{','.join(v)}" for k, v in r.get("evidence", {}).items()),
-        }
-        for r in d["reasons"]
-    ]
-    emit_records(reasons, "table", title="推荐理由", columns=["理由", "事实", "贡献", "证据"])
-    routes = [
-        {"#": i + 1, "主题": r["theme"], "路径得分": f"{r['score']:.3f}", "对接路径": r["sentence"]}
-        for i, r in enumerate(d["routes"])
-    ]
-    if routes:
-        emit_records(routes, "table", title="对接路径")
-    else:
-        typer.echo("暂无可用的对接路径。")
+    typer.echo("推荐理由：")
+    for i, r in enumerate(d["reasons"], 1):
+        contribution = "" if r.get("contribution") is None else f"{r['contribution']:+.3f}  "
+        evidence = " ".join(f"{k}:{_ids(v)}" for k, v in r.get("evidence", {}).items())
+        typer.echo(
+            f"{i:>3}. 【{r['label']}】{contribution}{r['text']}" + (f"  （证据 {evidence}）" if evidence else "")
+        )
+    typer.echo("对接路径：" if d["routes"] else "对接路径：暂无可用的对接路径。")
+    _echo_routes(d["routes"])

@@ -9,10 +9,10 @@ most ``max_intermediate_degree`` (a hub that touches thousands of companies is n
 
 Score of a route with hops ``h_1 … h_L`` (documented in docs/paths.md)::
 
-    score = Π_i w_i · 2^(−age_i / half_life) · length_decay^(L − 1)        ∈ (0, 1]
+    score = Π_i w_i · (f + (1 − f) · 2^(−age_i / half_life)) · length_decay^(L − 1)        ∈ (0, 1]
 
-with ``w_i`` the relation's strength (0–1; missing → 0.5) and ``age_i`` its age in days at the
-graph's reference date. A scenario route has one hop whose factor is 0.6 × the text overlap (see
+with ``w_i`` the relation's strength (0–1; missing → 0.5), ``age_i`` its age in days at the
+graph's reference date and ``f = recency_floor`` (an old supplier tie is still a tie). A scenario route has one hop whose factor is 0.6 × the text overlap (see
 :func:`scenario_overlap`; an open scenario is an opening, not yet a tie, hence 0.6), times 0.8 when
 the scenario is published for a different chain node.
 Per target the best route of each entry asset is kept, then the best ``k`` by score (ties: theme
@@ -189,7 +189,7 @@ class RouteFinder:
         self.graph_ = graph
         self.as_of_ = graph.graph.get("as_of")
         self.asset_hops_ = (cfg.max_hops + 1) // 2
-        self.incidence_ = _incidence(graph, self.as_of_, cfg.recency_half_life_days)
+        self.incidence_ = _incidence(graph, self.as_of_, cfg.recency_half_life_days, cfg.recency_floor)
         self.partials_ = _asset_partials(graph, self.incidence_, self.asset_hops_, cfg.max_intermediate_degree)
         self.scenarios_ = _scenario_index(graph)
         self.products_ = _product_texts(enterprises)
@@ -269,7 +269,7 @@ class RouteFinder:
             return []
         sid, date, city = branch
         cfg = self.config_
-        score = BRANCH_STRENGTH * _recency(date, self.as_of_, cfg.recency_half_life_days)
+        score = BRANCH_STRENGTH * _recency(date, self.as_of_, cfg.recency_half_life_days, cfg.recency_floor)
         day = date.strftime("%Y-%m-%d")
         hop = Hop(target, REGIONAL_BRANCH, self.zone_province, sid, day)
         where = f"{self.zone_province}{city}" if city else self.zone_province
@@ -343,12 +343,14 @@ def routes_json(routes: Iterable[Route]) -> str:
 # ---------------------------------------------------------------- asset-side precomputation
 
 
-def _incidence(graph: nx.MultiDiGraph, as_of: pd.Timestamp | None, half_life: float) -> dict[str, list[_Edge]]:
+def _incidence(
+    graph: nx.MultiDiGraph, as_of: pd.Timestamp | None, half_life: float, floor: float = 0.0
+) -> dict[str, list[_Edge]]:
     """Every edge listed at both ends, with its strength × recency factor (direction kept in src/dst)."""
     inc: dict[str, list[_Edge]] = defaultdict(list)
     for s, d, key, data in graph.edges(keys=True, data=True):
         date = data.get("date")
-        factor = float(data.get("weight", 0.5)) * _recency(date, as_of, half_life)
+        factor = float(data.get("weight", 0.5)) * _recency(date, as_of, half_life, floor)
         rtype = str(data["relation_type"])
         inc[s].append(_Edge(d, s, d, str(key), rtype, date, factor))
         inc[d].append(_Edge(s, s, d, str(key), rtype, date, factor))
@@ -357,11 +359,12 @@ def _incidence(graph: nx.MultiDiGraph, as_of: pd.Timestamp | None, half_life: fl
     return dict(inc)
 
 
-def _recency(date: pd.Timestamp | None, as_of: pd.Timestamp | None, half_life: float) -> float:
+def _recency(date: pd.Timestamp | None, as_of: pd.Timestamp | None, half_life: float, floor: float = 0.0) -> float:
+    """``floor + (1 − floor) · 2^(−age / half_life)``; 1 when the date or the reference date is unknown."""
     if date is None or as_of is None or pd.isna(date):
         return 1.0
     age = max((as_of - date).days, 0)
-    return float(0.5 ** (age / half_life))
+    return float(floor + (1.0 - floor) * 0.5 ** (age / half_life))
 
 
 def _is_intermediate(graph: nx.MultiDiGraph, inc: Mapping[str, list[_Edge]], n: str, max_degree: int) -> bool:

@@ -69,6 +69,7 @@ class PathsConfig(_Section):
     max_hops: int = Field(default=3, ge=1, le=5)
     routes_per_target: int = Field(default=3, ge=1)
     recency_half_life_days: float = Field(default=730.0, gt=0)
+    recency_floor: float = Field(default=0.2, ge=0, lt=1)  # an old tie keeps this share of its strength
     top_targets: int = Field(default=50, ge=1)
     length_decay: float = Field(default=0.8, gt=0, le=1)  # route score factor per hop beyond the first
     max_intermediate_degree: int = Field(default=5000, ge=1)  # hubs above this are not introducers

@@ -96,8 +96,8 @@ def zone_graph(as_of: pd.Timestamp | None = AS_OF) -> nx.MultiDiGraph:
     return build_graph(t["relations"], t["assets"], t["presence"], t["enterprises"], as_of=as_of)
 
 
-def rec(days: float) -> float:
-    return float(0.5 ** (days / HALF))
+def rec(days: float, floor: float = 0.2) -> float:
+    return float(floor + (1 - floor) * 0.5 ** (days / HALF))
 
 
 def test_find_routes_exact_routes_themes_order_sentences():
@@ -240,7 +240,9 @@ def reference_routes(g: nx.MultiDiGraph, target: str, cfg: PathsConfig) -> list[
                 continue
             score = cfg.length_decay ** (len(data) - 1)
             for d in data:
-                score *= d["weight"] * 0.5 ** (max((g.graph["as_of"] - d["date"]).days, 0) / cfg.recency_half_life_days)
+                age = max((g.graph["as_of"] - d["date"]).days, 0)
+                f = cfg.recency_floor
+                score *= d["weight"] * (f + (1 - f) * 0.5 ** (age / cfg.recency_half_life_days))
             if entry not in best or score > best[entry][1]:
                 best[entry] = (theme, score)
     ranked = sorted(best.items(), key=lambda kv: -kv[1][1])[: cfg.routes_per_target]
