@@ -60,7 +60,9 @@ def map_command(
         raise typer.BadParameter(f"unknown chain id {chain!r}; known chains are {ids}", param_hint="--chain")
     ws = Workspace(settings.workspace)
     try:
-        run = update_map(ws, chains, settings.map, as_of_year=year, zone_name=settings.zone_name)
+        run = update_map(
+            ws, chains, settings.map, as_of_year=year, zone_name=settings.zone_name, paths_config=settings.paths
+        )
     except NoPresenceDataError:
         typer.echo(
             f"工作区 {ws.root} 中还没有园区企业分布数据（presence 表），无法计算三色图。\n"
@@ -123,6 +125,7 @@ def _print_table(records: list[dict[str, Any]], title: str, chain_names: dict[st
         ("产值(亿元)", {"justify": "right"}),
         ("区位熵", {"justify": "right"}),
         ("增长", {"justify": "right"}),
+        ("优先级", {"justify": "right"}),
         ("原因", {"overflow": "fold", "ratio": 1}),
     ):
         table.add_column(col, **kw)  # type: ignore[arg-type]
@@ -140,6 +143,7 @@ def _print_table(records: list[dict[str, Any]], title: str, chain_names: dict[st
             "" if out is None else f"{out / 1e8:.2f}",
             f"{r['lq']:.2f}",
             "" if growth is None else f"{growth * 100:+.1f}%",
+            "" if r["priority"] is None else f"{r['priority']:.2f}",
             str(r["reason"]),
         )
     Console().print(table)

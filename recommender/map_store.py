@@ -22,11 +22,12 @@ from typing import TYPE_CHECKING, Final
 import pandas as pd
 
 from features.chains import Chain, edges_frame, nodes_frame
+from features.schema import SCHEMAS
 from recommender.colour_map import compute_map, diff_maps
 from recommender.render import render_chain_html, render_chain_svg, render_index_html
 
 if TYPE_CHECKING:
-    from recommender.settings import MapConfig
+    from recommender.settings import MapConfig, PathsConfig
     from recommender.workspace import Workspace
 
 STAMP_FORMAT: Final = "%Y%m%dT%H%M%S%f"
@@ -129,6 +130,7 @@ def update_map(
     as_of_year: int | None = None,
     tables: Mapping[str, pd.DataFrame] | None = None,
     zone_name: str = "",
+    paths_config: PathsConfig | None = None,
 ) -> MapRun:
     """Compute the map from the workspace's current tables, store it, diff it and draw it.
 
@@ -139,6 +141,8 @@ def update_map(
         as_of_year: map year; default the latest presence year.
         tables: the current tables (``presence``, ``enterprises``); read from the snapshots if None.
         zone_name: shown on the pictures.
+        paths_config: settings of gap priority (``recommender.priority``), which fills the map's
+            ``priority`` column for red and blue nodes; its defaults when None.
 
     Raises:
         NoPresenceDataError: when there are no presence rows to colour from.
@@ -153,12 +157,14 @@ def update_map(
     enterprises = tables.get("enterprises")
     warnings = []
     if enterprises is None or enterprises.empty:
-        enterprises = pd.DataFrame(columns=["enterprise_id", "name", "industry_code"])
+        enterprises = pd.DataFrame(columns=SCHEMAS["enterprises"].column_names)
         warnings.append(
             "未导入企业库（enterprises 表）：区位熵只能拿园区企业自身作比较，无法判断优势节点；"
             "请先运行 sansetu ingest FILE --table enterprises。"
         )
-    map_df = compute_map(nodes_frame(chains), presence, enterprises, config, as_of_year=as_of_year)
+    nodes = nodes_frame(chains)
+    map_df = compute_map(nodes, presence, enterprises, config, as_of_year=as_of_year)
+    map_df["priority"] = _priority(map_df, nodes, enterprises, presence, paths_config)
     previous_paths = list_maps(ws.maps)
     previous = load_map(previous_paths[-1]) if previous_paths else None
     path = save_map(map_df, ws.maps)
@@ -173,3 +179,18 @@ def update_map(
         pictures=pictures,
         warnings=warnings,
     )
+
+
+def _priority(
+    map_df: pd.DataFrame,
+    nodes: pd.DataFrame,
+    enterprises: pd.DataFrame,
+    presence: pd.DataFrame,
+    paths_config: PathsConfig | None,
+) -> pd.Series:
+    """Gap priority of red and blue nodes (NaN for green), or all NaN while that part is absent."""
+    try:
+        from recommender.priority import gap_priority
+    except ImportError:
+        return pd.Series(float("nan"), index=map_df.index)
+    return gap_priority(map_df, nodes, enterprises, presence, paths_config)
