@@ -353,6 +353,7 @@ def build_manifest(
         "seconds": round(seconds, 3),
         "inputs_fingerprint": inputs_fp,
         "inputs": info.get("inputs", {}),
+        "ingested": info.get("ingested", []),
         "model_version": info.get("model_version", HEURISTIC),
         "scorer": info.get("scorer", HEURISTIC),
         "embedder": ctx.settings.retrieval.embedder,
