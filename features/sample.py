@@ -685,10 +685,8 @@ def _signal_details(
     city_tab = np.asarray([c[1] for c in V.CITIES], dtype=object)
     land_city = np.where(rng.random(m) < 0.5, other_city, np.maximum(u.city[ent], 0))
     event_city = np.select([kind == SIG_BRANCH, kind == SIG_LAND], [branch_city, land_city], default=-1)
-    home = u.city[ent] < 0
     province = np.where(event_city >= 0, prov_tab[np.maximum(event_city, 0)], u.province[ent])
     city = np.where(event_city >= 0, city_tab[np.maximum(event_city, 0)], u.city_name[ent])
-    del home
     product, _ = _pick(kinds.products, kinds.n_products, u.kind[ent], rng)
     positions = _small_int_text(rng.integers(5, 120, m))
     area = _small_int_text(rng.integers(20, 300, m))
@@ -730,7 +728,6 @@ class _Assets:
 def _assets(kinds: _Kinds, colour: np.ndarray, u: _Universe, rng: np.random.Generator) -> _Assets:
     """Zone funds, universities, alumni networks, labs and open application scenarios (small tables)."""
     rows: list[list[str]] = []
-    k = kinds.n_nodes
     targets = np.flatnonzero(colour < 2)
     funds: list[str] = []
     fund_chain: list[int] = []
@@ -825,7 +822,6 @@ def _assets(kinds: _Kinds, colour: np.ndarray, u: _Universe, rng: np.random.Gene
                 owner,
             ]
         )
-    del k
     frame = pd.DataFrame(rows, columns=RAW_COLUMNS["assets"])
     return _Assets(
         frame,
@@ -1191,7 +1187,6 @@ def _policy_pools(
     u, kinds = ctx.u, ctx.kinds
     k = kinds.n_nodes
     p = ANALYST_POLICY
-    n = len(u.kind)
     log_cap = np.log10(u.capital_cny)
     fame = (log_cap - log_cap.mean()) / (log_cap.std() + 1e-9) + 0.8 * u.listed - 1.0 * ~u.operating
     big = np.flatnonzero(~u.local & (log_cap >= np.quantile(log_cap, 0.95)))
@@ -1215,7 +1210,6 @@ def _policy_pools(
         fit = fit_values[_fit_level(kinds, u, pool, np.full(len(pool), v))]
         fit = np.where(u.vague[pool], fit * p["text_fit"]["vague_description_factor"], fit)
         pools[int(v)] = (pool, p["text_fit_weight"] * fit + p["fame_weight"] * fame[pool])
-    del n
     return pools
 
 
@@ -1420,9 +1414,7 @@ def _oracle(
 
 
 # ---------------------------------------------------------------------------------------------- raw frames
-def _latest_financing(
-    u: _Universe, sig: _Signals, as_of: int, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray]:
+def _latest_financing(u: _Universe, sig: _Signals, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """最新融资轮次 / 最新融资日期: the last financing signal, else (for some firms) an older round."""
     n = len(u.kind)
     round_label = np.full(n, "", dtype=object)
@@ -1439,7 +1431,6 @@ def _latest_financing(
     labels = np.asarray(["天使轮", "A轮", "B轮", "战略投资"], dtype=object)[rng.integers(0, 4, n)]
     round_label = np.where(pick, np.where(u.listed, "IPO", labels), round_label)
     round_day = np.where(pick, older_day, round_day)
-    del as_of
     return round_label, round_day
 
 
@@ -1672,7 +1663,7 @@ def generate_sample(
     referenced[ent] = True
     referenced[u.local] = True
     enterprises, dirt = _add_dirt(
-        _enterprise_frame(u, texts, _latest_financing(u, sig, as_of_day, rng), rng),
+        _enterprise_frame(u, texts, _latest_financing(u, sig, rng), rng),
         referenced,
         u.kind >= kinds.n_nodes,
         rng,

@@ -463,5 +463,6 @@ VAGUE_DESCRIPTIONS: Final = (
     "公司秉承“创新、诚信、共赢”的经营理念，业务涵盖多个高新技术领域，在行业内享有良好声誉。",
     "本公司坚持以客户为中心，持续加大研发投入，产品远销海内外，是所在地区的重点骨干企业。",
 )
-UNPARSEABLE_CAPITAL: Final = ("不详", "伍佰万元整", "未公示", "壹仟万元人民币", "待定", "见章程")
+# Registered-capital strings a parser cannot turn into an amount (or that mean "not given").
+UNPARSEABLE_CAPITAL: Final = ("5000万-1亿", "不详", "约5000万", "100万股", "未公示", "1000万元（认缴）", "见章程")
 FORMER_NAME_NOTE: Final = "（原名）"
