@@ -10,11 +10,12 @@ section only. Errors name the key, what was expected and what came.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
 
 from features.chains import Chain, validate_chains
@@ -136,6 +137,12 @@ class Settings(BaseSettings):
         if yaml_file:
             sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=yaml_file, yaml_file_encoding="utf-8"))
         return tuple(sources)
+
+    @field_validator("workspace")
+    @classmethod
+    def _absolute_workspace(cls, v: Path) -> Path:
+        # absolute once, here: later code may run in threads, subprocesses or another cwd
+        return Path(os.path.abspath(os.path.expanduser(v)))
 
     def resolve(self, path: str | Path) -> Path:
         """A config-relative path (``configs/...``) resolved against the package root."""
