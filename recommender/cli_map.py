@@ -25,6 +25,7 @@ RECORD_COLUMNS = [
     "gap",
     "priority",
     "year",
+    "leaders",
 ]
 _RICH_STYLE = {"red": "bold white on red3", "blue": "bold white on dodger_blue3", "green": "bold white on green4"}
 _STAGE = {"upstream": "上游", "midstream": "中游", "downstream": "下游"}
@@ -96,11 +97,14 @@ def map_command(
 
 def _record(r: Mapping[Any, Any]) -> dict[str, Any]:
     """JSON-safe values: NaN / NA -> None, numpy scalars -> Python."""
+    import numpy as np
     import pandas as pd
 
     out: dict[str, Any] = {}
     for k, v in r.items():
-        if hasattr(v, "item"):
+        if isinstance(v, np.ndarray):  # list columns read back from parquet
+            v = v.tolist()
+        elif hasattr(v, "item"):  # numpy scalars
             v = v.item()
         if not isinstance(v, list | tuple) and pd.isna(v):
             v = None

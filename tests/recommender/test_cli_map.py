@@ -79,6 +79,7 @@ def test_map_json_lists_every_node_with_colour_and_reason(tmp_path: Path) -> Non
         "gap": 0.0,
         "priority": None,
         "year": 2024,
+        "leaders": ["光谷企业000"],
     }
     assert by_id[OTHER]["colour"] == "blue"
     assert by_id["laser.fiber_laser"]["colour"] == "red"
