@@ -497,7 +497,8 @@ def _count(report: IngestReport, rejects: pd.DataFrame, n_good: int) -> None:
     report.n_rejected = int(rejected_rows.nunique())
     report.n_cleared = int(reasons.str.endswith("value cleared, row kept").sum())
     if len(rejects):
-        top = rejects.assign(kind=reasons.str.replace(r"; (row rejected|value cleared, row kept)$", "", regex=True))
+        kind = reasons.str.replace(r"; (row rejected|value cleared, row kept)$", "", regex=True)
+        top = rejects.assign(kind=kind.str.replace(r"^duplicate of row \d+$", "duplicate of another row", regex=True))
         counts = top.groupby(["field", "kind"], sort=False).size().sort_values(ascending=False, kind="stable")
         for key, n in counts.head(5).to_dict().items():
             report.messages.append(f"{n} × {key[0]}: {key[1]}")  # type: ignore[index]

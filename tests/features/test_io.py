@@ -361,3 +361,16 @@ def test_ingest_file_of_only_bad_rows_keeps_the_table(tmp_path: Path) -> None:
     assert report.rejects is not None and Path(report.rejects).is_file()
     assert report.messages[-1] == "no valid rows: no snapshot written, the current table is unchanged"
     assert len(snapshot_paths(tmp_path / "snap", "assets")) == 1
+
+
+def test_ingest_report_messages_summarise_problems(tmp_path: Path) -> None:
+    path = tmp_path / "a.csv"
+    path.write_text(
+        "资产编号,资产类型,名称\nF1,基金,甲\nF1,基金,乙\nF2,基金,丙\nF2,基金,丁\nF3,工厂,戊\n", encoding="utf-8"
+    )
+    report = ingest_file(path, "assets", None, tmp_path / "snap", tmp_path / "rej", maps_dir=MAPS)
+    assert report.messages == [
+        "read 5 rows, encoding utf-8",
+        "2 × asset_id: duplicate of another row",
+        "1 × asset_type: not one of ['fund', 'university', 'lab', 'scenario', 'alumni_network']",
+    ]
