@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import sys
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
@@ -86,6 +87,11 @@ def map_command(
         names = {c.id: c.name for c in chains}
         title = " · ".join(["三色图", *([names[chain]] if chain else []), settings.zone_name])
         _print_table(records, title=title, chain_names=None if chain else names)
+    elif fmt == "csv":  # full precision (emit_records rounds floats to 4 digits), leaders joined
+        rows = [{**r, "leaders": "、".join(r["leaders"] or [])} for r in records]
+        writer = csv.DictWriter(sys.stdout, fieldnames=RECORD_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
     else:
         emit_records(records, fmt, columns=RECORD_COLUMNS)
     _print_diff(diff.to_dict(orient="records"), has_previous=run.previous_path is not None, to_stderr=fmt != "table")

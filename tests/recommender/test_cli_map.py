@@ -122,6 +122,9 @@ def test_map_chain_filter_and_csv(tmp_path: Path) -> None:
     assert len(rows) == 13
     assert {r["chain_id"] for r in rows} == {"laser"}
     assert list(rows[0])[:6] == ["chain_id", "node_id", "name", "stage", "colour", "reason"]
+    code, out, _ = _run("--chain", "optical_comm", "--format", "csv", "--workspace", str(ws))
+    module = next(r for r in csv.DictReader(io.StringIO(out)) if r["node_id"] == NODE)
+    assert (module["output_value_cny"], module["leaders"], module["priority"]) == ("600000000.0", "光谷企业000", "")
 
 
 def test_map_without_data_says_what_to_do(tmp_path: Path) -> None:
