@@ -59,7 +59,7 @@ def emit_records(records: list[dict[str, Any]], fmt: str, title: str = "", colum
         w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore")
         w.writeheader()
         for r in records:
-            w.writerow({k: _plain(v) for k, v in r.items()})
+            w.writerow({k: _plain(v, exact=True) for k, v in r.items()})
         sys.stdout.write(buf.getvalue())
         return
     from rich.console import Console
@@ -73,13 +73,14 @@ def emit_records(records: list[dict[str, Any]], fmt: str, title: str = "", colum
     Console().print(table)
 
 
-def _plain(v: Any) -> str:
+def _plain(v: Any, exact: bool = False) -> str:
+    """Text for a cell: rounded for people (tables), exact for files (CSV)."""
     if v is None:
         return ""
     if isinstance(v, float):
-        return f"{v:.4g}"
+        return repr(v) if exact else f"{v:.4g}"
     if isinstance(v, (list, tuple)):
-        return "; ".join(_plain(x) for x in v)
+        return "; ".join(_plain(x, exact) for x in v)
     return str(v)
 
 
