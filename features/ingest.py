@@ -360,6 +360,15 @@ class _Problems:
             reasons = np.full(pos.size, reason, dtype=object)
         self.batches.append((pos, field_name, vals, reasons, reject_row))
 
+    def drop(self, rows: np.ndarray) -> None:
+        """Forget the problems of the rows where ``rows`` (bool, shape (n,)) is true."""
+        kept = []
+        for pos, name, vals, reasons, reject in self.batches:
+            ok = ~rows[pos]
+            if ok.any():
+                kept.append((pos[ok], name, vals[ok], reasons[ok], reject))
+        self.batches = kept
+
     def rejected_rows(self, n: int) -> np.ndarray:
         out = np.zeros(n, dtype=bool)
         for pos, _, _, _, reject in self.batches:
@@ -380,7 +389,8 @@ def validate_table(
 
     Args:
         df: the mapped frame (schema column names; ``extra:*`` columns for enterprises), shape (n, k).
-            Row ``i`` (0-based position) is reported as source row ``i + 1``.
+            Row ``i`` (0-based position) is reported as source row ``i + 1``. Rows with no value
+            at all are skipped without a report.
         table: one of ``features.schema.TABLES``.
         source: the file name written into the rejects' ``file`` column.
         to_simplified: convert traditional characters to simplified in text.
@@ -408,8 +418,10 @@ def validate_table(
         out[S.COL_EXTRA] = _pack_extra(df, to_simplified)
     frame = pd.DataFrame(out, index=df.index)
     frame = _derive(frame, table, problems)
+    blank = df.isna().all(axis=1).to_numpy()  # empty rows (e.g. inside a sheet) are skipped, not reported
+    problems.drop(blank)
     bad = problems.rejected_rows(len(frame))
-    keep, dup_rejects = _resolve_duplicates(frame, bad, schema, source)
+    keep, dup_rejects = _resolve_duplicates(frame, bad | blank, schema, source)
     rejects = _rejects_frame(problems, bad, source)
     rejects = pd.concat([rejects, dup_rejects], ignore_index=True) if len(dup_rejects) else rejects
     rejects = rejects.sort_values(["row"], kind="stable").reset_index(drop=True)

@@ -220,17 +220,30 @@ def _read_excel(p: Path, sheet: str | int | None) -> pd.DataFrame:
             ws = wb[sheet]
         else:
             raise IngestError(f"cannot read {p}: no sheet {sheet!r}; sheets: {names}")
-        rows = ws.iter_rows(values_only=True)
-        header = next(rows, None)
-        if header is None:
-            return pd.DataFrame()
-        data = [r for r in rows if any(v is not None and str(v).strip() != "" for v in r)]
+        rows = list(ws.iter_rows(values_only=True))
     finally:
         wb.close()
-    names_ = [str(h) if h is not None else f"column_{i + 1}" for i, h in enumerate(header)]
+    filled = [sum(v is not None and str(v).strip() != "" for v in r) for r in rows]
+    while filled and filled[-1] == 0:  # formatted but empty rows at the end of a sheet
+        rows.pop()
+        filled.pop()
+    if not rows:
+        return pd.DataFrame()
+    head = _header_index(filled)
+    names_ = _unique_names([str(h) if h is not None else "" for h in rows[head]])
     width = len(names_)
-    frame = pd.DataFrame([list(r[:width]) + [None] * (width - len(r)) for r in data], columns=names_, dtype=object)
-    return _as_strings(frame)
+    data = [list(r[:width]) + [None] * (width - len(r)) for r in rows[head + 1 :]]
+    frame = _as_strings(pd.DataFrame(data, columns=names_, dtype=object))
+    frame.attrs["header_row"] = head + 1
+    return frame
+
+
+def _header_index(filled: list[int], look: int = 10) -> int:
+    """Index of the header row: the first row with at least two values among the first ``look``
+    rows when the sheet starts with a title row (one merged cell such as 「2024年在园企业名单」)."""
+    if filled[0] >= 2 or max(filled[:look]) < 2:
+        return 0
+    return next(i for i, n in enumerate(filled[:look]) if n >= 2)
 
 
 def _as_strings(df: pd.DataFrame) -> pd.DataFrame:
@@ -434,6 +447,8 @@ def ingest_file(
     report = IngestReport(file=str(path), table=table, column_map=cmap.name, mode=mode, n_read=len(raw))
     if "encoding" in raw.attrs:
         report.messages.append(f"read {len(raw)} rows, encoding {raw.attrs['encoding']}")
+    if raw.attrs.get("header_row", 1) > 1:
+        report.messages.append(f"header on sheet row {raw.attrs['header_row']} (title rows above it skipped)")
     mapped = I.apply_column_map(raw, cmap)
     missing = I.missing_columns(mapped, cmap)
     if missing:
@@ -496,6 +511,9 @@ def _count(report: IngestReport, rejects: pd.DataFrame, n_good: int) -> None:
     report.n_duplicates = int(is_dup.sum())
     report.n_rejected = int(rejected_rows.nunique())
     report.n_cleared = int(reasons.str.endswith("value cleared, row kept").sum())
+    n_blank = report.n_read - report.n_ok - report.n_rejected - report.n_duplicates
+    if n_blank > 0:
+        report.messages.append(f"{n_blank} blank rows skipped")
     if len(rejects):
         kind = reasons.str.replace(r"; (row rejected|value cleared, row kept)$", "", regex=True)
         top = rejects.assign(kind=kind.str.replace(r"^duplicate of row \d+$", "duplicate of another row", regex=True))

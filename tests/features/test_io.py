@@ -374,3 +374,30 @@ def test_ingest_report_messages_summarise_problems(tmp_path: Path) -> None:
         "2 × asset_id: duplicate of another row",
         "1 × asset_type: not one of ['fund', 'university', 'lab', 'scenario', 'alumni_network']",
     ]
+
+
+def test_ingest_file_xlsx_title_row_and_blank_rows(tmp_path: Path) -> None:
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    ws = wb.active
+    ws.append(["2024年光谷在园企业名单"])
+    ws.append(["统一社会信用代码", "节点编号", "年度", "是否链主"])
+    ws.append([A, "n1", 2024, "是"])
+    ws.append([None, None, None, None])
+    ws.append([B, "n1", "二〇二四", "否"])
+    ws.append([C, "n2", 2024, None])
+    ws.append([None, None, None, None])
+    path = tmp_path / "presence.xlsx"
+    wb.save(path)
+    report = ingest_file(path, "presence", None, tmp_path / "snap", tmp_path / "rej", maps_dir=MAPS)
+    assert (report.n_read, report.n_ok, report.n_rejected) == (4, 2, 1)
+    assert report.messages == [
+        "header on sheet row 2 (title rows above it skipped)",
+        "1 blank rows skipped",
+        "1 × year: not a number",
+    ]
+    assert report.rejects is not None
+    assert Path(report.rejects).read_text(encoding="utf-8-sig").splitlines()[1] == (
+        "presence.xlsx,3,year,二〇二四,not a number; row rejected"
+    )
