@@ -217,40 +217,71 @@ def build_pair_features(
     check_columns(list(candidates.columns), [COL_NODE_ID, COL_ENTERPRISE_ID], "candidates")
     check_columns(list(nodes.columns), [COL_NODE_ID, "industry_codes", "strategic_weight"], "nodes")
     asof = _as_of_ns(candidates, as_of)
-    ent_ids = candidates[COL_ENTERPRISE_ID].astype("string").to_numpy(dtype=object)
-    node_ids = candidates[COL_NODE_ID].astype("string").to_numpy(dtype=object)
-
     enterprises = _table(tables, "enterprises", [COL_ENTERPRISE_ID])
     enterprises = enterprises.drop_duplicates(COL_ENTERPRISE_ID, keep="last")
-    ent_index = pd.Index(enterprises[COL_ENTERPRISE_ID].astype("string").to_numpy(dtype=object))
-    ent_pos = ent_index.get_indexer(ent_ids)
-    ent_pos = np.where(ent_pos < 0, len(ent_index), ent_pos)  # unknown enterprises → an all-NaN row
+    ent_index = _id_index(enterprises[COL_ENTERPRISE_ID])
+    node_index = _id_index(nodes[COL_NODE_ID])
+    # ids are hashed once per distinct value: factorize the pair columns, look up the uniques
+    ent_codes, ent_known = _factorized_positions(candidates[COL_ENTERPRISE_ID], ent_index)
+    ent_pos = ent_known[ent_codes]
+    node_codes, node_known = _factorized_positions(candidates[COL_NODE_ID], node_index)
+    node_pos = node_known[node_codes]
+    ent_row = np.where(ent_pos < 0, len(ent_index), ent_pos)  # unknown enterprises → an all-NaN row
 
-    date_values, date_codes = np.unique(asof, return_inverse=True)
-    pair_key = ent_pos.astype(np.int64) * len(date_values) + date_codes
-    unique_keys, inverse = np.unique(pair_key, return_inverse=True)
-    u_ent = unique_keys // len(date_values)
-    u_asof = date_values[unique_keys % len(date_values)]
+    # the (enterprise, as-of) rows that per-enterprise features are computed for, and each pair's row
+    if asof.min() == asof.max():  # one scoring date: the enterprise codes are the rows
+        inverse = np.where(ent_codes < 0, len(ent_known) - 1, ent_codes)
+        u_ent = np.where(ent_known < 0, len(ent_index), ent_known)
+        u_asof = np.full(len(u_ent), asof[0] if len(asof) else 0, dtype=np.int64)
+    else:
+        date_codes, date_values = pd.factorize(asof)
+        key = np.where(ent_codes < 0, len(ent_known) - 1, ent_codes).astype(np.int64) * len(date_values) + date_codes
+        inverse, unique_keys = pd.factorize(key)
+        u_ent = np.where(ent_known < 0, len(ent_index), ent_known)[unique_keys // len(date_values)]
+        u_asof = np.asarray(date_values)[unique_keys % len(date_values)].astype(np.int64)
 
-    firm = enterprise_features(enterprises, ent_index, u_ent, u_asof, tables, zone_province)
-    node_block = node_features(nodes, map_df, node_ids, asof)
-    out = np.empty((len(candidates), len(FEATURE_NAMES)), dtype=np.float64)
+    # column-major: every feature is one contiguous column (and the frame's single block)
+    out = np.empty((len(candidates), len(FEATURE_NAMES)), dtype=np.float64, order="F")
     col = {name: i for i, name in enumerate(FEATURE_NAMES)}
-    for name, values in firm.items():
-        out[:, col[name]] = values[inverse]
-    for name, values in node_block.items():
-        out[:, col[name]] = values
-    for name, values in retrieval_features(candidates).items():
-        out[:, col[name]] = values
-    for name, values in industry_features(nodes, node_ids, enterprises, ent_pos).items():
-        out[:, col[name]] = values
-    out[:, col["contacted_node_before"]] = _contacted_node_before(tables, ent_ids, node_ids, asof)
+    for name, values in enterprise_features(enterprises, ent_index, u_ent, u_asof, tables, zone_province).items():
+        np.take(values, inverse, out=out[:, col[name]])
+    blocks = [
+        node_features(nodes, map_df, node_pos, asof),
+        retrieval_features(candidates),
+        industry_features(nodes, node_pos, enterprises, ent_row),
+        {"contacted_node_before": _contacted_node_before(tables, ent_index, node_index, ent_pos, node_pos, asof)},
+    ]
+    for block in blocks:
+        for name, values in block.items():
+            out[:, col[name]] = values
 
-    frame = pd.DataFrame(out, columns=FEATURE_NAMES, index=candidates.index, copy=False)
-    frame.insert(0, COL_AS_OF, asof.astype("datetime64[ns]"))
-    frame.insert(0, COL_ENTERPRISE_ID, candidates[COL_ENTERPRISE_ID].to_numpy())
-    frame.insert(0, COL_NODE_ID, candidates[COL_NODE_ID].to_numpy())
-    return frame
+    keys = pd.DataFrame(
+        {
+            COL_NODE_ID: candidates[COL_NODE_ID],
+            COL_ENTERPRISE_ID: candidates[COL_ENTERPRISE_ID],
+            COL_AS_OF: pd.Series(asof.astype("datetime64[ns]"), index=candidates.index),
+        }
+    )
+    return pd.concat([keys, pd.DataFrame(out, columns=FEATURE_NAMES, index=candidates.index, copy=False)], axis=1)
+
+
+def _id_index(ids: pd.Series) -> pd.Index:
+    return pd.Index(np.asarray(ids.astype("string").to_numpy(dtype=object), dtype=object))
+
+
+def _factorized_positions(ids: pd.Series, index: pd.Index) -> tuple[np.ndarray, np.ndarray]:
+    """(codes, positions): ``codes`` per row into the distinct ids (-1 when missing), ``positions``
+    of each distinct id in ``index`` (-1 when absent) with a trailing -1, so ``positions[codes]``
+    is every row's position."""
+    codes, uniques = pd.factorize(ids, sort=False)
+    distinct = pd.Index(np.asarray(pd.Series(uniques).astype("string").to_numpy(dtype=object), dtype=object))
+    return np.asarray(codes, dtype=np.int64), np.append(index.get_indexer(distinct), -1).astype(np.int64)
+
+
+def _positions(ids: pd.Series, index: pd.Index) -> np.ndarray:
+    """Position of each id in ``index`` (-1 when absent), hashing each distinct id once."""
+    codes, known = _factorized_positions(ids, index)
+    return np.asarray(known[codes])
 
 
 # ---------------------------------------------------------------- per-pair blocks
@@ -277,38 +308,40 @@ def _code_ints(codes: pd.Series) -> np.ndarray:
 
 
 def industry_features(
-    nodes: pd.DataFrame, node_ids: np.ndarray, enterprises: pd.DataFrame, ent_pos: np.ndarray
+    nodes: pd.DataFrame, node_pos: np.ndarray, enterprises: pd.DataFrame, ent_row: np.ndarray
 ) -> dict[str, np.ndarray]:
-    """Whether the candidate's class code equals a node code (exact), shares its 3-digit group or 2-digit division."""
-    node_index = pd.Index(nodes[COL_NODE_ID].astype("string").to_numpy(dtype=object))
-    node_pos = node_index.get_indexer(node_ids).astype(np.int64)
+    """Whether the candidate's class code equals a node code (exact), shares its 3-digit group or 2-digit division.
+
+    ``node_pos``: each pair's node position in ``nodes`` (-1 unknown); ``ent_row``: its enterprise
+    position in ``enterprises`` (``len(enterprises)`` for unknown).
+    """
+    node_index = _id_index(nodes[COL_NODE_ID])
     exploded = nodes[[COL_NODE_ID, "industry_codes"]].explode("industry_codes")
-    exploded_pos = node_index.get_indexer(exploded[COL_NODE_ID].astype("string").to_numpy(dtype=object)).astype(
-        np.int64
-    )
+    exploded_pos = _positions(exploded[COL_NODE_ID], node_index)
     node_codes = _code_ints(exploded["industry_codes"])
     if COL_INDUSTRY_CODE in enterprises.columns:
-        ent_codes = np.append(_code_ints(enterprises[COL_INDUSTRY_CODE]), -1)[ent_pos]
+        ent_codes = np.append(_code_ints(enterprises[COL_INDUSTRY_CODE]), -1)[ent_row]
     else:
-        ent_codes = np.full(len(ent_pos), -1, dtype=np.int64)
+        ent_codes = np.full(len(ent_row), -1, dtype=np.int64)
     out = {}
+    known = ent_codes >= 0
+    ok = (node_codes >= 0) & (exploded_pos >= 0)
     for name, div in zip(INDUSTRY_FEATURES, (1, 10, 100), strict=True):
-        ok = node_codes >= 0
-        table = np.unique(exploded_pos[ok] * 10_000 + node_codes[ok] // div)
-        match = np.isin(node_pos * 10_000 + ent_codes // div, table) & (ent_codes >= 0) & (node_pos >= 0)
-        out[name] = np.where(ent_codes >= 0, match, np.nan)
+        # a (node, code prefix) lookup table: one gather per pair instead of a set-membership search
+        table = np.zeros((len(node_index) + 1, 10_000 // div + 1), dtype=bool)
+        table[exploded_pos[ok], node_codes[ok] // div] = True
+        match = table[node_pos, np.where(known, ent_codes // div, 10_000 // div)]  # -1 / unknown → all-False
+        out[name] = np.where(known, match, np.nan)
     return out
 
 
 def node_features(
-    nodes: pd.DataFrame, map_df: pd.DataFrame | None, node_ids: np.ndarray, asof: np.ndarray
+    nodes: pd.DataFrame, map_df: pd.DataFrame | None, node_pos: np.ndarray, asof: np.ndarray
 ) -> dict[str, np.ndarray]:
-    """Node colour (green 0, blue 1, red 2), gap and strategic weight for each pair's node."""
-    node_index = pd.Index(nodes[COL_NODE_ID].astype("string").to_numpy(dtype=object))
-    node_pos = node_index.get_indexer(node_ids)
+    """Node colour (green 0, blue 1, red 2), gap and strategic weight for each pair's node position."""
     weight = np.append(pd.to_numeric(nodes["strategic_weight"]).to_numpy(dtype="float64"), np.nan)
     out = {"strategic_weight": weight[node_pos]}  # -1 → the NaN sentinel at the end
-    n = len(node_ids)
+    n = len(node_pos)
     if map_df is None or len(map_df) == 0:
         out["node_colour"] = np.full(n, np.nan)
         out["node_gap"] = np.full(n, np.nan)
@@ -316,57 +349,53 @@ def node_features(
     check_columns(list(map_df.columns), [COL_NODE_ID, "colour"], "map_df")
     m = pd.DataFrame(
         {
-            COL_NODE_ID: map_df[COL_NODE_ID].astype("string").to_numpy(dtype=object),
+            "_node": _positions(map_df[COL_NODE_ID], _id_index(nodes[COL_NODE_ID])),
             "node_colour": map_df["colour"].map(COLOUR_CODE).astype("float64").to_numpy(),
             "node_gap": pd.to_numeric(map_df["gap"], errors="coerce").to_numpy(dtype="float64")
             if "gap" in map_df.columns
             else np.nan,
         }
     )
+    m = m[m["_node"] >= 0]
     if COL_AS_OF in map_df.columns:
-        m["_t"] = _dates_ns(map_df[COL_AS_OF])
-        left = pd.DataFrame({COL_NODE_ID: node_ids, "_t": asof, "_row": np.arange(n)}).sort_values("_t")
-        joined = pd.merge_asof(left, m.sort_values("_t"), on="_t", by=COL_NODE_ID, direction="backward")
+        m["_t"] = _dates_ns(map_df[COL_AS_OF])[m.index.to_numpy()]
+        left = pd.DataFrame({"_node": node_pos, "_t": asof, "_row": np.arange(n)}).sort_values("_t", kind="stable")
+        joined = pd.merge_asof(left, m.sort_values("_t", kind="stable"), on="_t", by="_node", direction="backward")
         joined = joined.sort_values("_row")
-    else:
-        m = m.drop_duplicates(COL_NODE_ID, keep="last")
-        pos = pd.Index(m[COL_NODE_ID]).get_indexer(node_ids)
-        joined = m.iloc[np.where(pos < 0, 0, pos)].assign(
-            node_colour=lambda d: np.where(pos < 0, np.nan, d["node_colour"]),
-            node_gap=lambda d: np.where(pos < 0, np.nan, d["node_gap"]),
-        )
-    out["node_colour"] = joined["node_colour"].to_numpy(dtype="float64")
-    out["node_gap"] = joined["node_gap"].to_numpy(dtype="float64")
+        out["node_colour"] = joined["node_colour"].to_numpy(dtype="float64")
+        out["node_gap"] = joined["node_gap"].to_numpy(dtype="float64")
+        return out
+    m = m.drop_duplicates("_node", keep="last")
+    for name in ("node_colour", "node_gap"):
+        per_node = np.full(len(nodes) + 1, np.nan)
+        per_node[m["_node"].to_numpy()] = m[name].to_numpy(dtype="float64")
+        out[name] = per_node[node_pos]
     return out
 
 
 def _contacted_node_before(
-    tables: Mapping[str, pd.DataFrame], ent_ids: np.ndarray, node_ids: np.ndarray, asof: np.ndarray
+    tables: Mapping[str, pd.DataFrame],
+    ent_index: pd.Index,
+    node_index: pd.Index,
+    ent_pos: np.ndarray,
+    node_pos: np.ndarray,
+    asof: np.ndarray,
 ) -> np.ndarray:
     """1 when an outcome record of this (enterprise, node) is dated before as_of."""
     outcomes = _table(tables, "outcomes", [COL_ENTERPRISE_ID, COL_NODE_ID, COL_DATE])
     if len(outcomes) == 0:
-        return np.zeros(len(ent_ids))
-    first = (
-        pd.DataFrame(
-            {
-                "k": outcomes[COL_ENTERPRISE_ID].astype("string") + "\x1f" + outcomes[COL_NODE_ID].astype("string"),
-                "t": _dates_ns(outcomes[COL_DATE]),
-            }
-        )
-        .groupby("k")["t"]
-        .min()
-    )
-    first_index = pd.Index(first.index.to_numpy(dtype=object))
-    # only pairs that were ever contacted need the string key: filter by enterprise first (cheap)
-    maybe = pd.Index(outcomes[COL_ENTERPRISE_ID].astype("string").unique()).get_indexer(ent_ids) >= 0
-    out = np.zeros(len(ent_ids))
-    if maybe.any():
-        keys = pd.Series(ent_ids[maybe], dtype="string") + "\x1f" + pd.Series(node_ids[maybe], dtype="string")
-        pos = first_index.get_indexer(keys.to_numpy(dtype=object))
-        t = np.where(pos >= 0, first.to_numpy()[pos], np.iinfo(np.int64).max)
-        out[maybe] = (t < asof[maybe]).astype(float)
-    return out
+        return np.zeros(len(ent_pos))
+    n_nodes = len(node_index) + 1
+    o_ent = _positions(outcomes[COL_ENTERPRISE_ID], ent_index)
+    o_node = _positions(outcomes[COL_NODE_ID], node_index)
+    ok = (o_ent >= 0) & (o_node >= 0)
+    first = pd.Series(_dates_ns(outcomes[COL_DATE])[ok]).groupby(o_ent[ok] * n_nodes + o_node[ok]).min()
+    if len(first) == 0:
+        return np.zeros(len(ent_pos))
+    pair = np.where((ent_pos >= 0) & (node_pos >= 0), ent_pos * n_nodes + node_pos, -1)
+    pos = pd.Index(first.index.to_numpy(dtype=np.int64)).get_indexer(pd.Index(pair))
+    t = np.where(pos >= 0, first.to_numpy()[np.maximum(pos, 0)], np.iinfo(np.int64).max)
+    return (t < asof).astype(float)
 
 
 # ---------------------------------------------------------------- per (enterprise, as-of) blocks

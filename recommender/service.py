@@ -75,9 +75,10 @@ def model_registry(settings: Settings) -> ModelRegistry:
 
 def load_champion(settings: Settings) -> ModelBundle | None:
     """The ``champion`` version (``models:/<name>@champion``), or None when there is none yet."""
+    ws = Workspace(settings.workspace)
+    if tracking_uri(settings) == ws.mlflow_uri() and not (ws.root / "mlflow.db").is_file():
+        return None  # no store yet: nothing was ever trained here (and creating one takes seconds)
     registry = model_registry(settings)
-    if not Workspace(settings.workspace).root.exists() and registry.tracking_uri.startswith("sqlite"):
-        return None
     loaded = registry.load_champion()
     if loaded is None:
         return None
@@ -170,11 +171,11 @@ def yearly_maps(
         return None
     from recommender.colour_map import compute_map
 
-    first = int(presence[COL_YEAR].min())
+    first, last = int(presence[COL_YEAR].min()), int(presence[COL_YEAR].max())
     parts = [
-        compute_map(nodes, presence, tables["enterprises"], settings.map, as_of_year=max(y - 1, first)).assign(
-            as_of=pd.Timestamp(year=y, month=1, day=1)
-        )
+        compute_map(
+            nodes, presence, tables["enterprises"], settings.map, as_of_year=min(max(y - 1, first), last)
+        ).assign(as_of=pd.Timestamp(year=y, month=1, day=1))
         for y in sorted(set(years))
     ]
     return pd.concat(parts, ignore_index=True)

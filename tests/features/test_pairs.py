@@ -178,7 +178,9 @@ def test_build_pair_features_uses_the_map_known_at_each_date() -> None:
 def test_build_pair_features_rejects_missing_columns_and_dates() -> None:
     with pytest.raises(ValueError, match=re.escape("candidates is missing required columns ['node_id']")):
         build_pair_features(pd.DataFrame({"enterprise_id": ["E1"]}), _tables(), _nodes(), MAP, AS_OF)
-    with pytest.raises(ValueError, match=re.escape("as_of is required when candidates have no 'as_of' column; got None.")):
+    with pytest.raises(
+        ValueError, match=re.escape("as_of is required when candidates have no 'as_of' column; got None.")
+    ):
         build_pair_features(_candidates(), _tables(), _nodes(), MAP)
     with pytest.raises(ValueError, match=re.escape("Pass either an as_of argument or an 'as_of' column")):
         build_pair_features(_candidates().assign(as_of=AS_OF), _tables(), _nodes(), MAP, AS_OF)

@@ -13,7 +13,9 @@ from models.manifest import ManifestMismatchError
 from models.ranker import Ranker
 
 
-def make_ranking(n_queries: int = 40, per_query: int = 25, random_state: int = 0) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+def make_ranking(
+    n_queries: int = 40, per_query: int = 25, random_state: int = 0
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """Queries of equal size; label grows with x0 + noise (like LightGBM's make_ranking)."""
     rng = np.random.default_rng(random_state)
     n = n_queries * per_query

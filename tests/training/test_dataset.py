@@ -48,7 +48,9 @@ def test_approaches_label_best_stage_within_the_horizon() -> None:
 
 def test_approaches_rejects_stages_without_gain() -> None:
     gains = {"线索": 0, "接洽": 1, "考察": 2, "洽谈": 2, "签约": 3, "落地": 3}
-    with pytest.raises(ValueError, match=re.escape("outcomes have stages ['终止'] without a gain in training.stage_gains")):
+    with pytest.raises(
+        ValueError, match=re.escape("outcomes have stages ['终止'] without a gain in training.stage_gains")
+    ):
         approaches(_outcomes(), TrainingConfig(stage_gains=gains))
 
 
@@ -88,7 +90,10 @@ def test_subsample_negatives_keeps_approached_rows() -> None:
     frame = pd.DataFrame({"query_id": ["a"] * 6 + ["b"] * 3, "approached": [True, False, False, False, False, True,
                                                                             False, False, False]})  # fmt: skip
     kept = subsample_negatives(frame, 2, random_state=0)
-    assert kept.groupby("query_id")["approached"].agg(["sum", "size"]).to_dict("list") == {"sum": [2, 0], "size": [4, 2]}
+    assert kept.groupby("query_id")["approached"].agg(["sum", "size"]).to_dict("list") == {
+        "sum": [2, 0],
+        "size": [4, 2],
+    }
     assert kept.index.is_monotonic_increasing
     assert subsample_negatives(frame, None, 0) is frame
 
@@ -107,5 +112,7 @@ def test_time_split_keeps_periods_whole_and_ordered() -> None:
     frame = pd.DataFrame({"as_of": dates, "i": range(10)})
     tr, va, te = split_frame(frame, s)
     assert (len(tr), len(va), len(te)) == (4, 2, 4) and tr["as_of"].max() < va["as_of"].min() <= te["as_of"].min()
-    with pytest.raises(ValueError, match=re.escape("A time split needs at least 6 query periods (1 train, 2 valid, 3 test); got 5:")):
+    with pytest.raises(
+        ValueError, match=re.escape("A time split needs at least 6 query periods (1 train, 2 valid, 3 test); got 5:")
+    ):
         time_split(dates, valid_periods=2, test_periods=3)

@@ -21,7 +21,7 @@ def naive_ndcg(labels: list[float], scores: list[float], k: int) -> float:
     order = sorted(range(len(scores)), key=lambda i: (-scores[i], i))
     dcg = sum((2 ** labels[i] - 1) / math.log2(r + 2) for r, i in enumerate(order[:k]))
     ideal = sorted(labels, reverse=True)
-    idcg = sum((2**l - 1) / math.log2(r + 2) for r, l in enumerate(ideal[:k]))
+    idcg = sum((2**g - 1) / math.log2(r + 2) for r, g in enumerate(ideal[:k]))
     return dcg / idcg if idcg else float("nan")
 
 
@@ -82,7 +82,9 @@ def test_evaluate_ranking_ranks_nan_scores_last_and_checks_inputs() -> None:
     got = evaluate_ranking(["a", "a", "a"], [0, 0, 1], [np.nan, 0.2, 0.1], ndcg_cutoffs=(1, 2))
     assert got["ndcg@2"] == pytest.approx(1 / math.log2(3))
     assert got["ndcg@1"] == 0.0
-    with pytest.raises(ValueError, match=re.escape("The 'k' parameter must be an int in the range [1, inf). Got 0 instead.")):
+    with pytest.raises(
+        ValueError, match=re.escape("The 'k' parameter must be an int in the range [1, inf). Got 0 instead.")
+    ):
         ndcg_at_k([1], [1], 0)
     with pytest.raises(ValueError, match=re.escape("query, y_true and y_score must have equal lengths; got 2, 1, 1.")):
         evaluate_ranking(["a", "b"], [1], [1])

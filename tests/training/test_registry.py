@@ -113,5 +113,7 @@ def test_registry_errors_name_what_is_missing(store: Path, results: dict[str, Tr
         reg.rollback()
     reg.log_training_run(results["good"], CONFIG)
     assert reg.alias_version(CHAMPION) is None  # without --promote-if-better nothing is promoted
-    with pytest.raises(RegistryError, match=re.escape("Model 'sansetu-ranker-test' has no version '7'; known versions are ['1'].")):
+    with pytest.raises(
+        RegistryError, match=re.escape("Model 'sansetu-ranker-test' has no version '7'; known versions are ['1'].")
+    ):
         reg.promote("7")
