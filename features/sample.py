@@ -1434,91 +1434,86 @@ def _latest_financing(u: _Universe, sig: _Signals, rng: np.random.Generator) -> 
     return round_label, round_day
 
 
-def _enterprise_frame(
+def _enterprise_columns(
     u: _Universe, texts: dict[str, np.ndarray], fin: tuple[np.ndarray, np.ndarray], rng: np.random.Generator
-) -> pd.DataFrame:
+) -> dict[str, np.ndarray]:
+    """The enterprises file's columns as numpy arrays (object strings; 参保人数 float with NaN)."""
     n = len(u.kind)
-    emp = np.where(rng.random(n) < 0.1, np.nan, u.employees)
-    former = np.where(rng.random(n) < 0.05, u.names + V.FORMER_NAME_NOTE, "")
-    return pd.DataFrame(
-        {
-            "企业名称": u.names,
-            "统一社会信用代码": u.ids,
-            "登记状态": u.status,
-            "成立日期": _date_text(u.founded),
-            "注册资本": u.capital_text,
-            "所属省份": u.province,
-            "所属城市": u.city_name,
-            "所属区县": u.district,
-            "国标行业": texts["industry"],
-            "经营范围": texts["scope"],
-            "企业简介": texts["description"],
-            "主营产品": texts["products"],
-            "参保人数": pd.array(emp, dtype="Int64"),
-            "是否上市": np.where(u.listed, "是", "否"),
-            "最新融资轮次": fin[0],
-            "最新融资日期": np.where(fin[1] >= 0, _date_text(np.maximum(fin[1], 0)), ""),
-            "曾用名": former,
-        }
-    )
+    return {
+        "企业名称": u.names,
+        "统一社会信用代码": u.ids,
+        "登记状态": u.status,
+        "成立日期": _date_text(u.founded),
+        "注册资本": u.capital_text,
+        "所属省份": u.province,
+        "所属城市": u.city_name,
+        "所属区县": u.district,
+        "国标行业": texts["industry"],
+        "经营范围": texts["scope"],
+        "企业简介": texts["description"],
+        "主营产品": texts["products"],
+        "参保人数": np.where(rng.random(n) < 0.1, np.nan, u.employees),
+        "是否上市": np.where(u.listed, "是", "否").astype(object),
+        "最新融资轮次": fin[0],
+        "最新融资日期": np.where(fin[1] >= 0, _date_text(np.maximum(fin[1], 0)), ""),
+        "曾用名": np.where(rng.random(n) < 0.05, u.names + V.FORMER_NAME_NOTE, ""),
+    }
 
 
 _FULLWIDTH: Final = {c: c + 0xFEE0 for c in range(0x21, 0x7F)}
 _TRADITIONAL_TABLE: Final = str.maketrans(V.TRADITIONAL)
 
 
+def _translate(values: np.ndarray, table: dict[int, int] | dict[int, str]) -> np.ndarray:
+    return np.asarray([v.translate(table) for v in values], dtype=object)  # only the few dirty rows
+
+
 def _add_dirt(
-    frame: pd.DataFrame, referenced: np.ndarray, distractor: np.ndarray, rng: np.random.Generator
+    cols: dict[str, np.ndarray], referenced: np.ndarray, distractor: np.ndarray, rng: np.random.Generator
 ) -> tuple[pd.DataFrame, dict[str, int]]:
-    """Realistic dirt (rates in :data:`DIRT`); rows other tables refer to keep valid codes and dates."""
-    n = len(frame)
-    f = frame.copy()
+    """Realistic dirt (rates in :data:`DIRT`); rows other tables refer to keep valid codes and dates.
+
+    Returns the enterprises frame (duplicates appended, rows sorted by credit code) and the counts.
+    """
+    n = len(cols["统一社会信用代码"])
+    c = {k: v.copy() for k, v in cols.items()}
     counts: dict[str, int] = {}
     free = np.flatnonzero(~referenced & distractor)
 
-    def rows(rate: float, among: np.ndarray | None = None) -> np.ndarray:
+    def rows(kind: str, among: np.ndarray | None = None) -> np.ndarray:
         pool = np.arange(n) if among is None else among
-        m = min(len(pool), int(round(rate * n)))
+        m = min(len(pool), int(round(DIRT[kind] * n)))
+        counts[kind] = m
         return np.sort(rng.choice(pool, m, replace=False)) if m else np.zeros(0, dtype=np.int64)
 
-    r = rows(DIRT["traditional_text"])
+    r = rows("traditional_text")
     for col in ("企业简介", "经营范围", "主营产品"):
-        f.loc[r, col] = f.loc[r, col].str.translate(_TRADITIONAL_TABLE)
-    counts["traditional_text"] = len(r)
-    r = rows(DIRT["fullwidth_text"])
+        c[col][r] = _translate(c[col][r], _TRADITIONAL_TABLE)
+    r = rows("fullwidth_text")
     for col in ("企业简介", "主营产品", "注册资本"):
-        f.loc[r, col] = f.loc[r, col].str.translate(_FULLWIDTH)
-    counts["fullwidth_text"] = len(r)
-    r = rows(DIRT["odd_whitespace"])
-    spaced = np.where(
-        np.arange(len(r)) % 2 == 0,
-        " " + f.loc[r, "企业名称"] + "  ",
-        f.loc[r, "企业名称"].str.slice(0, 2) + "\u3000" + f.loc[r, "企业名称"].str.slice(2),
+        c[col][r] = _translate(c[col][r], _FULLWIDTH)
+    r = rows("odd_whitespace")
+    name = c["企业名称"][r]
+    head = np.asarray([x[:2] for x in name], dtype=object)
+    tail = np.asarray([x[2:] for x in name], dtype=object)
+    c["企业名称"][r] = np.where(np.arange(len(r)) % 2 == 0, " " + name + "  ", head + "\u3000" + tail)
+    r = rows("unparseable_capital", free)
+    c["注册资本"][r] = np.asarray(V.UNPARSEABLE_CAPITAL, dtype=object)[np.arange(len(r)) % len(V.UNPARSEABLE_CAPITAL)]
+    r = rows("slash_dates", free)
+    c["成立日期"][r] = np.asarray(
+        [f"{int(d[:4])}/{int(d[5:7])}/{int(d[8:10])}" for d in c["成立日期"][r]], dtype=object
     )
-    f.loc[r, "企业名称"] = spaced
-    counts["odd_whitespace"] = len(r)
-    r = rows(DIRT["unparseable_capital"], free)
-    f.loc[r, "注册资本"] = np.asarray(V.UNPARSEABLE_CAPITAL, dtype=object)[
-        np.arange(len(r)) % len(V.UNPARSEABLE_CAPITAL)
-    ]
-    counts["unparseable_capital"] = len(r)
-    r = rows(DIRT["slash_dates"], free)
-    d = pd.to_datetime(f.loc[r, "成立日期"])
-    f.loc[r, "成立日期"] = d.dt.year.astype(str) + "/" + d.dt.month.astype(str) + "/" + d.dt.day.astype(str)
-    counts["slash_dates"] = len(r)
-    r = rows(DIRT["invalid_credit_code"], np.setdiff1d(free, r))
-    f.loc[r, "统一社会信用代码"] = _corrupt_codes(f.loc[r, "统一社会信用代码"].to_numpy(dtype=object))
-    counts["invalid_credit_code"] = len(r)
-    r = rows(DIRT["duplicate_rows"])
-    dup = f.loc[r].copy()
+    r = rows("invalid_credit_code", np.setdiff1d(free, r))
+    c["统一社会信用代码"][r] = _corrupt_codes(c["统一社会信用代码"][r])
+    r = rows("duplicate_rows")
     changed = np.arange(len(r)) % 2 == 1
-    dup.loc[dup.index[changed], "参保人数"] = dup.loc[dup.index[changed], "参保人数"].fillna(0) + 7
-    counts["duplicate_rows"] = len(r)
-    f["_order"] = np.arange(n)
-    dup["_order"] = n + np.arange(len(dup))
-    out = pd.concat([f, dup], ignore_index=True)
-    out = out.sort_values(["统一社会信用代码", "_order"], kind="stable").drop(columns="_order").reset_index(drop=True)
-    return out, counts
+    dup = {k: v[r].copy() for k, v in c.items()}
+    dup["参保人数"] = np.where(changed, np.nan_to_num(dup["参保人数"]) + 7, dup["参保人数"])
+    merged = {k: np.concatenate([c[k], dup[k]]) for k in c}
+    order = np.argsort(merged["统一社会信用代码"], kind="stable")  # a duplicate follows its original
+    frame = pd.DataFrame({k: v[order] for k, v in merged.items()})
+    frame["参保人数"] = pd.array(merged["参保人数"][order], dtype="Int64")
+    return frame, counts
 
 
 def _corrupt_codes(codes: np.ndarray) -> np.ndarray:
@@ -1663,7 +1658,7 @@ def generate_sample(
     referenced[ent] = True
     referenced[u.local] = True
     enterprises, dirt = _add_dirt(
-        _enterprise_frame(u, texts, _latest_financing(u, sig, rng), rng),
+        _enterprise_columns(u, texts, _latest_financing(u, sig, rng), rng),
         referenced,
         u.kind >= kinds.n_nodes,
         rng,
