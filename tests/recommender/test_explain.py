@@ -193,3 +193,24 @@ def test_contributions_of_reads_mapping_json_and_prefixed_columns():
     assert contributions_of({"contributions": '{"a": 2}'}) == {"a": 2.0}
     assert contributions_of({"contrib_a": 0.25, "contrib_bias": 0.1, "score": 1}) == {"a": 0.25, "bias": 0.1}
     assert contributions_of({"score": 1.0}) is None
+
+
+def test_explain_sums_to_a_real_lightgbm_prediction(random_seed):
+    """pred_contrib of a small LightGBM lambdarank model over the real feature names: the reasons of
+    every row sum to the model's score minus its bias."""
+    ranker_mod = pytest.importorskip("models.ranker")
+    pairs = pytest.importorskip("features.pairs")
+    rng = np.random.default_rng(random_seed)
+    n = 120
+    X = pd.DataFrame(rng.normal(size=(n, len(pairs.FEATURE_NAMES))), columns=pairs.FEATURE_NAMES)
+    y = (X["dense_score"] + X["ties_leader"] + rng.normal(0, 0.5, n) > 0.5).astype(int).to_numpy()
+    ranker = ranker_mod.Ranker(n_estimators=20, random_state=random_seed).fit(X, y, [30, 30, 30, 30])
+    contrib = ranker.contributions(X)
+    score = ranker.predict(X)
+    ex = Explainer(PathsConfig(explain_top_reasons=4)).fit(tables(), nodes(), map_df(), AS_OF)
+    for i in range(n):
+        c = contrib.iloc[i].to_dict()
+        reasons = ex.explain({**ROW, **X.iloc[i].to_dict()}, c)
+        assert len(reasons) <= 5
+        total = math.fsum(r.contribution or 0.0 for r in reasons) + c["bias"]
+        assert total == pytest.approx(score[i], abs=1e-9)
