@@ -214,6 +214,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     top20 = targets["rank"] <= COVERAGE_TOP
     per_node = has_route[top20].groupby(targets.loc[top20, "node_id"]).mean()
     failing = per_node[per_node < COVERAGE_GOAL].sort_values()
+    # the same without scenario routes: only routes backed by relations (or the target's own branch)
+    has_tie = routes.map(lambda rs: any(r.theme != "场景招商" for r in rs))
+    per_node_ties = has_tie[top20].groupby(targets.loc[top20, "node_id"]).mean()
     themes = Counter(rs[0].theme for rs in routes if rs)
     colours = map_df.set_index("node_id")["colour"]
     result = {
@@ -239,6 +242,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         f"top{COVERAGE_TOP}_coverage_min": round(float(per_node.min()), 4) if len(per_node) else None,
         f"top{COVERAGE_TOP}_coverage_median": round(float(per_node.median()), 4) if len(per_node) else None,
         "nodes_meeting_goal": int((per_node >= COVERAGE_GOAL).sum()),
+        "without_scenario_routes": {
+            "share_targets_with_route_all": round(float(has_tie.mean()), 4),
+            f"top{COVERAGE_TOP}_coverage_min": round(float(per_node_ties.min()), 4) if len(per_node_ties) else None,
+            f"top{COVERAGE_TOP}_coverage_median": round(float(per_node_ties.median()), 4)
+            if len(per_node_ties)
+            else None,
+            "nodes_meeting_goal": int((per_node_ties >= COVERAGE_GOAL).sum()),
+        },
         "nodes_below_goal": [
             {"node_id": n, "colour": colours.get(n), "coverage": round(float(v), 3)} for n, v in failing.items()
         ],
