@@ -12,10 +12,11 @@ Score of a route with hops ``h_1 … h_L`` (documented in docs/paths.md)::
     score = Π_i w_i · (f + (1 − f) · 2^(−age_i / half_life)) · length_decay^(L − 1)        ∈ (0, 1]
 
 with ``w_i`` the relation's strength (0–1; missing → 0.5), ``age_i`` its age in days at the
-graph's reference date and ``f = recency_floor`` (an old supplier tie is still a tie). A scenario route has one hop whose factor is 0.6 × the text overlap (see
-:func:`scenario_overlap`; an open scenario is an opening, not yet a tie, hence 0.6), times 0.8 when
-the scenario is published for a different chain node.
-Per target the best route of each entry asset is kept, then the best ``k`` by score (ties: theme
+graph's reference date and ``f = recency_floor`` (an old supplier tie is still a tie). A
+scenario route has one hop whose factor is 0.6 × the text overlap (see :func:`scenario_overlap`;
+an open scenario is an opening, not yet a tie, hence 0.6), times 0.8 when the scenario is published
+for a different chain node. A regional route (生态圈招商: the target's own ``new_branch`` signal in the
+zone's province) scores 0.5 × the recency factor of that signal. Per target the best route of each entry asset is kept, then the best ``k`` by score (ties: theme
 order, then hop ids).
 
 Search (:class:`RouteFinder`): routes of up to ``max_hops`` hops are joined in the middle. ``fit``
@@ -291,6 +292,7 @@ def find_routes(
     tables: Mapping[str, pd.DataFrame] | None = None,
     config: PathsConfig | None = None,
     k: int | None = None,
+    zone_province: str = "湖北省",
 ) -> list[Route]:
     """Best ``k`` routes from any zone asset to one target (builds a :class:`RouteFinder`; for many
     targets use :func:`routes_for_targets`, which precomputes the asset side once).
@@ -301,7 +303,7 @@ def find_routes(
     del nodes  # node ids suffice; kept in the signature of the design contract
     enterprises = None if tables is None else tables.get("enterprises")
     signals = None if tables is None else tables.get("signals")
-    return RouteFinder(config).fit(graph, enterprises, signals).routes(target_id, node_id, k)
+    return RouteFinder(config, zone_province).fit(graph, enterprises, signals).routes(target_id, node_id, k)
 
 
 def routes_for_targets(
@@ -311,6 +313,7 @@ def routes_for_targets(
     config: PathsConfig | None = None,
     k: int | None = None,
     finder: RouteFinder | None = None,
+    zone_province: str = "湖北省",
 ) -> pd.Series:
     """Routes for many (node, target) pairs.
 
@@ -325,7 +328,7 @@ def routes_for_targets(
     if finder is None:
         enterprises = None if tables is None else tables.get("enterprises")
         signals = None if tables is None else tables.get("signals")
-        finder = RouteFinder(config).fit(graph, enterprises, signals)
+        finder = RouteFinder(config, zone_province).fit(graph, enterprises, signals)
     cache: dict[tuple[str, str], list[Route]] = {}
     out = []
     for node, eid in zip(targets[COL_NODE_ID].astype(str), targets[COL_ENTERPRISE_ID].astype(str), strict=True):
