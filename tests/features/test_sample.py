@@ -303,3 +303,16 @@ def test_generate_sample_names_look_like_company_names(sample: SampleData) -> No
     assert names.str.endswith("有限公司").all()
     assert names.str.len().between(8, 40).all()
     assert is_valid_credit_code(sample.presence["统一社会信用代码"].iloc[0])
+
+
+def test_generate_sample_text_names_every_node_products(chains: list[Chain], sample: SampleData) -> None:
+    products = sample.enterprises["主营产品"].fillna("")
+    for node in (n for ch in chains for n in ch.nodes):
+        assert products.str.contains("|".join(map(re.escape, node.products))).any(), node.id
+
+
+def test_generate_sample_signals_include_branches_in_hubei(sample: SampleData) -> None:
+    branches = sample.signals[sample.signals["事件类型"] == "新设分支机构"]
+    assert (branches["省份"] == "湖北省").any() and (branches["省份"] != "湖北省").any()
+    financing = sample.signals[sample.signals["事件类型"] == "融资"]
+    assert financing["金额（万元）"].gt(0).all() and financing["事件描述"].str.contains("融资").all()
