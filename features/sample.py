@@ -533,6 +533,7 @@ def _texts(
     vague: np.ndarray,
     names: np.ndarray,
     founded: np.ndarray,
+    city_name: np.ndarray,
     rng: np.random.Generator,
 ) -> dict[str, np.ndarray]:
     n = len(kind)
@@ -563,7 +564,7 @@ def _texts(
         default=kinds.desc_head[kind] + "公司掌握" + k1 + "核心技术，产品广泛应用于" + chain_app + "。",
     )
     desc = np.where(straddle, desc + "同时布局" + sp + "业务。", desc)
-    city = pd.Series(np.asarray(names, dtype=object)).str.slice(0, 2).to_numpy(dtype=object)
+    city = pd.Series(np.asarray(city_name, dtype=object)).str.removesuffix("市").to_numpy(dtype=object)
     desc = np.where(
         kinds.chain_of[kind] < 0,
         names + "成立于" + year + "年，主要从事" + products + "等业务，服务" + city + "及周边地区客户。",
@@ -1642,7 +1643,7 @@ def generate_sample(
     u.ids = _credit_codes(u.region, u.founded, rng)
     geo = {"city_name": u.city_name}
     u.names = _names(kinds, u.kind, geo, u.listed, rng)
-    texts = _texts(kinds, u.kind, u.second, u.vague, u.names, u.founded, rng)
+    texts = _texts(kinds, u.kind, u.second, u.vague, u.names, u.founded, u.city_name, rng)
     sig = _signals(u, kinds.n_nodes, as_of_day, kinds, rng)
     assets = _assets(kinds, colour, u, rng)
     rel, ties = _relations(u, kinds, assets, as_of_day, rng)
