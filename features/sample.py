@@ -700,7 +700,11 @@ def _signal_details(
             u.names[ent] + "竞得" + city + area + "亩工业用地",
             u.names[ent] + "发布" + positions + "个研发及生产岗位招聘",
         ],
-        default=u.names[ent] + product + "扩产项目开工，总投资" + amt_text + "万元",
+        default=np.where(
+            kinds.chain_of[u.kind[ent]] >= 0,
+            u.names[ent] + product + "扩产项目开工，总投资" + amt_text + "万元",
+            u.names[ent] + "扩大经营规模，新增投资" + amt_text + "万元",
+        ),
     )
     return _Signals(
         ent=ent,
