@@ -13,7 +13,7 @@ On disk (``<workspace>/cache/embeddings/<model_key>/``)::
 
     cache.json                      model_id, revision, dim, format
     chunk-000001-<rand>.vectors.npy float32 (m, dim), read memory-mapped
-    chunk-000001-<rand>.keys.npy    |S32 sha256 digests, row i <-> vector row i
+    chunk-000001-<rand>.keys.npy    uint8 (m, 32) sha256 digests, row i <-> vector row i
 
 I/O at the edge: :class:`EmbeddingCache` reads and writes only inside its own directory, through
 its methods (``lookup`` reads, ``append`` and ``compact`` write). Chunk names carry a random part,
@@ -147,15 +147,14 @@ class EmbeddingCache:
             return self._index
         self._check_manifest()
         chunks = self._chunk_files()
-        keys: list[np.ndarray] = []
+        keys: list[bytes] = []
         locs: list[np.ndarray] = []
         for i, (_, keys_file) in enumerate(chunks):
-            k = np.load(keys_file)
-            keys.append(k)
+            k = _keys_from_array(np.load(keys_file))
+            keys.extend(k)
             locs.append(np.column_stack([np.full(len(k), i, dtype=np.int64), np.arange(len(k), dtype=np.int64)]))
-        all_keys = np.concatenate(keys) if keys else np.empty(0, dtype=f"S{KEY_BYTES}")
         all_locs = np.concatenate(locs) if locs else np.empty((0, 2), dtype=np.int64)
-        index = pd.Index(all_keys.tolist(), dtype=object)
+        index = pd.Index(keys, dtype=object)
         keep = ~index.duplicated(keep="first")
         self._index, self._locations = index[keep], all_locs[keep]
         return self._index
@@ -205,7 +204,7 @@ class EmbeddingCache:
         stem = self._new_stem()
         _atomic_save_npy(self.directory / f"{stem}.vectors.npy", vectors)
         keys_file = self.directory / f"{stem}.keys.npy"
-        _atomic_save_npy(keys_file, np.asarray(list(keys), dtype=f"S{KEY_BYTES}"))
+        _atomic_save_npy(keys_file, _keys_to_array(list(keys)))
         self._index = self._locations = self._chunks = None  # re-read lazily on the next lookup
         return keys_file
 
@@ -226,7 +225,7 @@ class EmbeddingCache:
         out.flush()
         del out
         os.replace(tmp, vectors_path)
-        _atomic_save_npy(self.directory / f"{stem}.keys.npy", np.asarray(index.tolist(), dtype=f"S{KEY_BYTES}"))
+        _atomic_save_npy(self.directory / f"{stem}.keys.npy", _keys_to_array(index.tolist()))
         for vectors_file, keys_file in chunks:  # keys first: a half-deleted chunk is invisible
             keys_file.unlink()
             vectors_file.unlink()
@@ -327,6 +326,24 @@ def _check_encoder_matches(encoder: TextEncoder, cache: EmbeddingCache) -> None:
     expected = (cache.model_id, cache.revision, int(cache.dim))
     if got != expected:
         raise ValueError(f"encoder (model_id, revision, dim) {got} does not match the cache's {expected}")
+
+
+def _keys_to_array(keys: list[bytes]) -> np.ndarray:
+    """Digests as a uint8 (n, 32) array: numpy's ``S32`` would drop trailing NUL bytes on reading."""
+    bad = [k for k in keys if len(k) != KEY_BYTES]
+    if bad:
+        raise ValueError(
+            f"cache keys must be {KEY_BYTES}-byte sha256 digests; got lengths {sorted({len(k) for k in bad})}"
+        )
+    return np.frombuffer(b"".join(keys), dtype=np.uint8).reshape(len(keys), KEY_BYTES)
+
+
+def _keys_from_array(array: np.ndarray) -> list[bytes]:
+    """Inverse of :func:`_keys_to_array`; also reads the ``S32`` arrays of earlier caches (NULs restored)."""
+    if array.dtype.kind == "S":
+        return [k.ljust(KEY_BYTES, b"\0") for k in array.tolist()]
+    raw = np.ascontiguousarray(array, dtype=np.uint8).tobytes()
+    return [raw[i : i + KEY_BYTES] for i in range(0, len(raw), KEY_BYTES)]
 
 
 def _atomic_save_npy(path: Path, array: np.ndarray) -> None:
