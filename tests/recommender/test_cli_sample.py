@@ -106,3 +106,15 @@ def test_sample_rejects_too_few_enterprises(config: Path, tmp_path: Path) -> Non
     assert result.exit_code == 2
     assert "n_enterprises must be at least" in result.output
     assert not (tmp_path / "o").exists()
+
+
+def test_sample_xlsx_carries_the_as_of_date_not_the_clock(config: Path, tmp_path: Path) -> None:
+    import zipfile
+
+    out = tmp_path / "out"
+    assert _run(config, out, "--seed", "3").exit_code == 0
+    with zipfile.ZipFile(out / "presence.xlsx") as z:
+        assert {i.date_time for i in z.infolist()} == {(2026, 6, 30, 0, 0, 0)}
+        core = z.read("docProps/core.xml").decode("utf-8")
+    assert "2026-06-30T00:00:00Z</dcterms:created>" in core
+    assert "2026-06-30T00:00:00Z</dcterms:modified>" in core
