@@ -12,7 +12,7 @@ import json
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
 from sqlalchemy import (
@@ -35,6 +35,9 @@ from sqlalchemy import (
 )
 
 from features import schema as S
+
+if TYPE_CHECKING:
+    from recommender.settings import Settings
 
 Role = Literal["viewer", "analyst", "admin"]
 ROLES: tuple[Role, ...] = ("viewer", "analyst", "admin")
@@ -233,3 +236,47 @@ def feedback_outcomes(engine: Engine) -> pd.DataFrame:
     df[S.COL_DATE] = pd.to_datetime(df[S.COL_DATE])
     df[S.COL_AMOUNT_CNY] = df[S.COL_AMOUNT_CNY].astype(float)
     return df
+
+
+def merge_outcomes(outcomes: pd.DataFrame, extra: pd.DataFrame) -> pd.DataFrame:
+    """``outcomes`` with the rows of ``extra`` appended (pure).
+
+    Rows whose ``outcome_id`` is already in ``outcomes`` are not added twice (a feedback row that
+    was also ingested later counts once). Columns of ``outcomes`` are kept; ``extra`` columns it
+    lacks are dropped and missing ones are filled with NA. ``date`` stays a datetime column.
+    """
+    missing = [
+        c for c in (S.COL_OUTCOME_ID, S.COL_ENTERPRISE_ID, S.COL_NODE_ID, S.COL_STAGE, S.COL_DATE) if c not in extra
+    ]
+    if missing:
+        raise ValueError(f"feedback rows are missing outcome columns {missing}; got columns {list(extra.columns)}")
+    if extra.empty:
+        return outcomes
+    if outcomes.empty and not len(outcomes.columns):
+        return extra.reset_index(drop=True)
+    new = (
+        extra[~extra[S.COL_OUTCOME_ID].isin(set(outcomes[S.COL_OUTCOME_ID]))] if S.COL_OUTCOME_ID in outcomes else extra
+    )
+    new = new.reindex(columns=outcomes.columns)
+    empty_cols = {c: outcomes[c].dtype for c in outcomes.columns if new[c].isna().all() and outcomes[c].dtype != bool}
+    new = new.astype(empty_cols) if empty_cols else new
+    merged = pd.concat([outcomes, new], ignore_index=True) if not outcomes.empty else new.reset_index(drop=True)
+    if S.COL_DATE in merged:
+        merged[S.COL_DATE] = pd.to_datetime(merged[S.COL_DATE])
+    return merged
+
+
+def merge_feedback(outcomes: pd.DataFrame, engine: Engine) -> pd.DataFrame:
+    """The outcomes the next training run reads: ingested ``outcomes`` plus every feedback row."""
+    return merge_outcomes(outcomes, feedback_outcomes(engine))
+
+
+def engine_for(settings: Settings) -> Engine:
+    """The store of a workspace's settings (``serve.database_url``, else ``<workspace>/service.db``)."""
+    from pathlib import Path
+
+    from recommender.workspace import Workspace
+
+    ws = Workspace(Path(settings.workspace))
+    ws.root.mkdir(parents=True, exist_ok=True)
+    return make_engine(settings.serve.database_url or f"sqlite:///{ws.service_db.resolve()}")
