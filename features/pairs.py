@@ -240,11 +240,16 @@ def build_pair_features(
         u_ent = np.where(ent_known < 0, len(ent_index), ent_known)[unique_keys // len(date_values)]
         u_asof = np.asarray(date_values)[unique_keys % len(date_values)].astype(np.int64)
 
-    # column-major: every feature is one contiguous column (and the frame's single block)
-    out = np.empty((len(candidates), len(FEATURE_NAMES)), dtype=np.float64, order="F")
+    out = np.empty((len(candidates), len(FEATURE_NAMES)), dtype=np.float64)
     col = {name: i for i, name in enumerate(FEATURE_NAMES)}
-    for name, values in enterprise_features(enterprises, ent_index, u_ent, u_asof, tables, zone_province).items():
-        np.take(values, inverse, out=out[:, col[name]])
+    per_enterprise = enterprise_features(enterprises, ent_index, u_ent, u_asof, tables, zone_province)
+    # one row gather of the (enterprise, as-of) matrix (cache-friendly), written as contiguous column runs
+    names = sorted(per_enterprise, key=col.__getitem__)
+    gathered = np.column_stack([per_enterprise[name] for name in names])[inverse]
+    positions = np.array([col[name] for name in names])
+    breaks = np.flatnonzero(np.diff(positions) != 1) + 1
+    for lo, hi in zip(np.r_[0, breaks], np.r_[breaks, len(names)], strict=True):
+        out[:, positions[lo] : positions[hi - 1] + 1] = gathered[:, lo:hi]
     blocks = [
         node_features(nodes, map_df, node_pos, asof),
         retrieval_features(candidates),

@@ -30,14 +30,24 @@ def _fail(message: str, code: int) -> typer.Exit:
     return typer.Exit(code=code)
 
 
-def _print_metrics(metrics: dict[str, dict[str, float]], fmt: str, title: str, extra: dict[str, Any]) -> None:
+def _print_metrics(
+    metrics: dict[str, dict[str, float]],
+    fmt: str,
+    title: str,
+    extra: dict[str, Any],
+    approached: dict[str, dict[str, float]] | None = None,
+) -> None:
     from training.train import metrics_table
 
-    rows = metrics_table(metrics)
     if fmt == "json":
-        sys.stdout.write(json.dumps({**extra, "metrics": metrics}, ensure_ascii=False, indent=2, default=str) + "\n")
+        body = {**extra, "metrics": metrics, "metrics_approached_only": approached or {}}
+        sys.stdout.write(json.dumps(body, ensure_ascii=False, indent=2, default=str) + "\n")
         return
-    emit_records(rows, "table", title=title, columns=METRIC_COLUMNS)
+    emit_records(metrics_table(metrics), "table", title=title, columns=METRIC_COLUMNS)
+    if approached:
+        emit_records(
+            metrics_table(approached), "table", title="仅已接触企业（每个测试期一个排序）", columns=METRIC_COLUMNS
+        )
     for k, v in extra.items():
         typer.echo(f"{k}: {v}")
 
@@ -72,7 +82,7 @@ def train(
         "gate": f"{decision.metric}: {decision.reason} → {verdict}",
         "champion_before": decision.champion_version or "none",
     }
-    _print_metrics(result.metrics, fmt, f"测试期评估 (model {decision.version})", extra)
+    _print_metrics(result.metrics, fmt, f"测试期评估 (model {decision.version})", extra, result.metrics_approached)
 
 
 @app.command("evaluate")
@@ -94,8 +104,8 @@ def evaluate(
         report = evaluate_from_workspace(settings, version=version, oracle_path=oracle)
     except (ValueError, LookupError) as exc:
         raise _fail(f"cannot evaluate: {exc}", 2) from None
-    metrics = report.pop("metrics")
-    _print_metrics(metrics, fmt, f"测试期评估 (model {report['version']})", report)
+    metrics, approached = report.pop("metrics"), report.pop("metrics_approached_only")
+    _print_metrics(metrics, fmt, f"测试期评估 (model {report['version']})", report, approached)
 
 
 @app.command("promote")

@@ -257,7 +257,7 @@ def evaluate_from_workspace(
     from training.dataset import COL_LABEL, subsample_negatives
     from training.registry import CHALLENGER, CHAMPION
     from training.splits import split_frame, time_split
-    from training.train import evaluate_systems, score_systems
+    from training.train import evaluate_approached, evaluate_systems, score_systems
 
     registry = model_registry(settings)
     ref = version or (CHAMPION if registry.alias_version(CHAMPION) else CHALLENGER)
@@ -278,4 +278,5 @@ def evaluate_from_workspace(
         "version": resolved,
         "test_periods": split.describe()["test"],
         "metrics": evaluate_systems(test, scores),
+        "metrics_approached_only": evaluate_approached(test, scores),
     }

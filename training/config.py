@@ -17,6 +17,7 @@ class TrainingConfig(BaseModel):
     )
     query_period: Literal["QS", "MS", "YS"] = "QS"  # one query per (node, quarter | month | year)
     label_horizon_days: int = Field(default=365, ge=1)  # an approach's label: best stage within this many days
+    label_maturity_days: int = Field(default=270, ge=0)  # periods younger than this at the data's end are left out
     max_negatives_per_query: int | None = Field(default=300, ge=1)  # training rows only; None keeps all
     out_of_pool_negatives: float = Field(default=1.0, ge=0)  # per approached-but-not-retrieved enterprise
     test_periods: int = Field(default=2, ge=1)

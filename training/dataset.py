@@ -6,7 +6,9 @@ Approaches
     through ``TrainingConfig.stage_gains`` (default 线索/终止 0, 接洽 1, 考察/洽谈 2, 签约/落地 3).
     A pair is one approach: later records of it never open a new query.
 Queries
-    One query per (node, period) in which at least one approach started (period = quarter by
+    One query per (node, period) in which at least one approach started, for periods that start at
+    least ``label_maturity_days`` before the newest outcome record (younger approaches are still
+    running: their labels are not known yet) (period = quarter by
     default, ``query_period``). The query's as-of date is the period start: features use only
     records dated before it, the label only the approach's own records (dated on or after it).
 Candidates of a query
@@ -110,6 +112,16 @@ def approaches(outcomes: pd.DataFrame, config: TrainingConfig) -> pd.DataFrame:
     )
 
 
+def mature(appr: pd.DataFrame, outcomes: pd.DataFrame, maturity_days: int) -> pd.DataFrame:
+    """Approaches of periods at least ``maturity_days`` older than the newest outcome record.
+
+    The newest periods' approaches have not had time to reach 签约 (the history ends mid-process);
+    kept, they would be graded as failures and the test set would hold no signings.
+    """
+    end = pd.to_datetime(outcomes[COL_DATE]).max()
+    return appr[appr[COL_AS_OF] + pd.Timedelta(days=maturity_days) <= end].reset_index(drop=True)
+
+
 def query_candidates(
     appr: pd.DataFrame,
     candidates: pd.DataFrame,
@@ -211,7 +223,7 @@ def build_training_set(
     outcomes = tables.get("outcomes")
     if outcomes is None or len(outcomes) == 0:
         raise ValueError("Cannot build a training set: the outcomes table is empty (no approach history).")
-    appr = approaches(outcomes, config)
+    appr = mature(approaches(outcomes, config), outcomes, config.label_maturity_days)
     appr = appr[appr[COL_NODE_ID].isin(set(nodes[COL_NODE_ID].astype(str)))]
     enterprises = tables.get("enterprises", pd.DataFrame(columns=[COL_ENTERPRISE_ID]))
     rows = query_candidates(appr, candidates, enterprises, config)

@@ -169,10 +169,15 @@ class ModelRegistry:
         with mlflow.start_run(experiment_id=experiment_id, run_name="sansetu-train") as run:
             mlflow.log_params(_params(result, config))
             mlflow.log_metrics(_metrics(result.metrics, champion))
+            mlflow.log_metrics(
+                {metric_key(sys_, k).replace("test.", "test_approached.", 1): float(v)
+                 for sys_, m in result.metrics_approached.items() for k, v in m.items() if np.isfinite(v)}
+            )  # fmt: skip
             mlflow.set_tags({f"data.{k}_sha256": v for k, v in result.fingerprints.items()})
             mlflow.log_dict(result.feature_importance, "feature_importance.json")
             mlflow.log_dict(
                 {"split": result.split.describe(), "counts": result.counts, "metrics": result.metrics,
+                 "metrics_approached_only": result.metrics_approached,
                  "fingerprints": result.fingerprints, "champion_on_same_test": champion},
                 "evaluation.json",
             )  # fmt: skip

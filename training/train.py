@@ -21,7 +21,7 @@ from features.schema import COL_ENTERPRISE_ID, COL_NODE_ID
 from models.ranker import Ranker
 from training.baselines import LogisticBaseline, heuristic_score, oracle_scores, similarity_score
 from training.config import TrainingConfig
-from training.dataset import COL_LABEL, COL_QUERY, TrainingSet, query_groups, subsample_negatives
+from training.dataset import COL_APPROACHED, COL_LABEL, COL_QUERY, TrainingSet, query_groups, subsample_negatives
 from training.evaluate import NDCG_CUTOFFS, evaluate_ranking
 from training.splits import TimeSplit, split_frame, time_split
 
@@ -40,6 +40,9 @@ class TrainResult:
         fingerprints: name -> sha256 of the data the run used.
         counts: rows and queries per split.
         feature_importance: gain per feature.
+        metrics_approached: the same metrics among the approached test pairs only, one query per
+            test period (all nodes together): "of the firms the zone approached, who went furthest" —
+            the comparison with the oracle on equal terms (it scores P(signing | approached)).
     """
 
     ranker: Ranker
@@ -49,6 +52,7 @@ class TrainResult:
     fingerprints: dict[str, str] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
     feature_importance: dict[str, float] = field(default_factory=dict)
+    metrics_approached: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 def make_ranker(config: TrainingConfig) -> Ranker:
@@ -100,6 +104,16 @@ def evaluate_systems(test: pd.DataFrame, scores: Mapping[str, np.ndarray]) -> di
     return {name: evaluate_ranking(q, y, s, ndcg_cutoffs=NDCG_CUTOFFS) for name, s in scores.items()}
 
 
+def evaluate_approached(test: pd.DataFrame, scores: Mapping[str, np.ndarray]) -> dict[str, dict[str, float]]:
+    """Metrics among approached test pairs only, one query per test period (see ``TrainResult``)."""
+    mask = test[COL_APPROACHED].to_numpy(dtype=bool)
+    if not mask.any():
+        return {}
+    q = test[COL_AS_OF].to_numpy()[mask]
+    y = test[COL_LABEL].to_numpy(dtype=np.float64)[mask]
+    return {name: evaluate_ranking(q, y, s[mask], ndcg_cutoffs=NDCG_CUTOFFS) for name, s in scores.items()}
+
+
 def train_and_evaluate(
     training_set: TrainingSet,
     config: TrainingConfig,
@@ -124,7 +138,10 @@ def train_and_evaluate(
         "queries_test": int(test[COL_QUERY].nunique()), "best_iteration": ranker.best_iteration_,
     }  # fmt: skip
     importance = {str(k): float(v) for k, v in ranker.feature_importance("gain").items()}
-    return TrainResult(ranker, split, evaluate_systems(test, scores), test_out, fps, counts, importance)
+    return TrainResult(
+        ranker, split, evaluate_systems(test, scores), test_out, fps, counts, importance,
+        evaluate_approached(test, scores),
+    )  # fmt: skip
 
 
 def metrics_table(metrics: Mapping[str, Mapping[str, float]], reference: str = "similarity") -> list[dict[str, object]]:
