@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 TopOpt = Annotated[int, typer.Option("--top", "-n", min=1, help="How many enterprises to list.")]
 OUTPUT_COLUMNS = ["rank", "enterprise_id", "name", "score", "sources", "industry_name", "province", "city"]
-TABLE_COLUMNS = ["rank", "name", "score", "sources", "city", "industry_name", "enterprise_id"]  # names first
+TABLE_COLUMNS = ["rank", "name", "score", "sources", "city", "enterprise_id"]  # names first; all columns in json/csv
 
 
 @app.command("query")
