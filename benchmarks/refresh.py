@@ -124,10 +124,15 @@ def change_profiles(enterprises: pd.DataFrame, fraction: float, random_state: in
     return out, k
 
 
-def _settings(ws: Path, **env: str) -> Settings:
-    for k, v in env.items():
-        os.environ[k] = v
-    return load_settings(workspace=ws)
+_BASE: list[Settings] = []
+
+
+def _settings(ws: Path) -> Settings:
+    """Settings read once at start (a config edited meanwhile cannot break a long run), per workspace."""
+    if not _BASE:
+        os.environ["SANSETU_RETRIEVAL__EMBEDDER"] = "tfidf"
+        _BASE.append(load_settings())
+    return _BASE[0].model_copy(update={"workspace": ws})
 
 
 # ---------------------------------------------------------------- part 1
@@ -135,7 +140,7 @@ def part1(n: int, changed: float, e5_sample: int, n_index: int, tmp: Path) -> di
     from features.io import write_snapshot
 
     ws = tmp / "ws-1m"
-    settings = _settings(ws, SANSETU_RETRIEVAL__EMBEDDER="tfidf")
+    settings = _settings(ws)
     t0 = time.perf_counter()
     ent = synthetic_enterprises(n, 0)
     write_snapshot(ent, ws / "snapshots", "enterprises")
@@ -185,7 +190,7 @@ def index_seconds(ent: pd.DataFrame, n_index: int, tmp: Path) -> dict[str, Any]:
     from features.io import write_snapshot
 
     ws = tmp / "ws-index"
-    settings = _settings(ws, SANSETU_RETRIEVAL__EMBEDDER="tfidf")
+    settings = _settings(ws)
     write_snapshot(ent.head(n_index), ws / "snapshots", "enterprises")
     steps = [
         batch.Step("ingest", batch.step_ingest, always=True),
@@ -233,7 +238,7 @@ def part2(n: int, changed: float, tmp: Path) -> dict[str, Any]:
     from recommender.executor import DaskExecutor, LocalExecutor
 
     ws = tmp / "ws-pipeline"
-    settings = _settings(ws, SANSETU_RETRIEVAL__EMBEDDER="tfidf")
+    settings = _settings(ws)
     t0 = time.perf_counter()
     write_sample(settings, n, tmp / "inputs")
     t_sample = time.perf_counter() - t0
@@ -305,6 +310,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--index-n", type=int, default=50_000, help="profiles of the index-step measurement (0: skip)")
     p.add_argument("--skip-part1", action="store_true")
     p.add_argument("--skip-part2", action="store_true")
+    p.add_argument("--out", type=Path, help="also write the JSON here (partial results after each part)")
     p.add_argument("--reestimate", type=Path, help="recompute estimate_at_scale of a saved JSON result and exit")
     args = p.parse_args(argv)
     if args.reestimate:
@@ -314,17 +320,29 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(saved, ensure_ascii=False, indent=2, default=str))
         return
     t0 = time.perf_counter()
-    out: dict[str, Any] = {"benchmark": "refresh", "settings": vars(args), "cpu_count": os.cpu_count()}
+    out: dict[str, Any] = {
+        "benchmark": "refresh",
+        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "cpu_count": os.cpu_count(),
+    }
+    _settings(Path("workspace"))
     with tempfile.TemporaryDirectory(prefix="sansetu-refresh-") as d:
         tmp = Path(d)
         if not args.skip_part1:
             out["embedding_at_scale"] = part1(args.n, args.changed, args.e5_sample, args.index_n, tmp)
+            _save(out, args.out)
         if not args.skip_part2:
             out["pipeline"] = part2(args.pipeline_n, args.changed, tmp)
     out["estimate_at_scale"] = estimate(out, args.n, args.pipeline_n)
     out["peak_rss_gb"] = peak_rss_gb()
     out["wall_s"] = round(time.perf_counter() - t0, 1)
+    _save(out, args.out)
     print(json.dumps(out, ensure_ascii=False, indent=2, default=str))
+
+
+def _save(out: dict[str, Any], path: Path | None) -> None:
+    if path is not None:
+        path.write_text(json.dumps(out, ensure_ascii=False, indent=2, default=str), encoding="utf-8")
 
 
 def estimate(out: dict[str, Any], n: int, pipeline_n: int) -> dict[str, Any] | None:
