@@ -730,112 +730,75 @@ class _Assets:
     lab_chain: np.ndarray
 
 
-def _assets(kinds: _Kinds, colour: np.ndarray, u: _Universe, rng: np.random.Generator) -> _Assets:
-    """Zone funds, universities, alumni networks, labs and open application scenarios (small tables)."""
-    rows: list[list[str]] = []
-    targets = np.flatnonzero(colour < 2)
-    funds: list[str] = []
-    fund_chain: list[int] = []
-    general = ("光谷产业投资引导基金", "光谷创新天使投资基金", "东湖高新科技成果转化基金")
-    for i, name in enumerate(general):
-        aid = f"FUND-{len(funds) + 1:03d}"
-        rows.append(
-            [
-                aid,
-                "基金",
-                name,
-                f"{name}由{V.FUND_OWNERS[i % 2]}发起设立，重点投资光谷战略性新兴产业早期及成长期项目。",
-                "",
-                V.FUND_OWNERS[i % 2],
-            ]
-        )
-        funds.append(aid)
-        fund_chain.append(-1)
+_GENERAL_FUNDS: Final = ("光谷产业投资引导基金", "光谷创新天使投资基金", "东湖高新科技成果转化基金")
+
+
+def _fund_rows(kinds: _Kinds, targets: np.ndarray) -> tuple[list[list[str]], list[int]]:
+    """Three general funds, then one fund per chain (node: the chain's first red/blue node)."""
+    rows, chain = [], []
+    for i, name in enumerate(_GENERAL_FUNDS):
+        owner = V.FUND_OWNERS[i % 2]
+        rows.append([f"FUND-{i + 1:03d}", "基金", name, f"{name}由{owner}发起设立，重点投资光谷战略性新兴产业早期及成长期项目。",
+                     "", owner])  # fmt: skip
+        chain.append(-1)
     for ci, cname in enumerate(kinds.chain_names):
-        aid = f"FUND-{len(funds) + 1:03d}"
         in_chain = targets[kinds.chain_of[targets] == ci]
         node = str(kinds.node_ids[in_chain[0]]) if len(in_chain) else ""
-        owner = V.FUND_OWNERS[2 + ci % 2]
-        rows.append(
-            [
-                aid,
-                "基金",
-                f"光谷{cname}产业基金",
-                f"聚焦{cname}产业链补链强链，投资{cname}关键环节企业并推动项目落地光谷。",
-                node,
-                owner,
-            ]
-        )
-        funds.append(aid)
-        fund_chain.append(ci)
-    universities = []
-    for i, name in enumerate(V.UNIVERSITIES):
-        aid = f"UNIV-{i + 1:03d}"
-        rows.append(
-            [
-                aid,
-                "高校",
-                name,
-                f"{name}位于武汉，拥有多个国家重点学科和工程研究中心，与光谷企业开展广泛的产学研合作。",
-                "",
-                name,
-            ]
-        )
-        universities.append(aid)
-    alumni = []
-    for i, name in enumerate(V.UNIVERSITIES[:4]):
-        aid = f"ALUM-{i + 1:03d}"
-        rows.append(
-            [aid, "校友会", f"{name}校友会", f"{name}校友会联络海内外校友企业家，助力校友企业回汉投资兴业。", "", name]
-        )
-        alumni.append(aid)
-    labs, lab_chain = [], []
+        rows.append([f"FUND-{len(rows) + 1:03d}", "基金", f"光谷{cname}产业基金",
+                     f"聚焦{cname}产业链补链强链，投资{cname}关键环节企业并推动项目落地光谷。", node,
+                     V.FUND_OWNERS[2 + ci % 2]])  # fmt: skip
+        chain.append(ci)
+    return rows, chain
+
+
+def _academic_rows(kinds: _Kinds) -> list[list[str]]:
+    """Universities, four alumni networks and one lab per chain."""
+    rows = [[f"UNIV-{i + 1:03d}", "高校", name,
+             f"{name}位于武汉，拥有多个国家重点学科和工程研究中心，与光谷企业开展广泛的产学研合作。", "", name]
+            for i, name in enumerate(V.UNIVERSITIES)]  # fmt: skip
+    rows += [[f"ALUM-{i + 1:03d}", "校友会", f"{name}校友会", f"{name}校友会联络海内外校友企业家，助力校友企业回汉投资兴业。",
+              "", name] for i, name in enumerate(V.UNIVERSITIES[:4])]  # fmt: skip
     for ci, cname in enumerate(kinds.chain_names):
         lab_name, field_name = V.LABS[ci % len(V.LABS)]
         if ci >= len(V.LABS):
             lab_name = f"{lab_name}（{cname}分中心）"
-        aid = f"LAB-{ci + 1:03d}"
-        rows.append(
-            [
-                aid,
-                "实验室",
-                lab_name,
-                f"{lab_name}面向{field_name}与{cname}领域开展关键核心技术攻关和成果转化。",
-                "",
-                "湖北省科学技术厅",
-            ]
-        )
-        labs.append(aid)
-        lab_chain.append(ci)
+        rows.append([f"LAB-{ci + 1:03d}", "实验室", lab_name,
+                     f"{lab_name}面向{field_name}与{cname}领域开展关键核心技术攻关和成果转化。", "", "湖北省科学技术厅"])  # fmt: skip
+    return rows
+
+
+def _scenario_rows(kinds: _Kinds, targets: np.ndarray, u: _Universe, rng: np.random.Generator) -> list[list[str]]:
+    """An open application scenario for about half the red/blue nodes, opened by a leader of the chain."""
+    rows = []
     leaders = np.flatnonzero(u.leader)
     for j, v in enumerate(targets[rng.random(len(targets)) < 0.5]):
-        same_chain_leaders = leaders[kinds.chain_of[u.kind[leaders]] == kinds.chain_of[v]]
-        owner = (
-            str(u.names[same_chain_leaders[j % len(same_chain_leaders)]])
-            if len(same_chain_leaders)
-            else V.SCENARIO_OWNERS_PUBLIC[j % len(V.SCENARIO_OWNERS_PUBLIC)]
-        )
+        same = leaders[kinds.chain_of[u.kind[leaders]] == kinds.chain_of[v]]
+        public = V.SCENARIO_OWNERS_PUBLIC[j % len(V.SCENARIO_OWNERS_PUBLIC)]
+        owner = str(u.names[same[j % len(same)]]) if len(same) else public
         product = str(kinds.products[v, j % kinds.n_products[v]])
         keyword = str(kinds.keywords[v, j % kinds.n_keywords[v]])
-        rows.append(
-            [
-                f"SCEN-{j + 1:03d}",
-                "应用场景",
-                f"{kinds.names[v]}应用场景需求",
-                f"{owner}开放{product}应用场景，寻求具备{keyword}能力的合作伙伴在光谷开展示范应用与批量采购。",
-                str(kinds.node_ids[v]),
-                owner,
-            ]
-        )
+        rows.append([f"SCEN-{j + 1:03d}", "应用场景", f"{kinds.names[v]}应用场景需求",
+                     f"{owner}开放{product}应用场景，寻求具备{keyword}能力的合作伙伴在光谷开展示范应用与批量采购。",
+                     str(kinds.node_ids[v]), owner])  # fmt: skip
+    return rows
+
+
+def _assets(kinds: _Kinds, colour: np.ndarray, u: _Universe, rng: np.random.Generator) -> _Assets:
+    """Zone funds, universities, alumni networks, labs and open application scenarios (small tables)."""
+    targets = np.flatnonzero(colour < 2)
+    funds, fund_chain = _fund_rows(kinds, targets)
+    rows = funds + _academic_rows(kinds) + _scenario_rows(kinds, targets, u, rng)
     frame = pd.DataFrame(rows, columns=RAW_COLUMNS["assets"])
+    ids = frame["资产编号"].to_numpy(dtype=object)
+    kind = frame["资产类型"].to_numpy(dtype=object)
     return _Assets(
         frame,
-        np.asarray(funds, dtype=object),
+        ids[kind == "基金"],
         np.asarray(fund_chain),
-        np.asarray(universities, dtype=object),
-        np.asarray(alumni, dtype=object),
-        np.asarray(labs, dtype=object),
-        np.asarray(lab_chain),
+        ids[kind == "高校"],
+        ids[kind == "校友会"],
+        ids[kind == "实验室"],
+        np.arange(len(kinds.chain_names)),
     )
 
 
