@@ -526,6 +526,33 @@ def _names(
 
 
 # ---------------------------------------------------------------------------------------------- texts
+def _scope_text(
+    kinds: _Kinds, kind: np.ndarray, keyword: np.ndarray, founded: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
+    """经营范围 in registry style: "一般项目：…" since 2019, the older "…依法须经审批…" form before."""
+    sc1, si = _pick(kinds.scope, kinds.n_scope, kind, rng)
+    sc2, _ = _pick(kinds.scope, kinds.n_scope, kind, rng, offset=si)
+    is_chain = kind < kinds.n_nodes
+    tech_scope = np.where(
+        is_chain,
+        keyword + "技术服务；技术开发、技术咨询、技术交流、技术转让、技术推广；货物进出口；技术进出口",
+        "企业管理咨询；信息咨询服务（不含许可类信息咨询服务）",
+    )
+    new_rule = founded >= np.datetime64("2019-01-01", "D").astype(np.int64)
+    scope = np.where(
+        new_rule,
+        "一般项目："
+        + sc1
+        + "；"
+        + sc2
+        + "；"
+        + tech_scope
+        + "。（除依法须经批准的项目外，凭营业执照依法自主开展经营活动）",
+        sc1 + "、" + sc2 + "；" + tech_scope + "。（依法须经审批的项目，经相关部门审批后方可开展经营活动）",
+    )
+    return scope
+
+
 def _texts(
     kinds: _Kinds,
     kind: np.ndarray,
@@ -573,26 +600,7 @@ def _texts(
     vague_text = np.asarray(V.VAGUE_DESCRIPTIONS, dtype=object)[rng.integers(0, len(V.VAGUE_DESCRIPTIONS), n)]
     desc = np.where(vague, vague_text, desc)
     products = np.where(vague & (rng.random(n) < 0.5), "", products)
-    sc1, si = _pick(kinds.scope, kinds.n_scope, kind, rng)
-    sc2, _ = _pick(kinds.scope, kinds.n_scope, kind, rng, offset=si)
-    is_chain = kind < kinds.n_nodes
-    tech_scope = np.where(
-        is_chain,
-        k1 + "技术服务；技术开发、技术咨询、技术交流、技术转让、技术推广；货物进出口；技术进出口",
-        "企业管理咨询；信息咨询服务（不含许可类信息咨询服务）",
-    )
-    new_rule = founded >= np.datetime64("2019-01-01", "D").astype(np.int64)
-    scope = np.where(
-        new_rule,
-        "一般项目："
-        + sc1
-        + "；"
-        + sc2
-        + "；"
-        + tech_scope
-        + "。（除依法须经批准的项目外，凭营业执照依法自主开展经营活动）",
-        sc1 + "、" + sc2 + "；" + tech_scope + "。（依法须经审批的项目，经相关部门审批后方可开展经营活动）",
-    )
+    scope = _scope_text(kinds, kind, k1, founded, rng)
     industry, _ = _pick(kinds.industry, kinds.n_industry, kind, rng)
     return {"description": desc, "products": products, "scope": scope, "industry": industry}
 
