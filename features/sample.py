@@ -1235,6 +1235,38 @@ _TERMINATION_REASONS: Final = (
 _LEAD_SOURCES: Final = ("产业链图谱筛选", "中介机构推荐", "展会对接", "网络检索", "行业协会推荐")
 
 
+def _outcome_notes(
+    ctx: _Context,
+    ent: np.ndarray,
+    node: np.ndarray,
+    t: np.ndarray,
+    proc: np.ndarray,
+    stage: np.ndarray,
+    invest: np.ndarray,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """备注 per stage row: lead source (链主企业推荐 more often with a leader tie), visit, talks, deal, reason."""
+    leader_tie = ctx.ties["leader_supplier"][ent] < t
+    source = np.asarray(_LEAD_SOURCES, dtype=object)[rng.integers(0, len(_LEAD_SOURCES), len(ent))]
+    source = np.where(leader_tie & (rng.random(len(ent)) < 0.5), "链主企业推荐", source)
+    reason = np.asarray(_TERMINATION_REASONS, dtype=object)[rng.integers(0, len(_TERMINATION_REASONS), len(ent))]
+    node_name = ctx.kinds.names[node]
+    amount_text = np.where(np.isnan(invest), "", invest.astype(np.int64).astype(str))
+    note = np.select(
+        [stage == "线索", stage == "接洽", stage == "考察", stage == "洽谈", stage == "签约", stage == "落地"],
+        [
+            "通过" + source[proc] + "获取线索",
+            np.full(len(proc), "上门拜访企业负责人，介绍光谷产业政策", dtype=object),
+            np.full(len(proc), "企业高管赴光谷实地考察", dtype=object),
+            "就" + node_name[proc] + "项目落地条件进行商务洽谈",
+            "签订投资协议，计划投资" + amount_text[proc] + "万元",
+            np.full(len(proc), "项目公司注册落地光谷", dtype=object),
+        ],
+        default="终止：" + reason[proc],
+    )
+    return note
+
+
 def _outcomes(
     ctx: _Context, ent: np.ndarray, node: np.ndarray, t: np.ndarray, as_of: int, rng: np.random.Generator
 ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
@@ -1259,24 +1291,7 @@ def _outcomes(
     cap_wan = u.capital_cny[ent] / 1e4
     invest = np.round(np.maximum(1000.0, cap_wan * (0.3 + 1.7 * rng.random(len(ent)))), -2)
     amount = np.where(np.isin(stage, ["签约", "落地"]), invest[proc], np.nan)
-    leader_tie = ctx.ties["leader_supplier"][ent] < t
-    source = np.asarray(_LEAD_SOURCES, dtype=object)[rng.integers(0, len(_LEAD_SOURCES), len(ent))]
-    source = np.where(leader_tie & (rng.random(len(ent)) < 0.5), "链主企业推荐", source)
-    reason = np.asarray(_TERMINATION_REASONS, dtype=object)[rng.integers(0, len(_TERMINATION_REASONS), len(ent))]
-    node_name = ctx.kinds.names[node]
-    amount_text = np.where(np.isnan(invest), "", invest.astype(np.int64).astype(str))
-    note = np.select(
-        [stage == "线索", stage == "接洽", stage == "考察", stage == "洽谈", stage == "签约", stage == "落地"],
-        [
-            "通过" + source[proc] + "获取线索",
-            np.full(len(proc), "上门拜访企业负责人，介绍光谷产业政策", dtype=object),
-            np.full(len(proc), "企业高管赴光谷实地考察", dtype=object),
-            "就" + node_name[proc] + "项目落地条件进行商务洽谈",
-            "签订投资协议，计划投资" + amount_text[proc] + "万元",
-            np.full(len(proc), "项目公司注册落地光谷", dtype=object),
-        ],
-        default="终止：" + reason[proc],
-    )
+    note = _outcome_notes(ctx, ent, node, t, proc, stage, invest, rng)
     keep = day < as_of
     frame = pd.DataFrame(
         {
