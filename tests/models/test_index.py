@@ -195,3 +195,11 @@ def test_choose_index_kind() -> None:
         ValueError, match=re.escape("choose_index_kind needs n >= 0 and threshold >= 1; got n=5, threshold=0.")
     ):
         choose_index_kind(5, 0)
+
+
+def test_ivf_probes_more_lists_when_top_k_is_large_for_the_universe(random_seed: int) -> None:
+    data = make_vectors(2010, 32, random_seed, n_clusters=20)
+    X, Q, ids = data[:2000], data[2000:], make_ids(2000)
+    want, _ = naive_search(X, ids, Q, 500)
+    got, _ = ProfileIndex(kind="ivf").fit(X, ids).search(Q, 500)
+    assert [set(g) for g in got] == [set(w) for w in want]  # every list probed: exact
