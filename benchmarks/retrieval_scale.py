@@ -40,6 +40,7 @@ import gc
 import json
 import os
 import platform
+import resource
 import sys
 import tempfile
 import time
@@ -270,6 +271,7 @@ def bench_lexical(pool: pd.DataFrame, args: argparse.Namespace, work: Path) -> d
         "n_profiles": n,
         "fit_s": round(fit_s, 1),
         "rss_increase_mb": round(after - before, 0),
+        "process_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 0),
         "matrix_mb": round(
             (lex.matrix_t_.data.nbytes + lex.matrix_t_.indices.nbytes + lex.matrix_t_.indptr.nbytes) / 2**20, 0
         ),
