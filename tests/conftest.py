@@ -85,13 +85,25 @@ def published_workspace(tmp_path: Path) -> Path:
             "score": [0.9],
             "reasons": [json.dumps([{"text": "近180天完成B轮融资"}], ensure_ascii=False)],
             "routes": [
-                json.dumps([{"theme": "资本招商", "score": 0.5, "sentence": "经光谷基金对接"}], ensure_ascii=False)
+                json.dumps(
+                    [
+                        {"theme": "资本招商", "score": 0.5, "sentence": "经光谷基金对接"},
+                        {"theme": "生态圈招商", "score": 0.2, "sentence": "经校友会对接"},
+                    ],
+                    ensure_ascii=False,
+                )
             ],
             "theme": ["资本招商"],
             "sources": ["dense|lexical"],
+            "listed": [0.0],
+            "contrib_listed": [-0.1],
         }
     ).to_parquet(run / "targets.parquet", index=False)
     (run / "manifest.json").write_text(json.dumps({"run_id": "2026-06-30", "as_of": "2026-06-30"}), encoding="utf-8")
-    (run / "diff.json").write_text(json.dumps({"colour_changes": [], "targets": []}), encoding="utf-8")
+    from recommender.runs import diff_runs
+
+    diff = diff_runs(None, pd.read_parquet(run / "targets.parquet"), None, pd.read_parquet(run / "map.parquet"),
+                     since=None, run_id="2026-06-30")  # fmt: skip
+    (run / "diff.json").write_text(json.dumps(diff, ensure_ascii=False), encoding="utf-8")
     (ws / "published").symlink_to(run)
     return ws
