@@ -236,7 +236,8 @@ class ProfileIndex:
 
         Returns:
             ``ids``: object array (n_queries, top_k) of enterprise ids, ``None`` where fewer exist;
-            ``scores``: float32 (n_queries, top_k) inner products, ``-inf`` where padded.
+            ``scores``: float32 (n_queries, top_k) inner products, ``-inf`` where padded. Equal
+            scores are ordered by insertion (fit order), as in ``LexicalIndex``.
         """
         self._check_fitted()
         _check_int("top_k", top_k, 1)
@@ -247,6 +248,8 @@ class ProfileIndex:
         if nq == 0 or not self.row_of_:
             return ids, scores
         dist, rows = self.index_.search(Q, top_k, params=self._search_params(top_k))
+        order = np.lexsort((np.where(rows >= 0, rows, np.iinfo(np.int64).max), -dist), axis=-1)  # ties: fit order
+        dist, rows = np.take_along_axis(dist, order, axis=1), np.take_along_axis(rows, order, axis=1)
         found = rows >= 0
         ids[found] = self.ids_[rows[found]]
         scores[found] = dist[found]

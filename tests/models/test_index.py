@@ -203,3 +203,12 @@ def test_ivf_probes_more_lists_when_top_k_is_large_for_the_universe(random_seed:
     want, _ = naive_search(X, ids, Q, 500)
     got, _ = ProfileIndex(kind="ivf").fit(X, ids).search(Q, 500)
     assert [set(g) for g in got] == [set(w) for w in want]  # every list probed: exact
+
+
+def test_search_orders_ties_by_insertion() -> None:
+    x = make_vectors(1, random_state=5)
+    X = np.vstack([make_vectors(3, random_state=6), x, x, x])
+    ids = ["a", "b", "c", "t1", "t2", "t3"]
+    got, scores = ProfileIndex().fit(X, ids).search(x, 3)
+    assert got.tolist() == [["t1", "t2", "t3"]]
+    assert_allclose(scores, 1.0, rtol=1e-6)
