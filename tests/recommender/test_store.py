@@ -1,0 +1,187 @@
+"""The service store: hashed tokens with roles, feedback appended transactionally, audit, outcomes merge."""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+import threading
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from sqlalchemy import Engine, text
+
+from features import schema as S
+from recommender import store
+
+E1 = "91420100MA4K0000XJ"
+NODE = "optical_comm.optical_chip"
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Engine:
+    return store.make_engine(f"sqlite:///{tmp_path / 'service.db'}")
+
+
+def test_store_sqlite_runs_in_wal_mode(engine: Engine, tmp_path: Path) -> None:
+    with engine.connect() as conn:
+        assert conn.execute(text("PRAGMA journal_mode")).scalar_one() == "wal"
+    assert (tmp_path / "service.db").exists()
+
+
+def test_store_tokens_are_hashed_and_roles_ordered(engine: Engine, tmp_path: Path) -> None:
+    token = store.create_token(engine, "小王", "analyst")
+    assert token.startswith("sst_") and len(token) > 40
+    raw = sqlite3.connect(tmp_path / "service.db").execute("SELECT token_hash FROM tokens").fetchall()
+    assert raw == [(store.hash_token(token),)]
+    who = store.authenticate(engine, token)
+    assert who == store.Principal("小王", "analyst")
+    assert who is not None and who.allows("viewer") and who.allows("analyst") and not who.allows("admin")
+    assert store.authenticate(engine, token + "x") is None
+    assert store.authenticate(engine, None) is None
+    assert [t["name"] for t in store.list_tokens(engine)] == ["小王"]
+    assert "token_hash" not in store.list_tokens(engine)[0]
+
+
+def test_store_revoked_token_no_longer_authenticates(engine: Engine) -> None:
+    token = store.create_token(engine, "临时", "viewer")
+    tid = store.list_tokens(engine)[0]["id"]
+    assert store.revoke_token(engine, tid, "admin") is True
+    assert store.authenticate(engine, token) is None
+    assert store.revoke_token(engine, 999, "admin") is False
+    assert [a["action"] for a in store.audit_rows(engine)] == ["token.revoke", "token.create"]
+
+
+def test_store_rejects_unknown_role_and_empty_name(engine: Engine) -> None:
+    with pytest.raises(ValueError, match=re.escape("role must be one of ['viewer', 'analyst', 'admin']; got 'root'")):
+        store.create_token(engine, "x", "root")
+    with pytest.raises(ValueError, match=re.escape("token name must not be empty")):
+        store.create_token(engine, "  ", "viewer")
+
+
+def test_store_feedback_rejects_unknown_stage(engine: Engine) -> None:
+    msg = "stage must be one of ['接洽', '考察', '洽谈', '签约', '落地', '终止']; got '线索'"
+    with pytest.raises(ValueError, match=re.escape(msg)):
+        store.add_feedback(engine, enterprise_id=E1, node_id=NODE, stage="线索", author="a")
+    assert store.count_feedback(engine) == 0
+
+
+def test_store_feedback_is_audited_in_the_same_transaction(engine: Engine) -> None:
+    row = store.add_feedback(
+        engine, enterprise_id=E1, node_id=NODE, stage="签约", author="小王", on=date(2026, 7, 1), amount_cny=5e8
+    )
+    assert row["outcome_id"].startswith("fb-")
+    (audit,) = store.audit_rows(engine)
+    assert (audit["actor"], audit["action"]) == ("小王", "feedback.add")
+    assert row["outcome_id"] in audit["detail"] and "签约" in audit["detail"]
+
+
+def test_store_concurrent_writers_in_threads_and_engines_lose_nothing(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'service.db'}"
+    engines = [store.make_engine(url) for _ in range(4)]  # like several server processes on one file
+    errors: list[BaseException] = []
+
+    def write(k: int) -> None:
+        try:
+            for i in range(15):
+                store.add_feedback(
+                    engines[k % 4], enterprise_id=E1, node_id=NODE, stage="接洽", author=f"a{k}", note=f"{k}-{i}"
+                )
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    notes = sorted(r["note"] for r in store.feedback_rows(engines[0]))
+    assert notes == sorted(f"{k}-{i}" for k in range(8) for i in range(15))
+    assert len(store.audit_rows(engines[0], 1000)) == 120
+
+
+def test_store_feedback_outcomes_have_the_outcomes_schema(engine: Engine) -> None:
+    store.add_feedback(engine, enterprise_id=E1, node_id=NODE, stage="考察", author="a", on=date(2026, 7, 2), note="n")
+    out = store.feedback_outcomes(engine)
+    assert list(out.columns) == [
+        S.COL_OUTCOME_ID, S.COL_ENTERPRISE_ID, S.COL_NODE_ID, S.COL_STAGE, S.COL_DATE, S.COL_AMOUNT_CNY, S.COL_NOTE,
+    ]  # fmt: skip
+    assert out[[S.COL_ENTERPRISE_ID, S.COL_NODE_ID, S.COL_STAGE, S.COL_NOTE]].values.tolist() == [
+        [E1, NODE, "考察", "n"]
+    ]
+    assert out[S.COL_DATE].tolist() == [pd.Timestamp("2026-07-02")]
+
+
+def test_store_merge_outcomes_appends_new_rows_once() -> None:
+    outcomes = pd.DataFrame(
+        {
+            S.COL_OUTCOME_ID: ["o1"],
+            S.COL_ENTERPRISE_ID: [E1],
+            S.COL_NODE_ID: [NODE],
+            S.COL_STAGE: ["接洽"],
+            S.COL_DATE: [pd.Timestamp("2025-01-01")],
+            "source_file": ["a.csv"],
+        }
+    )
+    fb = pd.DataFrame(
+        {
+            S.COL_OUTCOME_ID: ["o1", "fb-1"],
+            S.COL_ENTERPRISE_ID: [E1, E1],
+            S.COL_NODE_ID: [NODE, NODE],
+            S.COL_STAGE: ["接洽", "签约"],
+            S.COL_DATE: [pd.Timestamp("2025-01-01"), pd.Timestamp("2026-07-01")],
+            S.COL_NOTE: ["dup", "签了"],
+        }
+    )
+    merged = store.merge_outcomes(outcomes, fb)
+    assert list(merged.columns) == list(outcomes.columns)
+    assert merged[S.COL_OUTCOME_ID].tolist() == ["o1", "fb-1"]
+    assert merged[S.COL_STAGE].tolist() == ["接洽", "签约"]
+    assert merged["source_file"].tolist()[0] == "a.csv" and pd.isna(merged["source_file"].tolist()[1])
+    assert store.merge_outcomes(outcomes, fb.iloc[0:0]) is outcomes
+
+
+def test_store_merge_outcomes_rejects_rows_without_outcome_columns() -> None:
+    msg = "feedback rows are missing outcome columns ['stage', 'date']; got columns ['outcome_id', 'enterprise_id', 'node_id']"
+    with pytest.raises(ValueError, match=re.escape(msg)):
+        store.merge_outcomes(
+            pd.DataFrame(), pd.DataFrame(columns=[S.COL_OUTCOME_ID, S.COL_ENTERPRISE_ID, S.COL_NODE_ID])
+        )
+
+
+def test_store_merge_feedback_reads_the_store(engine: Engine) -> None:
+    store.add_feedback(engine, enterprise_id=E1, node_id=NODE, stage="落地", author="a", on=date(2026, 8, 1))
+    empty = pd.DataFrame({c: pd.Series(dtype=object) for c in (S.COL_OUTCOME_ID, S.COL_ENTERPRISE_ID, S.COL_NODE_ID,
+                                                              S.COL_STAGE)} | {S.COL_DATE: pd.Series(dtype="datetime64[ns]")})  # fmt: skip
+    merged = store.merge_feedback(empty, engine)
+    assert merged[[S.COL_ENTERPRISE_ID, S.COL_STAGE]].values.tolist() == [[E1, "落地"]]
+
+
+@pytest.mark.skipif(
+    not os.environ.get("SANSETU_TEST_POSTGRES_URL"), reason="set SANSETU_TEST_POSTGRES_URL to test PostgreSQL"
+)
+def test_store_postgres_concurrent_feedback() -> None:
+    url = os.environ["SANSETU_TEST_POSTGRES_URL"]
+    try:
+        engine = store.make_engine(url)
+    except Exception as exc:
+        pytest.skip(f"PostgreSQL not reachable at {url}: {exc}")
+    with engine.begin() as conn:
+        conn.execute(store.feedback.delete())
+    threads = [
+        threading.Thread(
+            target=lambda k=k: [
+                store.add_feedback(engine, enterprise_id=E1, node_id=NODE, stage="接洽", author=f"a{k}")
+                for _ in range(10)
+            ]
+        )
+        for k in range(6)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert store.count_feedback(engine) == 60
