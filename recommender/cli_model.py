@@ -155,16 +155,7 @@ def models(
     if not rows and fmt == "table":
         typer.echo("no model registered yet; run `sansetu train`.")
         return
-    cols = [
-        "version",
-        "aliases",
-        "created",
-        "ndcg@10",
-        "ndcg@20",
-        "ndcg@50",
-        "recall@50",
-        "map",
-        "test_periods",
-        "run_id",
-    ]
+    cols = ["version", "aliases", "created", "ndcg@20", "recall@50", "map"]  # fits 80 columns
+    if fmt != "table":  # json and csv carry everything
+        cols = [*cols[:3], "ndcg@10", "ndcg@20", "ndcg@50", "recall@50", "map", "test_periods", "run_id"]
     emit_records(rows, fmt, title=f"模型版本 ({settings.training.registered_model})", columns=cols)
