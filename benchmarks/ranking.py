@@ -15,7 +15,7 @@ trees and threads; target ratio ≤ 2.
 
 Usage::
 
-    python benchmarks/ranking.py [--n 6000] [--seed 42] [--nodes 1500] [--per-node 500] [--embedder tfidf]
+    python benchmarks/ranking.py [--n 3000] [--seed 42] [--nodes 1500] [--per-node 500] [--embedder tfidf]
 """
 
 from __future__ import annotations
@@ -186,7 +186,7 @@ def throughput(inputs: Any, ranker: Any, n_nodes: int, per_node: int, seed: int,
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=6000, help="enterprises in the sample universe")
+    ap.add_argument("--n", type=int, default=3000, help="enterprises in the sample universe (as `sansetu sample`)")
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--nodes", type=int, default=1500)
     ap.add_argument("--per-node", type=int, default=500)
