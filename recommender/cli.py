@@ -24,7 +24,30 @@ def version() -> None:
     print(_v("sansetu"))
 
 
+def quiet_libraries() -> None:
+    """Offline and quiet: no hub look-ups (a missing model fails fast), no library progress chatter.
+
+    Set at the entry point only (never at import time); explicit environment settings win.
+    """
+    import logging
+    import os
+
+    for key, value in {
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+        "TRANSFORMERS_VERBOSITY": "error",
+        "TOKENIZERS_PARALLELISM": "false",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "MLFLOW_LOGGING_LEVEL": "WARNING",
+    }.items():
+        os.environ.setdefault(key, value)
+    for name in ("mlflow", "alembic", "httpx"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def main() -> None:
+    quiet_libraries()
     app()
 
 
