@@ -72,6 +72,7 @@ class _Tables:
         self._tables: dict[str, pd.DataFrame] = {}
         self._ent_by_id = pd.DataFrame()
         self._signal_ids: frozenset[str] = frozenset()
+        self._ent_info = pd.DataFrame()
         self._lock = threading.Lock()
 
     def key(self) -> tuple[str, ...]:
@@ -94,12 +95,18 @@ class _Tables:
                 self._signal_ids = (
                     frozenset(sig[S.COL_ENTERPRISE_ID].astype(str)) if S.COL_ENTERPRISE_ID in sig else frozenset()
                 )
+                self._ent_info = self._ent_by_id[[c for c in INFO_COLUMNS if c in self._ent_by_id.columns]]
                 self._tables, self._key = tables, key
             return self._tables
 
     def enterprises_by_id(self) -> pd.DataFrame:
         self.get()
         return self._ent_by_id
+
+    def enterprise_info(self) -> pd.DataFrame:
+        """Only the columns list filters need (``INFO_COLUMNS`` present), indexed by id: cheap to reindex."""
+        self.get()
+        return self._ent_info
 
     def signal_ids(self) -> frozenset[str]:
         self.get()
@@ -238,7 +245,7 @@ def with_info(targets: pd.DataFrame, ent_by_id: pd.DataFrame, signal_ids: frozen
     info = ent_by_id.reindex(ids)[cols].reset_index(drop=True) if cols else pd.DataFrame(index=t.index)
     for c in INFO_COLUMNS:
         t[c] = info[c] if c in info else pd.Series(pd.NA, index=t.index, dtype=object)
-    t["has_signals"] = ids.isin(signal_ids).to_numpy()
+    t["has_signals"] = [i in signal_ids for i in ids]  # a list's rows, not Series.isin(set): O(rows)
     return t
 
 
@@ -266,9 +273,8 @@ def filter_targets(t: pd.DataFrame, f: TargetFilters) -> pd.DataFrame:
         keep &= t["has_signals"].astype(bool) == f.has_signals
     if f.theme:
         theme = f.theme
-        keep &= pd.Series([theme in route_themes(r) for r in t["routes"]], index=t.index) | (
-            t["theme"].fillna("") == theme
-        )
+        parsed = t["_route_themes"] if "_route_themes" in t else t["routes"].map(route_themes)
+        keep &= pd.Series([theme in r for r in parsed], index=t.index) | (t["theme"].fillna("") == theme)
     return t[keep]
 
 
@@ -418,9 +424,30 @@ def create_app(settings: Settings) -> FastAPI:
             )
 
     # ------------------------------------------------------------------ data helpers
+    node_cache: dict[tuple[str, tuple[str, ...], str], tuple[pd.DataFrame, list[dict[str, Any]]]] = {}
+
+    def node_list(view: RunView, node_id: str) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+        """A node's list with enterprise info, and its JSON records; cached per (run, snapshots, node)."""
+        key = (str(view.run_dir), tables.key(), node_id)
+        got = node_cache.get(key)
+        if got is None:
+            t = with_info(view.node_targets(node_id), tables.enterprise_info(), tables.signal_ids())
+            recs = target_records(t)
+            themes = [route_themes(r.get("routes")) for r in recs]  # parsed once, not per request
+            got = (t.assign(_route_themes=pd.Series(themes, index=t.index, dtype=object)), recs)
+            if len(node_cache) > 4096 or any(k[:2] != key[:2] for k in list(node_cache)[:1]):
+                node_cache.clear()  # a new run or snapshot: the old entries are dead
+            node_cache[key] = got
+        return got
+
     def filtered_targets(view: RunView, node_id: str, f: TargetFilters) -> pd.DataFrame:
-        t = with_info(view.node_targets(node_id), tables.enterprises_by_id(), tables.signal_ids())
-        return filter_targets(t, f)
+        return filter_targets(node_list(view, node_id)[0], f)
+
+    def filtered_records(view: RunView, node_id: str, f: TargetFilters) -> tuple[int, list[dict[str, Any]]]:
+        """(rows kept, their records in list order); the records are shared: callers must not mutate them."""
+        t, recs = node_list(view, node_id)
+        kept = filter_targets(t, f)
+        return len(kept), [recs[i] for i in kept.index]
 
     def enterprise_detail(enterprise_id: str) -> dict[str, Any]:
         """Profile, signals, relations, routes (its places in the published lists) and history."""
@@ -555,15 +582,15 @@ def create_app(settings: Settings) -> FastAPI:
         node_or_404(node_id)
         f = list_filters(province, size, min_capital_cny, listed, has_signals, theme)
         view = run_or_404()
-        t = filtered_targets(view, node_id, f)
+        total, items = filtered_records(view, node_id, f)
         start = (page - 1) * page_size
         return {
             "run_id": view.run_id,
             "node_id": node_id,
-            "total": int(len(t)),
+            "total": total,
             "page": page,
             "page_size": page_size,
-            "items": target_records(t.iloc[start : start + page_size]),
+            "items": items[start : start + page_size],
         }
 
     @app.get("/api/nodes/{node_id}/targets.xlsx", tags=["targets"])
@@ -846,7 +873,7 @@ def create_app(settings: Settings) -> FastAPI:
         total = 0
         if view is not None:
             total = len(view.node_targets(node_id))
-            items = target_records(filtered_targets(view, node_id, f))
+            items = filtered_records(view, node_id, f)[1]
             if not view.map.empty:
                 m = view.map[view.map["node_id"] == node_id]
                 node_map = records(m)[0] if not m.empty else {}
