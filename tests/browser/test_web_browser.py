@@ -68,7 +68,7 @@ def server(published_workspace: Path) -> Iterator[tuple[str, str]]:
                 break
         except OSError:
             if proc.poll() is not None:
-                out = proc.stdout.read().decode() if proc.stdout else ''
+                out = proc.stdout.read().decode() if proc.stdout else ""
                 raise RuntimeError(f"sansetu serve exited: {out}") from None
             time.sleep(0.2)
     try:
@@ -86,6 +86,8 @@ def test_web_analyst_journey_in_chromium(server: tuple[str, str], tmp_path: Path
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(accept_downloads=True, viewport={"width": 1400, "height": 900})
+        requested: list[str] = []
+        page.on("request", lambda req: requested.append(req.url))
         page.goto(base + "/")
         expect(page).to_have_url(base + "/login")
         page.fill("#token", token)
@@ -96,7 +98,9 @@ def test_web_analyst_journey_in_chromium(server: tuple[str, str], tmp_path: Path
         expect(page.locator("h1")).to_contain_text("光通信")
         page.screenshot(path=str(ARTIFACTS / "map.png"), full_page=True)
 
-        page.click("#chain-nodes a.node-link[data-colour=red]")
+        expect(page.locator("#chain-map svg")).to_be_visible()
+        assert page.locator("#chain-nodes a.node-link[data-colour=red]").count() == 1
+        page.locator("#chain-map svg a.node[data-node-id='optical_comm.optical_chip']").click()  # the map picture
         expect(page.locator("h1")).to_contain_text("光芯片")
         expect(page.locator("#targets")).to_contain_text("经光谷基金对接")
         expect(page.locator("#targets")).to_contain_text("近180天完成B轮融资")
@@ -114,5 +118,13 @@ def test_web_analyst_journey_in_chromium(server: tuple[str, str], tmp_path: Path
         page.click("#feedback-form button[type=submit]")
         expect(page.locator("#history")).to_contain_text("已约定下月来汉考察")
         expect(page.locator("#history")).to_contain_text("反馈 · 分析员小王")
+        expect(page.locator("#history")).to_contain_text("光通信 · 光芯片")  # the node the analyst came from
+        page.screenshot(path=str(ARTIFACTS / "enterprise.png"), full_page=True)
+
+        page.click("text=本期新增")
+        expect(page.locator("#diff-totals")).to_contain_text("新增目标 1")
+        expect(page.locator("#diff-nodes")).to_contain_text("光芯科技有限公司")
         browser.close()
+    outside = [u for u in requested if not u.startswith(base)]
+    assert outside == []  # offline: no CDN, fonts or scripts from anywhere else
     assert (ARTIFACTS / "map.png").stat().st_size > 10_000
