@@ -60,6 +60,16 @@ SIGNAL_LABELS: Final = ("融资", "新设分支机构", "购地", "招聘", "扩
 SIG_FIN, SIG_BRANCH, SIG_LAND, SIG_HIRE, SIG_EXPAND = range(5)
 PROGRESS_STAGES: Final = ("线索", "接洽", "考察", "洽谈", "签约", "落地")
 TIE_KINDS: Final = ("leader_supplier", "local_supplier", "fund_portfolio", "alumni", "lab", "local_capital")
+NETWORK: Final[dict[str, Any]] = {
+    # relation probability multiplier per firm: base + per_log10_capital·(log10 capital − 6.7) + listed, clipped
+    "reach": {"base": 1.0, "per_log10_capital": 0.35, "listed": 0.3, "min": 0.4, "max": 1.8},
+    "zone_supply": {"hubei": 0.30, "other": 0.18},  # chain firm ↔ zone firm at an adjacent node / chain leader
+    "second_tier": {"hubei": 0.45, "other": 0.40},  # chain firm ↔ a direct zone partner at an adjacent node
+    "co_investor": {"p": 0.15, "second_vc": 0.4},  # VC of the chain backs the firm (and zone-fund portfolio firms)
+    "alumni": {"hubei": 0.10, "other": 0.06},
+    "lab": {"hubei": 0.05, "other": 0.025},
+}
+"""The chain's relation network around the zone (docs/sample.md, section 3): per-firm probabilities × reach."""
 
 # The hidden propensity (docs/sample.md): logit = intercept + the terms below; oracle = sigmoid(logit).
 HIDDEN_PROCESS: Final[dict[str, Any]] = {
@@ -935,6 +945,7 @@ def _relations(
     )
     _asset_relations(u, kinds, assets, ties, rel, chain, hubei, age, as_of, rng)
     _capital_relations(u, kinds, sampler, ties, rel, chain, as_of, rng)
+    _network_relations(u, kinds, assets, ties, rel, chain, hubei, as_of, rng)
     return rel, ties
 
 
@@ -1059,6 +1070,174 @@ def _capital_relations(
         rng,
         touched=(a, b),
     )
+
+
+def _pad_int(rows: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Ragged int arrays -> (padded int64 array, -1 filled; lengths)."""
+    width = max([1, *(len(r) for r in rows)])
+    out = np.full((len(rows), width), -1, dtype=np.int64)
+    for i, r in enumerate(rows):
+        out[i, : len(r)] = r
+    return out, np.asarray([len(r) for r in rows], dtype=np.int64)
+
+
+def _pick_int(table: np.ndarray, counts: np.ndarray, rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A uniform entry of ``table[row]`` per row (-1 where the row is empty)."""
+    idx = (rng.random(len(rows)) * np.maximum(counts[rows], 1)).astype(np.int64)
+    return table[rows, idx]
+
+
+def _reach(u: _Universe) -> np.ndarray:
+    """How well connected a firm is (multiplies relation probabilities): grows with size, listed firms more."""
+    spec = NETWORK["reach"]
+    x = spec["base"] + spec["per_log10_capital"] * (np.log10(u.capital_cny) - 6.7) + spec["listed"] * u.listed
+    return np.clip(x, spec["min"], spec["max"])
+
+
+def _supply_direction(kinds: _Kinds, a_kind: np.ndarray, b_kind: np.ndarray) -> np.ndarray:
+    """True where ``b`` supplies ``a`` (b's node is upstream of a's); else ``a`` supplies ``b``."""
+    k = kinds.n_nodes
+    ok = (a_kind < k) & (b_kind < k)
+    return ok & kinds.downstream[np.minimum(b_kind, k - 1), np.minimum(a_kind, k - 1)]
+
+
+def _add_supply(
+    u: _Universe,
+    rel: _Relations,
+    supplier: np.ndarray,
+    buyer: np.ndarray,
+    day: np.ndarray,
+    rng: np.random.Generator,
+) -> None:
+    """供应商 rows (30 % written as 客户 with the ends swapped, as registries and CRM exports do)."""
+    as_customer = rng.random(len(supplier)) < 0.3
+    rel.add(
+        np.where(as_customer, u.ids[buyer], u.ids[supplier]),
+        "企业",
+        np.where(as_customer, u.ids[supplier], u.ids[buyer]),
+        "企业",
+        np.where(as_customer, "客户", "供应商"),
+        day,
+        rng,
+        touched=(supplier, buyer),
+    )
+
+
+def _network_relations(
+    u: _Universe,
+    kinds: _Kinds,
+    assets: _Assets,
+    ties: dict[str, np.ndarray],
+    rel: _Relations,
+    chain: np.ndarray,
+    hubei: np.ndarray,
+    as_of: int,
+    rng: np.random.Generator,
+) -> None:
+    """The chain's relation network around the zone (``NETWORK``): supply ties with zone firms at adjacent
+    nodes or the chain's leaders, second-tier suppliers, VC co-investors of zone-fund portfolio companies,
+    more alumni and lab ties. Sized so most chain firms are within 3 hops of a zone asset; bigger firms more."""
+    n, k = len(u.kind), kinds.n_nodes
+    never = np.iinfo(np.int64).max
+    spec = NETWORK
+    reach = _reach(u)
+    kind_c = np.minimum(u.kind, k - 1)
+    start_2012 = int(np.datetime64("2012-01-01", "D").astype(np.int64))
+    start_2016 = int(np.datetime64("2016-01-01", "D").astype(np.int64))
+    # 1. direct supply ties: zone firms at adjacent nodes (either direction) or the chain's leaders
+    local = np.flatnonzero(u.local)
+    lk = u.kind[local]
+    partners = [
+        local[kinds.adjacent[i, lk] | (u.leader[local] & (kinds.chain_of[lk] == kinds.chain_of[i]))] for i in range(k)
+    ]
+    ppad, pn = _pad_int(partners)
+    supplied = (ties["leader_supplier"] < never) | (ties["local_supplier"] < never)
+    p = np.where(hubei, spec["zone_supply"]["hubei"], spec["zone_supply"]["other"]) * reach
+    e = np.flatnonzero(chain & ~supplied & (pn[kind_c] > 0) & (rng.random(n) < p))
+    dst = _pick_int(ppad, pn, kind_c[e], rng)
+    day = _dates_between(np.maximum(np.maximum(u.founded[e], u.founded[dst]) + 180, start_2012), as_of, rng)
+    ok = day < as_of
+    e, dst, day = e[ok], dst[ok], day[ok]
+    upstream = _supply_direction(kinds, u.kind[e], u.kind[dst])
+    _add_supply(u, rel, np.where(upstream, dst, e), np.where(upstream, e, dst), day, rng)
+    is_leader = u.leader[dst]
+    np.minimum.at(ties["leader_supplier"], e[is_leader], day[is_leader])
+    np.minimum.at(ties["local_supplier"], e[~is_leader], day[~is_leader])
+    # 2. second tier: a firm trades with a direct partner of the zone at an adjacent node
+    tier1 = chain & ((ties["leader_supplier"] < never) | (ties["local_supplier"] < never))
+    sampler = _KindSampler(u.kind, ~tier1, len(kinds.names))
+    kinds_with = [np.flatnonzero(kinds.adjacent[i] & (sampler.count[:k] > 0)) for i in range(k)]
+    apad, an = _pad_int(kinds_with)
+    p = np.where(hubei, spec["second_tier"]["hubei"], spec["second_tier"]["other"]) * reach
+    f = np.flatnonzero(chain & ~tier1 & (an[kind_c] > 0) & (rng.random(n) < p))
+    mid = sampler.draw(_pick_int(apad, an, kind_c[f], rng), rng)
+    day = _dates_between(np.maximum(np.maximum(u.founded[f], u.founded[mid]) + 180, start_2012), as_of, rng)
+    ok = day < as_of
+    f, mid, day = f[ok], mid[ok], day[ok]
+    upstream = _supply_direction(kinds, u.kind[f], u.kind[mid])
+    _add_supply(u, rel, np.where(upstream, mid, f), np.where(upstream, f, mid), day, rng)
+    _co_investors(u, kinds, ties, rel, chain, reach, as_of, start_2016, rng)
+    # 4. talent: more alumni (founders, engineers) and lab projects, for firms without one yet
+    for tie, label, key in (("alumni", "校友", "alumni"), ("lab", "产学研合作", "lab")):
+        p = np.where(hubei, spec[key]["hubei"], spec[key]["other"]) * reach
+        e = np.flatnonzero(chain & (ties[tie] == never) & (rng.random(n) < p))
+        if tie == "alumni":
+            pool = np.concatenate([assets.universities, assets.alumni_networks])
+            src = pool[rng.integers(0, len(pool), len(e))]
+            day = np.minimum(u.founded[e] + (rng.random(len(e)) * 1825).astype(np.int64), as_of - 1)
+        else:
+            own = kinds.chain_of[kind_c[e]]
+            src = np.where(
+                rng.random(len(e)) < 0.3,
+                assets.universities[rng.integers(0, len(assets.universities), len(e))],
+                assets.labs[np.clip(own, 0, len(assets.labs) - 1)],
+            )
+            day = _dates_between(np.maximum(u.founded[e] + 180, start_2016), as_of, rng)
+        ok = day < as_of
+        e, src, day = e[ok], src[ok], day[ok]
+        rel.add(src, "资产", u.ids[e], "企业", label, day, rng, touched=(e,))
+        np.minimum.at(ties[tie], e, day)
+
+
+def _co_investors(
+    u: _Universe,
+    kinds: _Kinds,
+    ties: dict[str, np.ndarray],
+    rel: _Relations,
+    chain: np.ndarray,
+    reach: np.ndarray,
+    as_of: int,
+    start: int,
+    rng: np.random.Generator,
+) -> None:
+    """VC firms (投资管理) specialised in a chain co-invest with the zone's funds and back other chain firms."""
+    never = np.iinfo(np.int64).max
+    k, n_chains = kinds.n_nodes, len(kinds.chain_names)
+    vc_kind = np.flatnonzero(kinds.names == "投资管理")
+    vcs = np.flatnonzero(~u.local & np.isin(u.kind, vc_kind))
+    if len(vcs) == 0:
+        return
+    vc_chain = rng.integers(0, n_chains, len(vcs))
+    vpad, vn = _pad_int([vcs[vc_chain == c] for c in range(n_chains)])
+    chain_of = kinds.chain_of[np.minimum(u.kind, k - 1)]
+    portfolio = np.flatnonzero(chain & (ties["fund_portfolio"] < never))
+    portfolio = portfolio[vn[chain_of[portfolio]] > 0]
+    spec = NETWORK["co_investor"]
+    reps = 1 + (rng.random(len(portfolio)) < spec["second_vc"]).astype(np.int64)
+    p_ent = np.repeat(portfolio, reps)
+    p_vc = _pick_int(vpad, vn, chain_of[p_ent], rng)
+    syndicate = [np.unique(p_vc[chain_of[p_ent] == c]) for c in range(n_chains)]
+    spad, sn = _pad_int(syndicate)
+    p = spec["p"] * reach
+    f = np.flatnonzero(chain & (ties["fund_portfolio"] == never) & (rng.random(len(u.kind)) < p))
+    f = f[sn[chain_of[f]] > 0]
+    f_vc = _pick_int(spad, sn, chain_of[f], rng)
+    ent, vc = np.concatenate([p_ent, f]), np.concatenate([p_vc, f_vc])
+    day = _dates_between(np.maximum(u.founded[ent] + 180, start), as_of, rng)
+    ok = day < as_of
+    ent, vc, day = ent[ok], vc[ok], day[ok]
+    labels = np.where(rng.random(len(ent)) < 0.7, "投资方", "股东")
+    rel.add(u.ids[vc], "企业", u.ids[ent], "企业", labels, day, rng, touched=(vc, ent))
 
 
 # ---------------------------------------------------------------------------------------------- hidden process
@@ -1708,5 +1887,6 @@ def _manifest(
         "dirt_rates": DIRT,
         "hidden_process": HIDDEN_PROCESS,
         "analyst_policy": ANALYST_POLICY,
+        "relation_network": NETWORK,
         "documentation": "docs/sample.md",
     }

@@ -316,3 +316,50 @@ def test_generate_sample_signals_include_branches_in_hubei(sample: SampleData) -
     assert (branches["省份"] == "湖北省").any() and (branches["省份"] != "湖北省").any()
     financing = sample.signals[sample.signals["事件类型"] == "融资"]
     assert financing["金额（万元）"].gt(0).all() and financing["事件描述"].str.contains("融资").all()
+
+
+def _hops_from_zone(sample: SampleData, max_hops: int) -> dict[str, int]:
+    """Hops from the nearest zone asset or zone firm over the relations (either direction), up to ``max_hops``."""
+    rel = sample.relations
+    neighbours: dict[str, set[str]] = {}
+    for a, b in zip(rel["源编号"], rel["目标编号"], strict=True):
+        neighbours.setdefault(a, set()).add(b)
+        neighbours.setdefault(b, set()).add(a)
+    frontier = set(sample.assets["资产编号"]) | set(sample.presence["统一社会信用代码"])
+    dist = dict.fromkeys(frontier, 0)
+    for hop in range(1, max_hops + 1):
+        frontier = {b for a in frontier for b in neighbours.get(a, ())} - dist.keys()
+        dist.update(dict.fromkeys(frontier, hop))
+    return dist
+
+
+def test_generate_sample_relations_reach_most_chain_firms_and_few_distractors(sample: SampleData) -> None:
+    ents = sample.enterprises.drop_duplicates("统一社会信用代码")
+    zone = set(sample.presence["统一社会信用代码"])
+    outside = ents[~ents["统一社会信用代码"].isin(zone)]
+    is_chain = outside["国标行业"].str[1:5].isin(["3976", "3979"])
+    dist = _hops_from_zone(sample, 3)
+    within = outside["统一社会信用代码"].isin(dist.keys())
+    assert within[is_chain].mean() >= 0.65
+    related = set(sample.relations["源编号"]) | set(sample.relations["目标编号"])
+    assert outside.loc[~is_chain, "统一社会信用代码"].isin(related).mean() <= 0.10
+
+
+def test_generate_sample_supply_ties_with_the_zone_stay_in_the_chain(sample: SampleData) -> None:
+    from features.text import normalize_text
+
+    chain_name = {"optic": "光通信", "bio": "生物医药"}
+    zone_chain = {
+        e: chain_name[n.split(".")[0]]
+        for e, n in zip(sample.presence["统一社会信用代码"], sample.presence["节点编号"], strict=True)
+    }
+    scope = sample.enterprises.drop_duplicates("统一社会信用代码").set_index("统一社会信用代码")["经营范围"]
+    supply = sample.relations[sample.relations["关系类型"].isin(["供应商", "客户"])]
+    checked = 0
+    for a, b in zip(supply["源编号"], supply["目标编号"], strict=True):
+        if (a in zone_chain) == (b in zone_chain):
+            continue
+        local, other = (a, b) if a in zone_chain else (b, a)
+        assert zone_chain[local] in normalize_text(scope[other]), (local, other)
+        checked += 1
+    assert checked >= 100
