@@ -344,7 +344,7 @@ def create_app(settings: Settings) -> FastAPI:
     """Build the app for a workspace; nothing is read until a request comes."""
     ws = Workspace(Path(settings.workspace))
     ws.root.mkdir(parents=True, exist_ok=True)
-    engine = store.make_engine(settings.serve.database_url or f"sqlite:///{ws.service_db.resolve()}")
+    engine = store.engine_for(settings)
     published = PublishedCache(ws)
     tables = _Tables(ws)
     retrieval = _Retrieval(settings, ws, tables)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 from recommender.cli_common import ConfigOpt, FormatOpt, WorkspaceOpt, app, check_format, emit_records, settings_from
 
@@ -15,14 +18,10 @@ tokens_app = typer.Typer(
 app.add_typer(tokens_app, name="tokens")
 
 
-def _engine(workspace: Path | None, config: Path | None):  # type: ignore[no-untyped-def]
+def _engine(workspace: Path | None, config: Path | None) -> Engine:
     from recommender import store
-    from recommender.workspace import Workspace
 
-    settings = settings_from(workspace, config)
-    ws = Workspace(Path(settings.workspace))
-    ws.root.mkdir(parents=True, exist_ok=True)
-    return store.make_engine(settings.serve.database_url or f"sqlite:///{ws.service_db.resolve()}")
+    return store.engine_for(settings_from(workspace, config))
 
 
 @app.command("serve")

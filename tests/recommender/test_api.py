@@ -469,3 +469,25 @@ def test_web_pages_need_login_and_show_diff_and_search(client: TestClient, token
     assert 'id="feedback-form"' not in page  # viewers cannot record feedback
     r = client.post(f"/enterprises/{E1}/feedback", data={"node_id": NODE, "stage": "考察"}, follow_redirects=False)
     assert r.status_code == 403
+
+
+def test_cli_tokens_create_list_revoke(published_workspace: Path) -> None:
+    from typer.testing import CliRunner
+
+    from recommender.cli import app
+
+    runner = CliRunner(env={"COLUMNS": "200"})
+    ws = ["-w", str(published_workspace)]
+    made = runner.invoke(app, ["tokens", "create", "--role", "admin", "--name", "管理员", *ws])
+    assert made.exit_code == 0, made.output
+    token = made.output.strip()
+    engine = store.make_engine(f"sqlite:///{published_workspace / 'service.db'}")
+    assert store.authenticate(engine, token) == store.Principal("管理员", "admin")
+    listed = runner.invoke(app, ["tokens", "list", "-f", "json", *ws])
+    assert token not in listed.output and "管理员" in listed.output
+    bad = runner.invoke(app, ["tokens", "create", "--role", "root", *ws])
+    assert bad.exit_code == 2 and "must be one of ['viewer', 'analyst', 'admin']; got 'root'" in bad.output
+    assert runner.invoke(app, ["tokens", "revoke", "1", *ws]).output.strip() == "revoked token 1"
+    assert store.authenticate(engine, token) is None
+    missing = runner.invoke(app, ["tokens", "revoke", "9", *ws])
+    assert missing.exit_code == 2 and "no token with id 9" in missing.output
