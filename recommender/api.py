@@ -21,10 +21,12 @@ from typing import Annotated, Any, Literal
 import pandas as pd
 from fastapi import Depends, FastAPI, Form, HTTPException, Query, Request
 from fastapi import Path as FPath
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from features import schema as S
 from recommender import store
@@ -371,6 +373,25 @@ def create_app(settings: Settings) -> FastAPI:
         ]
         return JSONResponse(status_code=422, content={"detail": problems})
 
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        """JSON for the API; a Chinese page for the web pages (unknown node, enterprise, no role)."""
+        path = request.url.path
+        if path.startswith(("/api/", "/health", "/docs", "/openapi", "/static/")):
+            return await http_exception_handler(request, exc)
+        titles = {403: "没有权限", 404: "未找到", 422: "输入有误"}
+        detail = exc.detail
+        if isinstance(detail, list):
+            detail = "；".join(f"{d.get('field')}: {d.get('problem')}（{d.get('got')}）" for d in detail)
+        message = {403: "当前令牌的角色不能执行此操作，请联系管理员。"}.get(exc.status_code, str(detail))
+        return templates.TemplateResponse(
+            request,
+            "error.html",
+            {"chains": chains, "user": page_user(request), "title": titles.get(exc.status_code, "出错了"),
+             "message": message},
+            status_code=exc.status_code,
+        )  # fmt: skip
+
     # ------------------------------------------------------------------ auth
     def principal(request: Request) -> store.Principal:
         header = request.headers.get("authorization", "")
@@ -641,8 +662,14 @@ def create_app(settings: Settings) -> FastAPI:
         """Every list of one chain (the chain's sheet of the refresh's workbook)."""
         chain_or_404(chain_id)
         view = run_or_404()
-        t = view.targets[view.targets["chain_id"] == chain_id] if not view.targets.empty else view.targets
-        m = view.map[view.map["chain_id"] == chain_id]
+        t = view.targets
+        t = t[t["chain_id"] == chain_id] if "chain_id" in t.columns else pd.DataFrame(columns=list(LIST_COLUMNS))
+        m = view.map
+        m = (
+            m[m["chain_id"] == chain_id]
+            if "chain_id" in m.columns
+            else pd.DataFrame(columns=["chain_id", "node_id", "colour"])
+        )
         return xlsx_response(workbook_for(m, t, view.diff or None), chain_id)
 
     @app.get("/api/search", tags=["targets"])

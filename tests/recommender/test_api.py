@@ -468,7 +468,9 @@ def test_web_pages_need_login_and_show_diff_and_search(client: TestClient, token
     page = client.get(f"/enterprises/{E1}").text
     assert 'id="feedback-form"' not in page  # viewers cannot record feedback
     r = client.post(f"/enterprises/{E1}/feedback", data={"node_id": NODE, "stage": "考察"}, follow_redirects=False)
-    assert r.status_code == 403
+    assert r.status_code == 403 and "没有权限" in r.text
+    r = client.get("/nodes/optical_comm.nope")
+    assert r.status_code == 404 and r.headers["content-type"].startswith("text/html") and "未找到" in r.text
 
 
 def test_cli_tokens_create_list_revoke(published_workspace: Path) -> None:
@@ -491,3 +493,19 @@ def test_cli_tokens_create_list_revoke(published_workspace: Path) -> None:
     assert store.authenticate(engine, token) is None
     missing = runner.invoke(app, ["tokens", "revoke", "9", *ws])
     assert missing.exit_code == 2 and "no token with id 9" in missing.output
+
+
+def test_api_before_any_refresh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("recommender.api.load_chains", _cached_chains)
+    app = create_app(load_settings(workspace=tmp_path / "empty"))
+    c = TestClient(app)
+    h = _h(store.create_token(app.state.engine, "v", "viewer"))
+    assert c.get("/health").json() == {"status": "ok", "published_run": None}
+    r = c.get("/api/map", headers=h)
+    assert (r.status_code, r.json()) == (404, {"detail": "no published run yet: run `sansetu refresh` first"})
+    assert c.get(f"/api/nodes/{NODE}/targets", headers=h).status_code == 404
+    assert c.get("/api/runs", headers=h).json() == []
+    assert c.get("/api/search", params={"q": "光芯"}, headers=h).json() == {"q": "光芯", "total": 0, "items": []}
+    c.cookies.set("sansetu_token", h["Authorization"][7:])
+    assert "尚无已发布的名单" in c.get("/").text
+    assert "暂无目标企业" in c.get(f"/nodes/{NODE}").text
