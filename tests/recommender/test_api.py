@@ -509,3 +509,38 @@ def test_api_before_any_refresh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     c.cookies.set("sansetu_token", h["Authorization"][7:])
     assert "尚无已发布的名单" in c.get("/").text
     assert "暂无目标企业" in c.get(f"/nodes/{NODE}").text
+
+
+def test_api_training_reads_the_feedback(
+    client: TestClient, tokens: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pandas as pd
+
+    from recommender import api, service
+
+    engine = client.app.state.engine  # type: ignore[attr-defined]
+    store.add_feedback(engine, enterprise_id=E1, node_id=NODE, stage="签约", author="小王")
+    ingested = pd.DataFrame(
+        {
+            S.COL_OUTCOME_ID: ["o1"],
+            S.COL_ENTERPRISE_ID: [E1],
+            S.COL_NODE_ID: [NODE],
+            S.COL_STAGE: ["接洽"],
+            S.COL_DATE: [pd.Timestamp("2025-01-01")],
+        }
+    )
+    inputs = service.TrainingInputs({"outcomes": ingested}, pd.DataFrame(), None, pd.DataFrame(), None)
+    seen: list[list[str]] = []
+
+    class Stop(Exception):
+        pass
+
+    def build(settings: object, got: service.TrainingInputs) -> None:
+        seen.append(got.tables["outcomes"][S.COL_STAGE].tolist())
+        raise Stop
+
+    monkeypatch.setattr(service, "load_training_inputs", lambda settings: inputs)
+    monkeypatch.setattr(service, "build_training_data", build)
+    with pytest.raises(Stop):
+        api.train_with_feedback(client.app.state.settings, engine, False)  # type: ignore[attr-defined]
+    assert seen == [["接洽", "签约"]]
