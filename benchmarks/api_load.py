@@ -373,7 +373,7 @@ def main() -> None:
         out = run(args, tmp)
     finally:
         if args.keep is not None:
-            shutil.copytree(tmp, args.keep, dirs_exist_ok=True)
+            shutil.copytree(tmp, args.keep, symlinks=True, dirs_exist_ok=True)
         shutil.rmtree(tmp, ignore_errors=True)
     print(json.dumps(out, ensure_ascii=False, indent=2))
 
