@@ -20,11 +20,22 @@ class TrainingConfig(BaseModel):
     label_maturity_days: int = Field(default=270, ge=0)  # periods younger than this at the data's end are left out
     max_negatives_per_query: int | None = Field(default=300, ge=1)  # training rows only; None keeps all
     out_of_pool_negatives: float = Field(default=1.0, ge=0)  # per approached-but-not-retrieved enterprise
+    # What the ranker learns from (docs/ranking.md, "What the ranker learns"): "approached" = the approached
+    # pairs only, graded by stage, one query per period across all nodes (who *signs* once approached);
+    # "all" = every candidate of each (node, period), unapproached labelled 0 (who gets *approached*).
+    ranker_rows: Literal["approached", "all"] = "approached"
+    # left out of the ranker: they reveal the historical approach policy (history) or are constant
+    # within a (node, period) and only shift whole nodes against each other (node context)
+    excluded_features: list[str] = Field(
+        default_factory=lambda: [
+            "prior_contacts", "terminated_365d", "contacted_node_before", "node_colour", "node_gap", "strategic_weight"
+        ]
+    )  # fmt: skip
     test_periods: int = Field(default=2, ge=1)
     valid_periods: int = Field(default=2, ge=1)
     n_estimators: int = Field(default=400, ge=1)
     learning_rate: float = Field(default=0.05, gt=0, le=1)
-    num_leaves: int = Field(default=31, ge=2)
+    num_leaves: int = Field(default=7, ge=2)
     min_child_samples: int = Field(default=20, ge=1)
     early_stopping_rounds: int = Field(default=50, ge=1)
     n_jobs: int = Field(default=1, ge=1)

@@ -68,8 +68,32 @@ def make_ranker(config: TrainingConfig) -> Ranker:
     )
 
 
+def model_features(feature_names: list[str], config: TrainingConfig) -> list[str]:
+    """The features the ranker sees: ``feature_names`` minus ``config.excluded_features`` (order kept)."""
+    unknown = sorted(set(config.excluded_features) - set(feature_names))
+    if unknown:
+        raise ValueError(f"training.excluded_features names unknown features {unknown}; known: {feature_names}.")
+    return [n for n in feature_names if n not in set(config.excluded_features)]
+
+
+def ranker_rows(frame: pd.DataFrame, config: TrainingConfig) -> pd.DataFrame:
+    """The rows and queries the ranker learns from (``config.ranker_rows``), sorted by query.
+
+    ``approached``: the approached pairs only, one query per period with every node in it, so that
+    the model ranks "of the firms approached, who went furthest" and its scores are comparable
+    across nodes. ``all``: every candidate of each (node, period) query as built (unapproached 0).
+    """
+    if config.ranker_rows == "all":
+        return frame
+    rows = frame[frame[COL_APPROACHED].to_numpy(dtype=bool)]
+    period = "period@" + pd.to_datetime(rows[COL_AS_OF]).dt.strftime("%Y-%m-%d")
+    return rows.assign(**{COL_QUERY: period.to_numpy()}).sort_values(COL_QUERY, kind="stable")
+
+
 def fit_ranker(train: pd.DataFrame, valid: pd.DataFrame, feature_names: list[str], config: TrainingConfig) -> Ranker:
-    """Fit on ``train`` rows (sorted by query) with early stopping on ``valid``."""
+    """Fit on ``train`` rows with early stopping on ``valid`` (rows and queries by ``ranker_rows``)."""
+    train, valid = ranker_rows(train, config), ranker_rows(valid, config)
+    feature_names = model_features(feature_names, config)
     if not (train[COL_LABEL] > 0).any():
         raise ValueError("The training periods have no approached enterprise with a label above 0; nothing to learn.")
     return make_ranker(config).fit(
