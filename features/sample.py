@@ -63,9 +63,12 @@ TIE_KINDS: Final = ("leader_supplier", "local_supplier", "fund_portfolio", "alum
 NETWORK: Final[dict[str, Any]] = {
     # relation probability multiplier per firm: base + per_log10_capital·(log10 capital − 6.7) + listed, clipped
     "reach": {"base": 1.0, "per_log10_capital": 0.35, "listed": 0.3, "min": 0.4, "max": 1.8},
-    "zone_supply": {"hubei": 0.30, "other": 0.18},  # chain firm ↔ zone firm at an adjacent node / chain leader
-    "second_tier": {"hubei": 0.45, "other": 0.40},  # chain firm ↔ a direct zone partner at an adjacent node
+    "zone_supply": {"hubei": 0.30, "other": 0.20},  # chain firm ↔ zone firm at an adjacent node / chain leader
+    "second_tier": {"hubei": 0.50, "other": 0.45},  # chain firm ↔ a direct zone partner at an adjacent node
     "co_investor": {"p": 0.15, "second_vc": 0.4},  # VC of the chain backs the firm (and zone-fund portfolio firms)
+    # a distractor industry sharing an industry class with a node (汽车维修 ↔ 汽车后市场): dealers and
+    # service shops buy from carmakers, the local one or those that trade with the zone
+    "periphery": {"zone_supply": 0.25, "second_tier": 0.65},
     "alumni": {"hubei": 0.10, "other": 0.06},
     "lab": {"hubei": 0.05, "other": 0.025},
 }
@@ -1094,6 +1097,19 @@ def _reach(u: _Universe) -> np.ndarray:
     return np.clip(x, spec["min"], spec["max"])
 
 
+def _network_nodes(kinds: _Kinds) -> np.ndarray:
+    """Per kind, the chain node whose supply network it joins: itself for chain nodes; for a distractor
+    industry, the first node sharing one of its industry classes (汽车维修 ↔ 汽车后市场: the dealers and
+    service shops of the chain's carmakers); else -1."""
+    k = kinds.n_nodes
+    classes = [{str(c)[1:5] for c in kinds.industry[j, : kinds.n_industry[j]]} for j in range(len(kinds.names))]
+    out = np.full(len(kinds.names), -1, dtype=np.int64)
+    out[:k] = np.arange(k)
+    for j in range(k, len(kinds.names)):
+        out[j] = next((i for i in range(k) if classes[i] & classes[j]), -1)
+    return out
+
+
 def _supply_direction(kinds: _Kinds, a_kind: np.ndarray, b_kind: np.ndarray) -> np.ndarray:
     """True where ``b`` supplies ``a`` (b's node is upstream of a's); else ``a`` supplies ``b``."""
     k = kinds.n_nodes
@@ -1142,6 +1158,8 @@ def _network_relations(
     spec = NETWORK
     reach = _reach(u)
     kind_c = np.minimum(u.kind, k - 1)
+    node = _network_nodes(kinds)[u.kind]  # chain node, or the node a peripheral industry serves
+    member, node_c = ~u.local & (node >= 0), np.maximum(node, 0)
     start_2012 = int(np.datetime64("2012-01-01", "D").astype(np.int64))
     start_2016 = int(np.datetime64("2016-01-01", "D").astype(np.int64))
     # 1. direct supply ties: zone firms at adjacent nodes (either direction) or the chain's leaders
@@ -1152,13 +1170,15 @@ def _network_relations(
     ]
     ppad, pn = _pad_int(partners)
     supplied = (ties["leader_supplier"] < never) | (ties["local_supplier"] < never)
-    p = np.where(hubei, spec["zone_supply"]["hubei"], spec["zone_supply"]["other"]) * reach
-    e = np.flatnonzero(chain & ~supplied & (pn[kind_c] > 0) & (rng.random(n) < p))
-    dst = _pick_int(ppad, pn, kind_c[e], rng)
+    peripheral = u.kind >= k
+    p = np.where(hubei, spec["zone_supply"]["hubei"], spec["zone_supply"]["other"])
+    p = np.where(peripheral, spec["periphery"]["zone_supply"], p) * reach
+    e = np.flatnonzero(member & ~supplied & (pn[node_c] > 0) & (rng.random(n) < p))
+    dst = _pick_int(ppad, pn, node_c[e], rng)
     day = _dates_between(np.maximum(np.maximum(u.founded[e], u.founded[dst]) + 180, start_2012), as_of, rng)
     ok = day < as_of
     e, dst, day = e[ok], dst[ok], day[ok]
-    upstream = _supply_direction(kinds, u.kind[e], u.kind[dst])
+    upstream = _supply_direction(kinds, node_c[e], u.kind[dst])
     _add_supply(u, rel, np.where(upstream, dst, e), np.where(upstream, e, dst), day, rng)
     is_leader = u.leader[dst]
     np.minimum.at(ties["leader_supplier"], e[is_leader], day[is_leader])
@@ -1168,13 +1188,14 @@ def _network_relations(
     sampler = _KindSampler(u.kind, ~tier1, len(kinds.names))
     kinds_with = [np.flatnonzero(kinds.adjacent[i] & (sampler.count[:k] > 0)) for i in range(k)]
     apad, an = _pad_int(kinds_with)
-    p = np.where(hubei, spec["second_tier"]["hubei"], spec["second_tier"]["other"]) * reach
-    f = np.flatnonzero(chain & ~tier1 & (an[kind_c] > 0) & (rng.random(n) < p))
-    mid = sampler.draw(_pick_int(apad, an, kind_c[f], rng), rng)
+    p = np.where(hubei, spec["second_tier"]["hubei"], spec["second_tier"]["other"])
+    p = np.where(peripheral, spec["periphery"]["second_tier"], p) * reach
+    f = np.flatnonzero(member & ~tier1 & (an[node_c] > 0) & (rng.random(n) < p))
+    mid = sampler.draw(_pick_int(apad, an, node_c[f], rng), rng)
     day = _dates_between(np.maximum(np.maximum(u.founded[f], u.founded[mid]) + 180, start_2012), as_of, rng)
     ok = day < as_of
     f, mid, day = f[ok], mid[ok], day[ok]
-    upstream = _supply_direction(kinds, u.kind[f], u.kind[mid])
+    upstream = _supply_direction(kinds, node_c[f], u.kind[mid])
     _add_supply(u, rel, np.where(upstream, mid, f), np.where(upstream, f, mid), day, rng)
     _co_investors(u, kinds, ties, rel, chain, reach, as_of, start_2016, rng)
     # 4. talent: more alumni (founders, engineers) and lab projects, for firms without one yet
