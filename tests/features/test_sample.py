@@ -363,3 +363,29 @@ def test_generate_sample_supply_ties_with_the_zone_stay_in_the_chain(sample: Sam
         assert zone_chain[local] in normalize_text(scope[other]), (local, other)
         checked += 1
     assert checked >= 100
+
+
+def test_generate_sample_vcs_co_invest_with_the_zone_funds(sample: SampleData) -> None:
+    rel = sample.relations
+    fund_backed = set(rel.loc[rel["关系类型"] == "基金投资", "目标编号"])
+    zone = set(sample.presence["统一社会信用代码"])
+    equity = rel[rel["关系类型"].isin(["投资方", "股东"]) & (rel["源类型"] == "企业")]
+    syndicate = set(equity.loc[equity["目标编号"].isin(fund_backed - zone), "源编号"])
+    co_invested = equity[equity["源编号"].isin(syndicate) & ~equity["目标编号"].isin(fund_backed | zone)]
+    assert len(syndicate) >= 5 and co_invested["目标编号"].nunique() >= 20
+
+
+def test_generate_sample_peripheral_industry_joins_the_node_supply_network() -> None:
+    spec = make_chain("auto", "新能源汽车")
+    spec["nodes"][7]["industry_codes"] = ["8111"]  # type: ignore[index]  # the class of the 汽车维修 distractors
+    s = generate_sample(validate_chains([spec, make_chain("optic", "光通信")]), N, random_state=7)
+    ents = s.enterprises.drop_duplicates("统一社会信用代码")
+    repair = ents.loc[
+        ents["国标行业"].str.startswith("O8111") & ents["主营产品"].str.contains("汽车维修|汽车美容|二手车"),
+        "统一社会信用代码",
+    ]
+    catering = ents.loc[ents["国标行业"].str[1:5].isin(["6210", "6220", "6242"]), "统一社会信用代码"]
+    supply = s.relations[s.relations["关系类型"].isin(["供应商", "客户"])]
+    in_supply = set(supply["源编号"]) | set(supply["目标编号"])
+    assert len(repair) >= 20 and repair.isin(in_supply).mean() >= 0.4
+    assert catering.isin(in_supply).mean() == 0.0
