@@ -10,24 +10,10 @@ from typing import Annotated, Any
 import typer
 
 from recommender.cli_common import ConfigOpt, FormatOpt, WorkspaceOpt, app, check_format, emit_records, settings_from
+from recommender.colour_map import MAP_COLUMNS
 
-RECORD_COLUMNS = [
-    "chain_id",
-    "node_id",
-    "name",
-    "stage",
-    "colour",
-    "reason",
-    "n_local",
-    "output_value_cny",
-    "has_leader",
-    "lq",
-    "growth",
-    "gap",
-    "priority",
-    "year",
-    "leaders",
-]
+# what `sansetu map` prints: the stored map less the universe count (a denominator, not news)
+RECORD_COLUMNS = [c for c in MAP_COLUMNS if c != "n_universe"]
 _RICH_STYLE = {"red": "bold white on red3", "blue": "bold white on dodger_blue3", "green": "bold white on green4"}
 _STAGE = {"upstream": "上游", "midstream": "中游", "downstream": "下游"}
 _COLOUR = {"red": "红", "blue": "蓝", "green": "绿"}
