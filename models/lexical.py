@@ -13,6 +13,15 @@ chunks, twice (document frequencies, then weights), so peak memory stays close t
 The matrix is kept transposed (n-gram × document, CSR) so that a query touches only the posting
 lists of its own n-grams. Search returns, per query, the ``top_k`` documents with a positive score
 (a document sharing no n-gram with the query is never returned), best first, ties by fit order.
+
+**Incremental updates.** :meth:`LexicalIndex.update` re-weights only the given documents with the
+*frozen* vocabulary and idf of the last :meth:`~LexicalIndex.fit` (a changed id keeps its column, a
+new id is appended) and :meth:`~LexicalIndex.remove` compacts removed ids away; the result is
+bit-for-bit the index :meth:`~LexicalIndex.refit_documents` builds over the same corpus with that
+vocabulary. N-grams that are not in the frozen vocabulary are ignored until the next full fit, and
+the idf no longer counts the edited documents exactly; ``drift_`` (rows added, replaced or removed
+since the last fit, as a share of the rows that fit saw) measures how stale the statistics are, and
+``needs_refit`` turns true once it exceeds ``max_drift`` — the caller then fits afresh.
 """
 
 from __future__ import annotations
@@ -26,7 +35,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from models.manifest import Manifest, atomic_directory, fingerprint_arrays
+from models.manifest import Manifest, atomic_directory, fingerprint_arrays, fingerprint_bytes
 
 _COMPONENT: Final = "LexicalIndex"
 _BITS: Final = 21  # every Unicode codepoint fits in 21 bits
@@ -124,6 +133,9 @@ class LexicalIndex:
         sublinear_tf: use ``1 + log(count)`` instead of raw counts.
         lowercase: lower-case texts first (as scikit-learn does by default).
         chunk_size: documents processed at once while fitting (memory vs. speed).
+        max_drift: ``needs_refit`` turns true once the rows added, replaced or removed by
+            :meth:`update` / :meth:`remove` since the last :meth:`fit` exceed this share of the rows
+            that fit saw (their new n-grams are ignored and the idf is frozen until then).
     """
 
     def __init__(
@@ -134,6 +146,7 @@ class LexicalIndex:
         sublinear_tf: bool = False,
         lowercase: bool = True,
         chunk_size: int = _CHUNK_DOCS,
+        max_drift: float = 0.2,
     ) -> None:
         self.ngram_range = ngram_range
         self.max_features = max_features
@@ -141,6 +154,7 @@ class LexicalIndex:
         self.sublinear_tf = sublinear_tf
         self.lowercase = lowercase
         self.chunk_size = chunk_size
+        self.max_drift = max_drift
 
     def get_params(self) -> dict[str, Any]:
         return {
@@ -150,6 +164,7 @@ class LexicalIndex:
             "sublinear_tf": self.sublinear_tf,
             "lowercase": self.lowercase,
             "chunk_size": self.chunk_size,
+            "max_drift": self.max_drift,
         }
 
     def _validate_params(self) -> None:
@@ -167,6 +182,9 @@ class LexicalIndex:
                 v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < low)
             ):
                 raise _param_error(name, f"an int in the range [{low}, inf)" + (" or None" if optional else ""), v)
+        d = self.max_drift
+        if not isinstance(d, int | float) or isinstance(d, bool) or not 0 <= d < float("inf"):
+            raise _param_error("max_drift", "a float in the range [0, inf)", d)
 
     # ------------------------------------------------------------ fitting
     def fit(self, texts: Sequence[str], ids: Sequence[str] | np.ndarray) -> LexicalIndex:
@@ -180,12 +198,109 @@ class LexicalIndex:
         self.vocabulary_keys_, df = self._fit_vocabulary(chunks, rng)
         n = len(prepared)
         self.idf_ = (np.log((1.0 + n) / (1.0 + df)) + 1.0).astype(np.float32)
+        self._set_documents(chunks, rng, ids_arr)
+        self.data_sha256_ = fingerprint_arrays(ids_arr, np.asarray(texts, dtype=object))
+        self.n_fit_docs_ = n
+        self.changed_since_fit_ = 0
+        return self
+
+    def _set_documents(self, chunks: list[list[str]], rng: tuple[int, int], ids: np.ndarray) -> None:
         X = sp.vstack([self._weights(c, rng) for c in chunks], format="csr") if chunks else self._empty(0)
         self.matrix_t_ = X.T.tocsr()  # (n_features, n_docs): query n-grams pick their posting lists
         self.matrix_t_.indices = self.matrix_t_.indices.astype(np.int32, copy=False)
-        self.ids_ = np.asarray(ids_arr, dtype=str)
+        self.ids_ = np.asarray(ids, dtype=str)
+
+    def refit_documents(self, texts: Sequence[str], ids: Sequence[str] | np.ndarray) -> LexicalIndex:
+        """Index ``texts`` under ``ids`` afresh with the frozen vocabulary and idf (no statistics relearned).
+
+        This is the non-incremental reference of :meth:`update`: every row counts as changed for
+        ``drift_``.
+        """
+        self._check_fitted()
+        texts = _check_texts(texts, "texts")
+        ids_arr = _check_ids(ids, len(texts))
+        rng = (int(self.ngram_range[0]), int(self.ngram_range[1]))
+        prepared = _preprocess(texts, self.lowercase)
+        chunks = [prepared[s : s + self.chunk_size] for s in range(0, len(prepared), self.chunk_size)]
+        self._set_documents(chunks, rng, ids_arr)
         self.data_sha256_ = fingerprint_arrays(ids_arr, np.asarray(texts, dtype=object))
+        self.changed_since_fit_ = len(texts)
         return self
+
+    # ------------------------------------------------------------ incremental updates
+    def update(self, texts: Sequence[str], ids: Sequence[str] | np.ndarray) -> LexicalIndex:
+        """Replace the rows of ids already indexed and append new ids, with the frozen vocabulary and idf.
+
+        Only ``texts`` are tokenised and weighted (cost ~ the changed documents plus one pass over the
+        stored matrix); n-grams outside the frozen vocabulary are ignored until the next :meth:`fit`.
+        The result equals :meth:`refit_documents` over the updated corpus exactly.
+        """
+        self._check_fitted()
+        texts = _check_texts(texts, "texts")
+        ids_arr = _check_ids(ids, len(texts)).astype(str)
+        if not texts:
+            return self
+        rng = (int(self.ngram_range[0]), int(self.ngram_range[1]))
+        prepared = _preprocess(texts, self.lowercase)
+        W = sp.vstack(
+            [self._weights(prepared[s : s + self.chunk_size], rng) for s in range(0, len(prepared), self.chunk_size)],
+            format="csr",
+        )
+        n_docs = len(self.ids_)
+        pos = pd.Index(np.asarray(self.ids_, dtype=object)).get_indexer(ids_arr.astype(object))
+        is_new = pos < 0
+        target = pos.astype(np.int64)
+        target[is_new] = n_docs + np.arange(int(is_new.sum()), dtype=np.int64)
+        width = n_docs + int(is_new.sum())
+        kept = _drop_columns(self.matrix_t_, pos[~is_new], width)
+        Wc = W.tocoo()
+        added = sp.csr_matrix(
+            (Wc.data, (Wc.col.astype(np.int64), target[Wc.row])), shape=(len(self.vocabulary_keys_), width)
+        )
+        merged = (kept + added).tocsr()  # disjoint columns: every value is copied, none summed
+        merged.indices = merged.indices.astype(np.int32, copy=False)
+        self.matrix_t_ = merged
+        self.ids_ = np.concatenate([np.asarray(self.ids_, dtype=str), ids_arr[is_new]])
+        self.changed_since_fit_ += len(texts)
+        self.data_sha256_ = fingerprint_bytes(
+            self.data_sha256_.encode(), b"update", fingerprint_arrays(ids_arr, np.asarray(texts, dtype=object)).encode()
+        )
+        return self
+
+    def remove(self, ids: Sequence[str] | np.ndarray) -> int:
+        """Remove the given ids (unknown ids are ignored) and compact; returns how many were present."""
+        self._check_fitted()
+        wanted = np.asarray([str(i) for i in ids], dtype=object)
+        pos = pd.Index(np.asarray(self.ids_, dtype=object)).get_indexer(wanted)
+        pos = np.unique(pos[pos >= 0])
+        if len(pos) == 0:
+            return 0
+        n_docs = len(self.ids_)
+        alive = np.ones(n_docs, dtype=bool)
+        alive[pos] = False
+        kept = _drop_columns(self.matrix_t_, pos, n_docs)
+        new_col = (np.cumsum(alive) - 1).astype(np.int32)
+        kept.indices = new_col[kept.indices]
+        self.matrix_t_ = sp.csr_matrix(
+            (kept.data, kept.indices, kept.indptr), shape=(len(self.vocabulary_keys_), n_docs - len(pos))
+        )
+        self.ids_ = np.asarray(self.ids_, dtype=str)[alive]
+        self.changed_since_fit_ += len(pos)
+        self.data_sha256_ = fingerprint_bytes(
+            self.data_sha256_.encode(), b"remove", fingerprint_arrays(np.sort(wanted.astype(str))).encode()
+        )
+        return len(pos)
+
+    @property
+    def drift_(self) -> float:
+        """Rows added, replaced or removed since the last fit, as a share of the rows that fit saw."""
+        self._check_fitted()
+        return self.changed_since_fit_ / max(self.n_fit_docs_, 1)
+
+    @property
+    def needs_refit(self) -> bool:
+        """True once ``drift_`` exceeds ``max_drift``: fit the whole corpus again."""
+        return self.drift_ > self.max_drift
 
     def _fit_vocabulary(self, chunks: list[list[str]], rng: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
         keys, df, tf = np.zeros(0, np.int64), np.zeros(0), np.zeros(0)
@@ -218,12 +333,13 @@ class LexicalIndex:
             data = 1.0 + np.log(data)
         data = (data * self.idf_[new_cols[mask]]).astype(np.float32)
         rows = np.repeat(np.arange(len(texts), dtype=np.int64), np.diff(counts.indptr))[mask]
+        cols = new_cols[mask]
+        order = np.argsort(rows * max(len(self.vocabulary_keys_), 1) + cols, kind="stable")  # columns sorted in a row:
+        data, rows, cols = data[order], rows[order], cols[order]  # the norm is summed in the same order in any chunk
         norms = np.sqrt(np.bincount(rows, weights=np.square(data, dtype=np.float64), minlength=len(texts)))
         data /= np.where(norms > 0, norms, 1.0)[rows].astype(np.float32)
         indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=len(texts)))])
-        return sp.csr_matrix(
-            (data, new_cols[mask].astype(np.int32), indptr), shape=(len(texts), len(self.vocabulary_keys_))
-        )
+        return sp.csr_matrix((data, cols.astype(np.int32), indptr), shape=(len(texts), len(self.vocabulary_keys_)))
 
     def _empty(self, n: int) -> sp.csr_matrix:
         return sp.csr_matrix((n, len(self.vocabulary_keys_)), dtype=np.float32)
@@ -278,7 +394,12 @@ class LexicalIndex:
             config=self.get_params(),
             data_sha256=self.data_sha256_,
             count=len(self.ids_),
-            extra={"n_features": self.n_features_, "nnz": int(self.matrix_t_.nnz)},
+            extra={
+                "n_features": self.n_features_,
+                "nnz": int(self.matrix_t_.nnz),
+                "n_fit_docs": self.n_fit_docs_,
+                "changed_since_fit": self.changed_since_fit_,
+            },
         )
 
     def save(self, directory: Path) -> Path:
@@ -315,6 +436,8 @@ class LexicalIndex:
         shape = (len(self.vocabulary_keys_), len(self.ids_))
         self.matrix_t_ = sp.csr_matrix((arr("data"), arr("indices"), arr("indptr")), shape=shape, copy=False)
         self.data_sha256_ = str(manifest.data_sha256)
+        self.n_fit_docs_ = int(manifest.extra.get("n_fit_docs", len(self.ids_)))
+        self.changed_since_fit_ = int(manifest.extra.get("changed_since_fit", 0))
         return self
 
     def _check_fitted(self) -> None:
@@ -326,6 +449,16 @@ class LexicalIndex:
     def __repr__(self) -> str:
         n = len(self.ids_) if hasattr(self, "ids_") else "unfitted"
         return f"LexicalIndex(ngram_range={tuple(self.ngram_range)}, n={n})"
+
+
+def _drop_columns(m: sp.csr_matrix, columns: np.ndarray, width: int) -> sp.csr_matrix:
+    """``m`` (rows × documents, CSR) without the entries of ``columns``, widened to ``width`` documents."""
+    dead = np.zeros(max(width, m.shape[1]), dtype=bool)
+    dead[columns] = True
+    keep = ~dead[m.indices]
+    kept_before = np.concatenate([[0], np.cumsum(keep, dtype=np.int64)])
+    indptr = kept_before[np.asarray(m.indptr)]
+    return sp.csr_matrix((m.data[keep], m.indices[keep], indptr), shape=(m.shape[0], width))
 
 
 def _top_k(cols: np.ndarray, vals: np.ndarray, k: int) -> np.ndarray:

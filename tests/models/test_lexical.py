@@ -171,3 +171,117 @@ def test_lexical_rejects_bad_inputs() -> None:
         match=re.escape("This LexicalIndex is not fitted yet; call fit(texts, ids) or LexicalIndex.load(dir) first."),
     ):
         LexicalIndex().search(["光模块"], 3)
+
+
+# ---------------------------------------------------------------- incremental updates
+def assert_same_index(a: LexicalIndex, b: LexicalIndex) -> None:
+    """Bit-for-bit the same documents, order and weights."""
+    assert a.ids_.tolist() == b.ids_.tolist()
+    assert a.matrix_t_.shape == b.matrix_t_.shape
+    assert_array_equal(a.matrix_t_.indptr, b.matrix_t_.indptr)
+    assert_array_equal(a.matrix_t_.indices, b.matrix_t_.indices)
+    assert_array_equal(a.matrix_t_.data, b.matrix_t_.data)
+
+
+def edit_corpus(texts: list[str], random_state: int) -> tuple[dict[int, str], list[str], list[str]]:
+    """Edits of a few rows (some with n-grams unseen at fit time), new texts and removed row ids."""
+    rng = np.random.default_rng(random_state)
+    rows = rng.choice(len(texts), 12, replace=False)
+    changed = {int(r): texts[int(r)][::-1] + ("量子雷达" if i % 2 else "") for i, r in enumerate(rows[:8])}
+    removed = [f"d{int(r):03d}" for r in rows[8:]]
+    new = make_corpus(5, random_state + 1)
+    return changed, new, removed
+
+
+@pytest.mark.parametrize("random_seed", [0, 1, 2])
+def test_lexical_update_equals_refit_with_frozen_vocabulary(random_seed: int) -> None:
+    texts = make_corpus(120, random_seed)
+    ids = [f"d{i:03d}" for i in range(len(texts))]
+    index = LexicalIndex(chunk_size=16).fit(texts, ids)
+    vocabulary, idf = index.vocabulary_keys_.copy(), index.idf_.copy()
+    changed, new, removed = edit_corpus(texts, random_seed)
+    index.update([changed[r] for r in changed], [ids[r] for r in changed])
+    index.update(new, [f"n{i}" for i in range(len(new))])
+    assert index.remove([*removed, "unknown"]) == 4
+    # the same corpus indexed afresh with the frozen vocabulary: edits in place, new ids at the end
+    final = {ids[i]: changed.get(i, t) for i, t in enumerate(texts)} | {f"n{i}": t for i, t in enumerate(new)}
+    for r in removed:
+        del final[r]
+    reference = LexicalIndex(chunk_size=7).fit(texts, ids).refit_documents(list(final.values()), list(final))
+    assert_same_index(index, reference)
+    assert_array_equal(index.vocabulary_keys_, vocabulary)
+    assert_array_equal(index.idf_, idf)
+    queries = [*QUERIES, "量子雷达", texts[3][:5]]
+    got, want = index.search(queries, 10), reference.search(queries, 10)
+    assert_array_equal(got[0], want[0])
+    assert_array_equal(got[1], want[1])
+    assert index.changed_since_fit_ == 8 + 5 + 4
+    assert index.drift_ == pytest.approx(17 / 120)
+
+
+def test_lexical_update_with_unchanged_texts_equals_fit() -> None:
+    texts = make_corpus(60, 5)
+    ids = [f"d{i:03d}" for i in range(len(texts))]
+    fitted = LexicalIndex(chunk_size=9).fit(texts, ids)
+    index = LexicalIndex(chunk_size=9).fit(texts, ids)
+    index.update([texts[i] for i in (3, 40, 7)], [ids[i] for i in (3, 40, 7)])
+    assert_same_index(index, fitted)
+
+
+def test_lexical_update_ignores_ngrams_outside_the_vocabulary() -> None:
+    index = LexicalIndex().fit(CORPUS, IDS)
+    index.update(["量子雷达", "光模块 量子"], ["e02", "new"])
+    assert index.search(["量子雷达"], 3)[0].tolist() == [[None, None, None]]
+    ids, scores = index.search(["光模块"], 10)
+    assert "new" in ids[0].tolist() and "e02" not in ids[0].tolist()
+    assert index.ids_.tolist() == [*IDS, "new"]
+    assert index.matrix_t_[:, 2].nnz == 0  # e02 now has no known n-gram: an empty row, still indexed
+
+
+def test_lexical_drift_triggers_refit() -> None:
+    texts = make_corpus(50, 3)
+    ids = [f"d{i:03d}" for i in range(len(texts))]
+    index = LexicalIndex(max_drift=0.1).fit(texts, ids)
+    index.update(texts[:5], ids[:5])
+    assert (index.drift_, index.needs_refit) == (0.1, False)
+    index.remove(ids[5:6])
+    assert (index.drift_, index.needs_refit) == (pytest.approx(0.12), True)
+    index.fit(texts, ids)
+    assert (index.changed_since_fit_, index.n_fit_docs_, index.needs_refit) == (0, 50, False)
+
+
+def test_lexical_update_save_load_keeps_state(tmp_path: Path) -> None:
+    index = LexicalIndex(chunk_size=4, max_drift=0.5).fit(CORPUS, IDS)
+    fingerprint = index.data_sha256_
+    index.update(["光模块 封装", "激光雷达"], ["e05", "e99"])
+    index.remove(["e00"])
+    assert index.data_sha256_ != fingerprint
+    index.save(tmp_path / "lexical")
+    for mmap in (False, True):
+        loaded = LexicalIndex.load(tmp_path / "lexical", mmap=mmap)
+        assert_same_index(loaded, index)
+        assert (loaded.n_fit_docs_, loaded.changed_since_fit_, loaded.max_drift) == (8, 3, 0.5)
+        assert loaded.data_sha256_ == index.data_sha256_
+        loaded.update(["光纤 激光器"], ["e01"])  # a memory-mapped index updates into fresh arrays
+        assert loaded.search(["光纤"], 1)[0].tolist() == [["e01"]]
+    manifest = Manifest.read(tmp_path / "lexical")
+    assert (manifest.count, manifest.extra["n_fit_docs"], manifest.extra["changed_since_fit"]) == (8, 8, 3)
+
+
+def test_lexical_update_rejects_bad_inputs() -> None:
+    index = LexicalIndex().fit(CORPUS, IDS)
+    with pytest.raises(ValueError, match=re.escape("ids must be unique; duplicated: ['e01'].")):
+        index.update(["a", "b"], ["e01", "e01"])
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            "The 'max_drift' parameter of LexicalIndex must be a float in the range [0, inf). Got -0.1 instead."
+        ),
+    ):
+        LexicalIndex(max_drift=-0.1).fit(CORPUS, IDS)
+    with pytest.raises(
+        RuntimeError,
+        match=re.escape("This LexicalIndex is not fitted yet; call fit(texts, ids) or LexicalIndex.load(dir) first."),
+    ):
+        LexicalIndex().update(["光"], ["x"])
+    assert index.update([], []) is index and index.remove([]) == 0
