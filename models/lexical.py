@@ -252,14 +252,9 @@ class LexicalIndex:
         target = pos.astype(np.int64)
         target[is_new] = n_docs + np.arange(int(is_new.sum()), dtype=np.int64)
         width = n_docs + int(is_new.sum())
-        kept = _drop_columns(self.matrix_t_, pos[~is_new], width)
         Wc = W.tocoo()
-        added = sp.csr_matrix(
-            (Wc.data, (Wc.col.astype(np.int64), target[Wc.row])), shape=(len(self.vocabulary_keys_), width)
-        )
-        merged = (kept + added).tocsr()  # disjoint columns: every value is copied, none summed
-        merged.indices = merged.indices.astype(np.int32, copy=False)
-        self.matrix_t_ = merged
+        added = sp.coo_matrix((Wc.data, (Wc.col, target[Wc.row])), shape=(len(self.vocabulary_keys_), width))
+        self.matrix_t_ = _splice_columns(self.matrix_t_, pos[~is_new], added, width)
         self.ids_ = np.concatenate([np.asarray(self.ids_, dtype=str), ids_arr[is_new]])
         self.changed_since_fit_ += len(texts)
         self.data_sha256_ = fingerprint_bytes(
@@ -278,11 +273,11 @@ class LexicalIndex:
         n_docs = len(self.ids_)
         alive = np.ones(n_docs, dtype=bool)
         alive[pos] = False
-        kept = _drop_columns(self.matrix_t_, pos, n_docs)
-        new_col = (np.cumsum(alive) - 1).astype(np.int32)
-        kept.indices = new_col[kept.indices]
+        empty = sp.coo_matrix((len(self.vocabulary_keys_), n_docs), dtype=np.float32)
+        kept = _splice_columns(self.matrix_t_, pos, empty, n_docs)
+        new_col = (np.cumsum(alive, dtype=np.int32) - 1).astype(np.int32)
         self.matrix_t_ = sp.csr_matrix(
-            (kept.data, kept.indices, kept.indptr), shape=(len(self.vocabulary_keys_), n_docs - len(pos))
+            (kept.data, new_col[kept.indices], kept.indptr), shape=(len(self.vocabulary_keys_), n_docs - len(pos))
         )
         self.ids_ = np.asarray(self.ids_, dtype=str)[alive]
         self.changed_since_fit_ += len(pos)
@@ -451,14 +446,37 @@ class LexicalIndex:
         return f"LexicalIndex(ngram_range={tuple(self.ngram_range)}, n={n})"
 
 
-def _drop_columns(m: sp.csr_matrix, columns: np.ndarray, width: int) -> sp.csr_matrix:
-    """``m`` (rows × documents, CSR) without the entries of ``columns``, widened to ``width`` documents."""
-    dead = np.zeros(max(width, m.shape[1]), dtype=bool)
-    dead[columns] = True
-    keep = ~dead[m.indices]
-    kept_before = np.concatenate([[0], np.cumsum(keep, dtype=np.int64)])
-    indptr = kept_before[np.asarray(m.indptr)]
-    return sp.csr_matrix((m.data[keep], m.indices[keep], indptr), shape=(m.shape[0], width))
+def _splice_columns(m: sp.csr_matrix, dead: np.ndarray, added: sp.coo_matrix, width: int) -> sp.csr_matrix:
+    """``m`` (n-grams × documents, CSR, sorted columns) without the entries of the ``dead`` document
+    columns and with the entries of ``added`` (same rows, columns < ``width``) spliced in at their
+    sorted places.
+
+    Cost: two copies of the stored arrays (``np.delete``, ``np.insert``) plus work proportional to
+    the dead and added entries; no sparse arithmetic and no sort of the whole matrix.
+    """
+    n_rows = m.shape[0]
+    indptr = np.asarray(m.indptr, dtype=np.int64)
+    dead_mask = np.zeros(max(width, m.shape[1]), dtype=bool)
+    dead_mask[dead] = True
+    gone = np.flatnonzero(dead_mask[m.indices]) if len(dead) else np.zeros(0, np.int64)
+    removed = np.bincount(np.searchsorted(indptr, gone, side="right") - 1, minlength=n_rows)
+    indptr = indptr - np.concatenate([[0], np.cumsum(removed)])
+    data, indices = np.delete(m.data, gone), np.delete(m.indices, gone)
+    order = np.lexsort((added.col, added.row))
+    rows, cols, vals = added.row[order].astype(np.int64), added.col[order].astype(np.int32), added.data[order]
+    lo, hi = indptr[rows], indptr[rows + 1]
+    while True:  # vectorised binary search of each added column within its row
+        active = lo < hi
+        if not active.any():
+            break
+        mid = (lo + hi) // 2
+        right = np.zeros(len(lo), dtype=bool)
+        right[active] = indices[mid[active]] < cols[active]
+        lo = np.where(right, mid + 1, lo)
+        hi = np.where(active & ~right, mid, hi)
+    data, indices = np.insert(data, lo, vals), np.insert(indices, lo, cols)
+    indptr = indptr + np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n_rows))])
+    return sp.csr_matrix((data, indices.astype(np.int32, copy=False), indptr), shape=(n_rows, width))
 
 
 def _top_k(cols: np.ndarray, vals: np.ndarray, k: int) -> np.ndarray:
