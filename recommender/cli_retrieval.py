@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 TopOpt = Annotated[int, typer.Option("--top", "-n", min=1, help="How many enterprises to list.")]
 OUTPUT_COLUMNS = ["rank", "enterprise_id", "name", "score", "sources", "industry_name", "province", "city"]
 TABLE_COLUMNS = ["rank", "name", "score", "sources", "city", "enterprise_id"]  # names first; all columns in json/csv
+PATH_COLUMNS = ["rank", "enterprise_id", "name", "score", "sources", "theme", "reasons", "routes"]
+PATH_TABLE_COLUMNS = ["rank", "name", "score", "reason", "route"]
 
 
 @app.command("query")
@@ -39,12 +41,22 @@ def query(
     node_id: Annotated[str, typer.Argument(help="Chain node id, e.g. optical_comm.optical_chip.")],
     top: TopOpt = 20,
     fmt: FormatOpt = "table",
+    live: Annotated[
+        bool,
+        typer.Option("--live", help="Retrieve now with the day-one heuristic instead of reading the published list."),
+    ] = False,
     workspace: WorkspaceOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """List the top candidate enterprises for one chain node (red, blue or green)."""
+    """A node's investment path list: the published, ranked list with reasons and routes when a refresh
+    has published one, else (or with --live) candidates retrieved now, ordered by the day-one heuristic."""
     check_format(fmt)
     settings = settings_from(workspace, config)
+    published = None if live else published_node_list(settings, node_id, top)
+    if published is not None:
+        records, title = published
+        emit_records(records, fmt, title=title, columns=PATH_TABLE_COLUMNS if fmt == "table" else PATH_COLUMNS)
+        return
     try:
         records, title = query_node(settings, node_id, top)
     except _BadInput as exc:
@@ -100,6 +112,50 @@ def query_node(settings: Settings, node_id: str, top_n: int) -> tuple[list[dict[
     colour = "" if map_df is None else str(map_df.set_index("node_id")["colour"].get(node_id, ""))
     title = f"{row['chain_name']} · {row['name']} ({node_id}{', ' + colour if colour else ''}) — top {top_n}"
     return _records(lists), title
+
+
+def published_node_list(settings: Settings, node_id: str, top_n: int) -> tuple[list[dict[str, Any]], str] | None:
+    """The node's list from the published run (ranked, with reasons and routes), or None if it has none."""
+    from recommender.published import load_run
+    from recommender.runs import published_dir
+
+    run_dir = published_dir(Workspace(settings.workspace).root)
+    if run_dir is None or not (run_dir / "targets.parquet").exists():
+        return None
+    run = load_run(run_dir)
+    rows = run.targets[run.targets["node_id"] == node_id].sort_values("rank").head(top_n)
+    if rows.empty:
+        return None
+    records = []
+    for r in rows.to_dict(orient="records"):
+        reasons = _json_list(r.get("reasons"))
+        routes = _json_list(r.get("routes"))
+        records.append(
+            {
+                "rank": int(r["rank"]),
+                "enterprise_id": r["enterprise_id"],
+                "name": r.get("name", ""),
+                "score": float(r["score"]),
+                "sources": r.get("sources", ""),
+                "theme": r.get("theme") or "",
+                "reasons": reasons,
+                "routes": routes,
+                "reason": "；".join(str(x.get("text", x)) if isinstance(x, dict) else str(x) for x in reasons[:2]),
+                "route": (routes[0].get("theme", "") + "：" + routes[0].get("sentence", ""))
+                if routes
+                else "暂无现成路径",
+            }
+        )
+    node = run.map[run.map["node_id"] == node_id] if not run.map.empty else run.map
+    label = f"{node.iloc[0]['name']} ({node_id}, {node.iloc[0]['colour']})" if not node.empty else node_id
+    return records, f"{label} — 已发布名单 {run.run_id}，top {top_n}"
+
+
+def _json_list(value: Any) -> list[Any]:
+    if isinstance(value, str) and value:
+        parsed = json.loads(value)
+        return parsed if isinstance(parsed, list) else [parsed]
+    return list(value) if isinstance(value, (list, tuple)) else []
 
 
 def search_universe(settings: Settings, text: str, top_n: int) -> list[dict[str, Any]]:

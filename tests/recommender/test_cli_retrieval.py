@@ -229,3 +229,14 @@ def test_build_profile_index_encodes_only_changed_profiles(workspace: tuple[Path
     assert third.dense is not None
     ids, _ = third.dense.search(enc.encode([enc.encoded[-1]]), 1)
     assert ids[0, 0] == changed.loc[2, "enterprise_id"]
+
+
+def test_query_reads_the_published_investment_path_list(published_workspace: Path) -> None:
+    result = CliRunner().invoke(
+        app, ["query", "optical_comm.optical_chip", "--format", "json", "--workspace", str(published_workspace)]
+    )
+    assert result.exit_code == 0, result.output
+    records = json.loads(result.output)
+    assert [(r["rank"], r["enterprise_id"], r["theme"]) for r in records] == [(1, "91420100MA4K0000XJ", "资本招商")]
+    assert records[0]["reasons"] == [{"text": "近180天完成B轮融资"}]
+    assert records[0]["routes"][0]["sentence"] == "经光谷基金对接"
