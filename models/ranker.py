@@ -150,6 +150,40 @@ class Ranker:
         self.evals_result_ = {}
         return self
 
+    @classmethod
+    def blend(cls, parts: Sequence[tuple[Ranker, float]], **params: Any) -> Ranker:
+        """One ranker whose score is ``sum(weight * part.predict(X))``, as a single LightGBM model.
+
+        The trees of every part (up to its best iteration) are concatenated into one model with
+        their leaf and internal values multiplied by the part's weight: a tree ensemble is additive,
+        so the result predicts exactly the weighted sum, ``contributions`` still sum to the score,
+        and it saves, loads and registers like any other ranker. All parts must use the same
+        features in the same order.
+        """
+        import lightgbm as lgb
+
+        if not parts:
+            raise ValueError("Ranker.blend needs at least one (ranker, weight) part; got none.")
+        names = parts[0][0].feature_names_
+        for ranker, _ in parts[1:]:
+            if ranker.feature_names_ != names:
+                raise ValueError(
+                    f"Ranker.blend parts must share features: expected {names!r}, found {ranker.feature_names_!r}."
+                )
+        header, tail, trees = "", "", []
+        for i, (ranker, weight) in enumerate(parts):
+            text = ranker.booster_.model_to_string(num_iteration=ranker.best_iteration_)
+            start, end = text.index("\nTree=0\n"), text.index("\nend of trees")
+            if i == 0:
+                header = "\n".join(line for line in text[:start].split("\n") if not line.startswith("tree_sizes="))
+                tail = text[end:]
+            trees += [_scale_tree(block, weight) for block in text[start + 1 : end].split("\n\n") if block.strip()]
+        body = "\n\n".join(f"Tree={k}\n" + block.split("\n", 1)[1] for k, block in enumerate(trees))
+        booster = lgb.Booster(model_str=f"{header}\n{body}\n\n{tail}")
+        out = cls.from_booster(booster, **params)
+        out.best_iteration_ = len(trees)
+        return out
+
     def _matrix(self, X: pd.DataFrame) -> np.ndarray:
         missing = [c for c in self.feature_names_ if c not in X.columns]
         if missing:
@@ -251,3 +285,14 @@ class Ranker:
         ranker.best_iteration_ = int(manifest.extra["best_iteration"])
         ranker.manifest_ = manifest.to_dict()
         return ranker
+
+
+def _scale_tree(block: str, weight: float) -> str:
+    """A LightGBM model-text tree with its leaf and internal values multiplied by ``weight``."""
+    lines = []
+    for line in block.strip("\n").split("\n"):
+        key, _, values = line.partition("=")
+        if key in ("leaf_value", "internal_value"):
+            line = key + "=" + " ".join(repr(float(v) * weight) for v in values.split())
+        lines.append(line)
+    return "\n".join(lines)

@@ -22,8 +22,10 @@ class TrainingConfig(BaseModel):
     out_of_pool_negatives: float = Field(default=1.0, ge=0)  # per approached-but-not-retrieved enterprise
     # What the ranker learns from (docs/ranking.md, "What the ranker learns"): "approached" = the approached
     # pairs only, graded by stage, one query per period across all nodes (who *signs* once approached);
-    # "all" = every candidate of each (node, period), unapproached labelled 0 (who gets *approached*).
-    ranker_rows: Literal["approached", "all"] = "approached"
+    # "all" = every candidate of each (node, period), unapproached labelled 0 (who gets *approached*);
+    # "two_part" = both, standardised and added into one booster: conversion + approach_weight × approach.
+    ranker_rows: Literal["two_part", "approached", "all"] = "two_part"
+    approach_weight: float = Field(default=1.0, ge=0)  # two_part: weight of the approach part (standardised)
     # left out of the ranker: they reveal the historical approach policy (history) or are constant
     # within a (node, period) and only shift whole nodes against each other (node context)
     excluded_features: list[str] = Field(

@@ -85,3 +85,40 @@ def test_ranker_rejects_bad_groups_and_unfitted_use() -> None:
         Ranker().fit(X, y, g, eval_set=(X, y))
     with pytest.raises(ValueError, match=re.escape("This Ranker instance is not fitted yet; call 'fit' first.")):
         Ranker().predict(X)
+
+
+def _toy(random_state: int) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, list[int]]:
+    rng = np.random.default_rng(random_state)
+    X = pd.DataFrame(rng.random((400, 4)), columns=["a", "b", "c", "d"])
+    return X, np.floor(X["a"].to_numpy() * 3 + rng.random(400)), np.floor(X["b"].to_numpy() * 3), [100] * 4
+
+
+def test_ranker_blend_predicts_the_weighted_sum_in_one_model(tmp_path: Path) -> None:
+    X, y1, y2, g = _toy(0)
+    r1 = Ranker(n_estimators=20, num_leaves=5, min_child_samples=5).fit(X, y1, g)
+    r2 = Ranker(n_estimators=7, num_leaves=5, min_child_samples=5).fit(X, y2, g)
+    blended = Ranker.blend([(r1, 0.7), (r2, -2.5)])
+    expected = 0.7 * r1.predict(X) - 2.5 * r2.predict(X)
+    np.testing.assert_allclose(blended.predict(X), expected, rtol=0, atol=1e-12)
+    contrib = blended.contributions(X)
+    np.testing.assert_allclose(
+        contrib.to_numpy(), 0.7 * r1.contributions(X).to_numpy() - 2.5 * r2.contributions(X).to_numpy(), atol=1e-12
+    )
+    assert blended.best_iteration_ == r1.best_iteration_ + r2.best_iteration_
+    blended.save(tmp_path / "m")
+    np.testing.assert_allclose(Ranker.load(tmp_path / "m").predict(X), expected, rtol=0, atol=1e-12)
+
+
+def test_ranker_blend_requires_parts_with_the_same_features() -> None:
+    X, y1, _, g = _toy(1)
+    r1 = Ranker(n_estimators=3, num_leaves=4, min_child_samples=5).fit(X, y1, g)
+    r2 = Ranker(n_estimators=3, num_leaves=4, min_child_samples=5).fit(X[["b", "a", "c", "d"]], y1, g)
+    with pytest.raises(ValueError, match=re.escape("Ranker.blend needs at least one (ranker, weight) part; got none.")):
+        Ranker.blend([])
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            "Ranker.blend parts must share features: expected ['a', 'b', 'c', 'd'], found ['b', 'a', 'c', 'd']."
+        ),
+    ):
+        Ranker.blend([(r1, 1.0), (r2, 1.0)])
