@@ -64,11 +64,13 @@ NETWORK: Final[dict[str, Any]] = {
     # relation probability multiplier per firm: base + per_log10_capital·(log10 capital − 6.7) + listed, clipped
     "reach": {"base": 1.0, "per_log10_capital": 0.35, "listed": 0.3, "min": 0.4, "max": 1.8},
     "zone_supply": {"hubei": 0.30, "other": 0.20},  # chain firm ↔ zone firm at an adjacent node / chain leader
-    "second_tier": {"hubei": 0.50, "other": 0.45},  # chain firm ↔ a direct zone partner at an adjacent node
-    "co_investor": {"p": 0.15, "second_vc": 0.4},  # VC of the chain backs the firm (and zone-fund portfolio firms)
+    "second_tier": {"hubei": 0.60, "other": 0.60},  # chain firm ↔ a direct zone partner at an adjacent node
+    "co_investor": {"p": 0.20, "second_vc": 0.4},  # VC of the chain backs the firm (and zone-fund portfolio firms)
     # a distractor industry sharing an industry class with a node (汽车维修 ↔ 汽车后市场): dealers and
     # service shops buy from carmakers, the local one or those that trade with the zone
     "periphery": {"zone_supply": 0.25, "second_tier": 0.65},
+    # R&D-heavy stages (materials, chips, devices) work more with universities and labs
+    "rd_by_stage": {"upstream": 1.5, "midstream": 1.25, "downstream": 1.0},
     "alumni": {"hubei": 0.10, "other": 0.06},
     "lab": {"hubei": 0.05, "other": 0.025},
 }
@@ -171,6 +173,7 @@ class _Kinds:
     description: np.ndarray  # (n_kinds,) str
     desc_head: np.ndarray
     strategic_weight: np.ndarray  # (n_nodes,)
+    rd_factor: np.ndarray  # (n_nodes,) alumni / lab tie multiplier by stage (NETWORK["rd_by_stage"])
 
     @property
     def n_nodes(self) -> int:
@@ -263,6 +266,7 @@ def _build_kinds(chains: list[Chain]) -> _Kinds:
         description=np.asarray(description, dtype=object),
         desc_head=np.asarray([d.split("，")[0].rstrip("。") + "。" for d in description], dtype=object),
         strategic_weight=np.asarray([n.strategic_weight for _, n in nodes], dtype=float),
+        rd_factor=np.asarray([NETWORK["rd_by_stage"][n.stage] for _, n in nodes], dtype=float),
     )
 
 
@@ -1200,7 +1204,7 @@ def _network_relations(
     _co_investors(u, kinds, ties, rel, chain, reach, as_of, start_2016, rng)
     # 4. talent: more alumni (founders, engineers) and lab projects, for firms without one yet
     for tie, label, key in (("alumni", "校友", "alumni"), ("lab", "产学研合作", "lab")):
-        p = np.where(hubei, spec[key]["hubei"], spec[key]["other"]) * reach
+        p = np.where(hubei, spec[key]["hubei"], spec[key]["other"]) * reach * kinds.rd_factor[kind_c]
         e = np.flatnonzero(chain & (ties[tie] == never) & (rng.random(n) < p))
         if tie == "alumni":
             pool = np.concatenate([assets.universities, assets.alumni_networks])
