@@ -64,8 +64,8 @@ NETWORK: Final[dict[str, Any]] = {
     # relation probability multiplier per firm: base + per_log10_capital·(log10 capital − 6.7) + listed, clipped
     "reach": {"base": 1.0, "per_log10_capital": 0.35, "listed": 0.3, "min": 0.4, "max": 1.8},
     "zone_supply": {"hubei": 0.30, "other": 0.20},  # chain firm ↔ zone firm at an adjacent node / chain leader
-    "second_tier": {"hubei": 0.60, "other": 0.60},  # chain firm ↔ a direct zone partner at an adjacent node
-    "co_investor": {"p": 0.20, "second_vc": 0.4},  # VC of the chain backs the firm (and zone-fund portfolio firms)
+    "second_tier": {"hubei": 0.75, "other": 0.75},  # chain firm ↔ a direct zone partner at an adjacent node
+    "co_investor": {"p": 0.25, "second_vc": 0.4},  # VC of the chain backs the firm (and zone-fund portfolio firms)
     # a distractor industry sharing an industry class with a node (汽车维修 ↔ 汽车后市场): dealers and
     # service shops buy from carmakers, the local one or those that trade with the zone
     "periphery": {"zone_supply": 0.25, "second_tier": 0.65},
