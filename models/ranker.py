@@ -188,7 +188,10 @@ class Ranker:
         missing = [c for c in self.feature_names_ if c not in X.columns]
         if missing:
             raise ValueError(f"X is missing features {missing} that the ranker was trained on.")
-        return np.ascontiguousarray(X[self.feature_names_].to_numpy(dtype=np.float64))
+        # column-major as the frame holds it: LightGBM reads either order, and making it row-major would
+        # cost more than the prediction of a small model (measured: 0.9 s of 1.5 s for 750,000 rows)
+        m = X[self.feature_names_].to_numpy(dtype=np.float64)
+        return m if m.flags.c_contiguous or m.flags.f_contiguous else np.ascontiguousarray(m)
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """(n_rows,) scores; higher = better. Columns are selected by name, in training order."""

@@ -59,7 +59,7 @@ def make_world(
             "employees": np.round(np.exp(rng.normal(4, 1.2, n_enterprises))),
             "industry_code": code,
             "listed": rng.random(n_enterprises) < 0.1,
-            "financing_round": rng.choice(["A轮", "B轮", "C轮", None], n_enterprises),
+            "financing_round": rng.choice(np.array(["A轮", "B轮", "C轮", None], dtype=object), n_enterprises),
             "financing_date": fin_date,
         }
     )
@@ -95,7 +95,7 @@ def make_world(
         {
             "relation_id": [f"R{i}" for i in range(n_rel)],
             "src_id": src, "src_type": "enterprise", "dst_id": dst,
-            "dst_type": np.where(pd.Series(dst).str.startswith("A"), "asset", "enterprise"),
+            "dst_type": np.where(pd.Series(dst, dtype="string").str.startswith("A"), "asset", "enterprise"),
             "relation_type": "supplier", "weight": 0.5,
             "date": pd.Timestamp("2019-01-01") + pd.to_timedelta(rng.integers(0, 365 * 6, n_rel), unit="D"),
         }
