@@ -82,7 +82,8 @@ def ranker_rows(frame: pd.DataFrame, config: TrainingConfig, *, pooled: bool = T
     ``approached``: the approached pairs only; with ``pooled`` one query per period with every node
     in it, so that the model ranks "of the firms approached, who went furthest" and its scores are
     comparable across nodes; without, the (node, period) queries as built. ``all``: every candidate
-    of each (node, period) query as built (unapproached 0).
+    of each (node, period) query as built (unapproached 0). ``two_part``: the rows of its conversion
+    part (``approached``); ``fit_ranker`` fits the approach part on ``all``.
     """
     if config.ranker_rows == "all":
         return frame
