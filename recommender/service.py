@@ -206,6 +206,7 @@ def load_training_inputs(settings: Settings, oracle_path: Path | None = None) ->
 
     ws = Workspace(settings.workspace)
     tables = load_tables(ws.snapshots)
+    tables["outcomes"] = with_feedback(settings, tables["outcomes"])
     if tables["outcomes"].empty:
         raise ValueError(f"no outcomes in workspace {ws.root}: ingest the approach history (outcomes) first.")
     nodes = nodes_frame(load_chains(settings))
@@ -215,6 +216,18 @@ def load_training_inputs(settings: Settings, oracle_path: Path | None = None) ->
     path = oracle_path if oracle_path is not None else ws.root / DEFAULT_ORACLE
     oracle = pd.read_parquet(path) if path.is_file() else None
     return TrainingInputs(tables, nodes, map_df, candidates, oracle)
+
+
+def with_feedback(settings: Settings, outcomes: pd.DataFrame) -> pd.DataFrame:
+    """The ingested outcomes plus the analysts' feedback (stage transitions recorded in the service).
+
+    Before any service store exists (no ``serve.database_url``, no ``service.db``) there is none.
+    """
+    from recommender import store
+
+    if settings.serve.database_url is None and not Workspace(settings.workspace).service_db.exists():
+        return outcomes
+    return store.merge_feedback(outcomes, store.engine_for(settings))
 
 
 def data_fingerprints(tables: dict[str, pd.DataFrame]) -> dict[str, str]:

@@ -88,3 +88,32 @@ def test_load_champion_is_none_for_an_empty_workspace(tmp_path: Path, monkeypatc
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     settings = load_settings(workspace=tmp_path / "ws")
     assert load_champion(settings) is None
+
+
+def test_with_feedback_merges_the_service_store_into_outcomes(tmp_path: Path) -> None:
+    from features import schema as S
+    from recommender import store
+    from recommender.service import with_feedback
+    from recommender.settings import load_settings
+
+    settings = load_settings(workspace=tmp_path / "ws")
+    ingested = pd.DataFrame(
+        {
+            S.COL_OUTCOME_ID: ["o1"],
+            S.COL_ENTERPRISE_ID: ["91420100MA4K0000XJ"],
+            S.COL_NODE_ID: ["optical_comm.optical_chip"],
+            S.COL_STAGE: ["接洽"],
+            S.COL_DATE: [pd.Timestamp("2025-01-02")],
+            S.COL_AMOUNT_CNY: [float("nan")],
+            S.COL_NOTE: [None],
+        }
+    )
+    assert with_feedback(settings, ingested) is ingested
+    assert not (tmp_path / "ws" / "service.db").exists()  # no store is created just to read it
+    engine = store.engine_for(settings)
+    store.add_feedback(
+        engine, enterprise_id="91420100MA4K0000XJ", node_id="optical_comm.optical_chip", stage="签约", author="王"
+    )
+    merged = with_feedback(settings, ingested)
+    assert merged[S.COL_STAGE].tolist() == ["接洽", "签约"]
+    assert with_feedback(settings, merged)[S.COL_STAGE].tolist() == ["接洽", "签约"]  # idempotent
