@@ -64,6 +64,7 @@ class RetrievalConfig(_Section):
     signal_window_days: int = Field(default=365, ge=1)
     profile_max_chars: int = Field(default=160, ge=16)  # text cap (features.profiles); encoding cost grows with it
     approximate_index_kind: Literal["hnsw", "ivf"] = "hnsw"  # used above approximate_index_above profiles
+    index_max_drift: float = Field(default=0.2, ge=0)  # rebuild an index in full once this share of its rows changed
 
 
 class PathsConfig(_Section):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -11,13 +13,21 @@ import pytest
 from numpy.testing import assert_allclose
 
 from features.chains import NODE_COLUMNS
+from features.profiles import enterprise_texts
+from models.index import ProfileIndex
+from models.lexical import LexicalIndex
+from models.manifest import Manifest
 from recommender.retrieval import (
     CANDIDATE_COLUMNS,
     HEURISTIC_WEIGHTS,
     RRF_K,
+    ProfileIndexBundle,
     adjacent_nodes,
+    build_profile_index,
     heuristic_score,
     model_key,
+    plan_index_update,
+    profile_source_hashes,
     retrieve_candidates,
     search_text,
     similarity_component,
@@ -271,3 +281,178 @@ def test_search_text_rejects_empty_text() -> None:
 def test_model_key_is_path_safe() -> None:
     assert model_key("tfidf", None) == "tfidf"
     assert model_key("e5-small", OneHotEncoder()) == "onehot@r0"
+
+
+# ---------------------------------------------------------------------------------- index updates
+class HashEncoder:
+    """Deterministic unit vectors from a text's sha256; counts the texts it encodes."""
+
+    model_id, revision, dim = "hash", "r1", 16
+
+    def __init__(self) -> None:
+        self.n_texts = 0
+        self._w = np.random.default_rng(0).normal(size=(32, self.dim)).astype(np.float32)
+
+    def encode(
+        self, texts: Sequence[str], kind: str = "passage", batch_size: int = 64, show_progress: bool = False
+    ) -> np.ndarray:
+        self.n_texts += len(texts)
+        raw = b"".join(hashlib.sha256(t.encode("utf-8")).digest() for t in texts)
+        x = np.frombuffer(raw, dtype=np.uint8).reshape(len(texts), 32).astype(np.float32) - 127.5
+        v = x @ self._w
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+WORDS = [
+    "光模块",
+    "激光器",
+    "光纤",
+    "芯片",
+    "封装",
+    "探测器",
+    "交换机",
+    "锂电池",
+    "创新药",
+    "显示面板",
+    "传感器",
+    "硅光",
+]
+
+
+def make_universe(n: int, random_state: int) -> pd.DataFrame:
+    rng = np.random.default_rng(random_state)
+    w = np.asarray(WORDS, dtype=object)[rng.integers(0, len(WORDS), size=(n, 3))]
+    return pd.DataFrame(
+        {
+            "enterprise_id": [f"e{i:03d}" for i in range(n)],
+            "name": [f"武汉{a}{b}有限公司{i}号" for i, (a, b) in enumerate(zip(w[:, 0], w[:, 1], strict=True))],
+            "products": w[:, 1] + "、" + w[:, 2],
+            "description": "专注于" + w[:, 2] + "的研发与生产",
+        }
+    )
+
+
+def edited(universe: pd.DataFrame, rows: Sequence[int], new: int = 0, drop: Sequence[str] = ()) -> pd.DataFrame:
+    out = universe.copy()
+    out.loc[list(rows), "description"] = out.loc[list(rows), "description"] + "，新增量子雷达产线"
+    extra = make_universe(len(out) + new, 99).tail(new)
+    extra["enterprise_id"] = [f"n{i}" for i in range(new)]
+    return pd.concat([out[~out["enterprise_id"].isin(list(drop))], extra], ignore_index=True)
+
+
+def build(universe: pd.DataFrame, tmp_path: Path, encoder: HashEncoder | None, **kw: object) -> ProfileIndexBundle:
+    config = RetrievalConfig(embedder="hash" if encoder else "tfidf", **kw)  # type: ignore[arg-type]
+    return build_profile_index(universe, encoder, tmp_path / "index", tmp_path / "cache", config)
+
+
+def build_info(tmp_path: Path, key: str) -> dict[str, object]:
+    return dict(Manifest.read(tmp_path / "index" / key).extra["build"])
+
+
+class FitCounter:
+    """Counts full fits of both indexes (monkeypatched ``fit``)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.calls: list[str] = []
+        for cls in (LexicalIndex, ProfileIndex):
+            original = cls.fit
+
+            def counted(self_: object, *a: object, _o: object = original, _n: str = cls.__name__) -> object:
+                self.calls.append(_n)
+                return _o(self_, *a)  # type: ignore[operator]
+
+            monkeypatch.setattr(cls, "fit", counted)
+
+
+def test_plan_index_update_finds_edited_new_and_removed() -> None:
+    old = pd.DataFrame({"enterprise_id": ["a", "b", "c", "d"], "name": ["甲", "乙", "丙", "丁"]})
+    new = pd.DataFrame({"enterprise_id": ["b", "a", "x", "d"], "name": ["乙", "甲2", "戊", "丁"]})
+    plan = plan_index_update(
+        old["enterprise_id"].to_numpy(object), profile_source_hashes(old),
+        new["enterprise_id"].to_numpy(object), profile_source_hashes(new),
+    )  # fmt: skip
+    assert plan.changed.tolist() == [1, 2]
+    assert plan.removed.tolist() == ["c"]
+    hashes = profile_source_hashes(old)
+    assert hashes.dtype == np.uint64 and hashes.tolist() == profile_source_hashes(old.copy()).tolist()
+    with_missing = old.assign(products=[None, "光纤", np.nan, ""])
+    assert len(set(profile_source_hashes(with_missing).tolist()) | set(hashes.tolist())) == 8
+
+
+def test_build_profile_index_updates_few_changed_profiles_incrementally(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    universe = make_universe(60, 0)
+    encoder = HashEncoder()
+    first = build(universe, tmp_path, encoder)
+    key = first.model_key
+    assert build_info(tmp_path, key) == {"lexical": "full: no saved index to update",
+        "dense": "full: no saved index to update", "rows_updated": 60, "rows_removed": 0, "lexical_drift": 0.0}  # fmt: skip
+    after = edited(universe, [3, 17], new=2, drop=["e040"])
+    fits = FitCounter(monkeypatch)
+    encoder.n_texts = 0
+    second = build(after, tmp_path, encoder)
+    assert fits.calls == []  # neither index was refitted
+    assert encoder.n_texts == 4  # only the edited and new profiles (no embed step ran before: cache misses)
+    assert build_info(tmp_path, key) == {"lexical": "incremental", "dense": "incremental", "rows_updated": 4,
+                                         "rows_removed": 1, "lexical_drift": round(5 / 60, 6)}  # fmt: skip
+    assert (second.reused, second.n_profiles) == (False, 61)
+    assert second.embed_stats is not None
+    assert (second.embed_stats.n_texts, second.embed_stats.n_hits, second.embed_stats.n_misses) == (61, 57, 4)
+    # lexical: exactly the first fit's vocabulary applied to the new corpus
+    texts = enterprise_texts(after)
+    reference = LexicalIndex(ngram_range=(1, 3)).fit(
+        enterprise_texts(universe).tolist(), universe["enterprise_id"].tolist()
+    )
+    order = [*[i for i in universe["enterprise_id"] if i != "e040"], "n0", "n1"]
+    reference.refit_documents(texts.loc[order].tolist(), order)
+    queries = ["量子雷达 光模块", "武汉锂电池", "硅光芯片"]
+    got, want = second.lexical.search(queries, 10), reference.search(queries, 10)
+    assert got[0].tolist() == want[0].tolist()
+    np.testing.assert_array_equal(got[1], want[1])
+    # dense: each profile's own vector finds itself, the removed one is gone
+    vectors = HashEncoder().encode(texts.tolist())
+    ids, _ = second.dense.search(vectors, 1)  # type: ignore[union-attr]
+    assert ids[:, 0].tolist() == texts.index.tolist()
+    assert second.dense.n_items == 61  # type: ignore[union-attr]
+    # the saved folder is what the next refresh reads: unchanged input -> reused, nothing fitted
+    fits.calls.clear()
+    third = build(after, tmp_path, encoder)
+    assert (third.reused, fits.calls, third.fingerprint) == (True, [], second.fingerprint)
+
+
+def test_build_profile_index_refits_when_drift_exceeds_the_threshold(tmp_path: Path) -> None:
+    universe = make_universe(40, 1)
+    build(universe, tmp_path, None, index_max_drift=0.1)
+    build(edited(universe, range(3)), tmp_path, None, index_max_drift=0.1)
+    assert build_info(tmp_path, "tfidf")["lexical"] == "incremental"
+    bundle = build(edited(universe, range(6)), tmp_path, None, index_max_drift=0.1)
+    info = build_info(tmp_path, "tfidf")
+    assert info["lexical"] == "full: lexical drift 0.150 > index_max_drift 0.1"  # 3 earlier + 6 now (3 re-edited)
+    assert (info["dense"], info["lexical_drift"]) == (None, 0.0)
+    assert bundle.lexical.changed_since_fit_ == 0  # type: ignore[attr-defined]
+
+
+def test_build_profile_index_rebuilds_a_corrupt_saved_index(tmp_path: Path) -> None:
+    universe = make_universe(30, 2)
+    encoder = HashEncoder()
+    first = build(universe, tmp_path, encoder)
+    folder = tmp_path / "index" / first.model_key
+    (folder / "lexical" / "data.npy").write_bytes(b"not an array")
+    (folder / "dense" / "index.faiss").write_bytes(b"")
+    bundle = build(edited(universe, [1]), tmp_path, encoder)
+    info = build_info(tmp_path, first.model_key)
+    assert info["lexical"] == "full: saved lexical index unreadable (ValueError)"
+    assert info["dense"] == "full: saved dense index unreadable (RuntimeError)"
+    assert bundle.dense.n_items == 30  # type: ignore[union-attr]
+
+
+def test_build_profile_index_rebuilds_when_the_dense_kind_changes(tmp_path: Path) -> None:
+    universe = make_universe(30, 3)
+    encoder = HashEncoder()
+    kw = {"approximate_index_above": 40, "approximate_index_kind": "ivf", "index_max_drift": 0.5}
+    build(universe, tmp_path, encoder, **kw)
+    bundle = build(edited(universe, [], new=12), tmp_path, encoder, **kw)
+    info = build_info(tmp_path, bundle.model_key)
+    assert info["dense"] == "full: dense index kind flat -> ivf for 42 profiles"
+    assert info["lexical"] == "incremental"
