@@ -16,10 +16,25 @@ refresh with the Dask executor on a ``LocalCluster(n_workers=1, threads_per_work
 processes=False)``; the Dask lists must equal the local ones. The steps that do not encode are
 extrapolated linearly from ``--pipeline-n`` to ``--n`` to estimate the full-scale speed-up.
 
+The ``index`` step (dense FAISS from the cache + lexical TF-IDF) is measured on ``--index-n``
+profiles twice: a full build, then the refresh with ``--changed`` of the profiles edited, which
+updates the saved indexes in place (``build_profile_index``: changed rows re-added, lexical rows
+re-weighted with the frozen vocabulary). Both are scaled linearly to ``--n`` (at a fixed changed
+fraction the incremental step's work — one pass over the stored arrays plus the changed rows —
+grows linearly too).
+
+``--pipeline-small-n`` runs part 2 a second time at a smaller size in the same invocation (same
+machine load); each pipeline step is then extrapolated with the growth exponent measured between
+the two sizes (``t(n) = t(n2)·(n/n2)^b``, ``b`` from the two measurements, clamped to [0, 1])
+instead of linearly. ``--reuse FILE`` takes part 1 (the 1M ingest + embed runs and the e5 rate)
+from an earlier result instead of re-running it (13 minutes here); the JSON says so.
+
 Peak memory is the process's ``ru_maxrss`` after part 1 (the 1M part) and at the end.
 
     python benchmarks/refresh.py                         # defaults: 1M, 1 % changed, pipeline at 20k
     python benchmarks/refresh.py --n 100000 --pipeline-n 3000 --e5-sample 128   # quick check
+    python benchmarks/refresh.py --reuse benchmarks/results/refresh_1m_pipeline3000.json --index-n 100000 \
+        --pipeline-n 30000 --pipeline-small-n 3000 --skip-dask
 """
 
 from __future__ import annotations
@@ -27,6 +42,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
 import os
 import resource
 import shutil
@@ -90,17 +106,17 @@ def synthetic_enterprises(n: int, random_state: int) -> pd.DataFrame:
     from features import sample_vocab as V
 
     rng = np.random.default_rng(random_state)
-    words = [w for w in dir(V) if w.isupper()]
+    words = [name for name in dir(V) if name.isupper()]
     pool: list[str] = []
-    for w in words:
-        val = getattr(V, w)
+    for name in words:
+        val = getattr(V, name)
         if isinstance(val, (list, tuple)):
             pool += [x for x in val if isinstance(x, str) and 1 < len(x) <= 12]
     pool = sorted(set(pool)) or ["光纤", "激光", "芯片"]
     arr = np.asarray(pool, dtype=object)
     pick = rng.integers(0, len(arr), size=(n, 6))
-    ids = np.char.add("E", np.char.zfill(np.arange(n).astype(str), 9))
-    w = arr[pick]
+    ids: np.ndarray = np.char.add("E", np.char.zfill(np.arange(n).astype(str), 9))
+    w: np.ndarray = arr[pick]
     return pd.DataFrame(
         {
             "enterprise_id": ids,
@@ -162,7 +178,7 @@ def part1(n: int, changed: float, e5_sample: int, n_index: int, tmp: Path) -> di
     wall_inc = time.perf_counter() - t0
     peak = peak_rss_gb()
     rate = e5_rate(ent, e5_sample, tmp)
-    index = index_seconds(ent, min(n_index, n), tmp) if n_index > 0 else None
+    index = index_seconds(ent, min(n_index, n), changed, tmp) if n_index > 0 else None
     e5_full = wall_full - enc_full_s + enc_full_n / rate if rate else None
     e5_inc = wall_inc - enc2.seconds + enc2.n_texts / rate if rate else None
     return {
@@ -185,22 +201,31 @@ def part1(n: int, changed: float, e5_sample: int, n_index: int, tmp: Path) -> di
     }  # fmt: skip
 
 
-def index_seconds(ent: pd.DataFrame, n_index: int, tmp: Path) -> dict[str, Any]:
-    """The real ``index`` step (dense FAISS from the cache + lexical TF-IDF refit) on ``n_index`` profiles."""
+def index_seconds(ent: pd.DataFrame, n_index: int, changed: float, tmp: Path) -> dict[str, Any]:
+    """The real ``index`` step on ``n_index`` profiles: a full build, then a refresh with ``changed`` of them edited."""
     from features.io import write_snapshot
+    from models.manifest import Manifest
 
     ws = tmp / "ws-index"
     settings = _settings(ws)
-    write_snapshot(ent.head(n_index), ws / "snapshots", "enterprises")
+    head = ent.head(n_index)
+    write_snapshot(head, ws / "snapshots", "enterprises")
     steps = [
         batch.Step("ingest", batch.step_ingest, always=True),
         batch.Step("embed", batch.step_embed, batch._embed_inputs),
         batch.Step("index", batch.step_index, batch._embed_inputs),
     ]
-    res = batch.run_refresh(settings, D1, steps=steps, encoder=StandInEncoder())
-    seconds = {s["step"]: s["seconds"] for s in res.manifest["steps"]}
+    full = batch.run_refresh(settings, D1, steps=steps, encoder=StandInEncoder())
+    write_snapshot(change_profiles(head, changed, 1)[0], ws / "snapshots", "enterprises")
+    inc = batch.run_refresh(settings, D2, steps=steps, encoder=StandInEncoder())
+    s_full = {s["step"]: s["seconds"] for s in full.manifest["steps"]}["index"]
+    s_inc = {s["step"]: s["seconds"] for s in inc.manifest["steps"]}["index"]
+    (folder,) = [p.parent for p in (ws / "index").glob("*/manifest.json") if not p.parent.name.startswith(".")]
+    build = Manifest.read(folder).extra.get("build")
     shutil.rmtree(ws, ignore_errors=True)
-    return {"n_profiles": n_index, "index_step_s": seconds["index"], "peak_rss_gb": peak_rss_gb()}
+    return {"n_profiles": n_index, "full_index_step_s": s_full, "incremental_index_step_s": s_inc,
+            "speedup": round(s_full / s_inc, 1) if s_inc else None, "incremental_build": build,
+            "peak_rss_gb": peak_rss_gb()}  # fmt: skip
 
 
 def e5_rate(ent: pd.DataFrame, n_sample: int, tmp: Path) -> float | None:
@@ -233,7 +258,7 @@ def write_sample(settings: Settings, n: int, folder: Path) -> None:
         df.to_csv(folder / f"{name}.csv", index=False)
 
 
-def part2(n: int, changed: float, tmp: Path) -> dict[str, Any]:
+def part2(n: int, changed: float, tmp: Path, dask: bool = True) -> dict[str, Any]:
     from features.io import read_snapshot, write_snapshot
     from recommender.executor import DaskExecutor, LocalExecutor
 
@@ -251,11 +276,23 @@ def part2(n: int, changed: float, tmp: Path) -> dict[str, Any]:
     ent2, k = change_profiles(ent, changed, 1)
     write_snapshot(ent2, ws / "snapshots", "enterprises")
     ws_dask = tmp / "ws-pipeline-dask"
-    shutil.copytree(ws, ws_dask, symlinks=True)
+    if dask:
+        shutil.copytree(ws, ws_dask, symlinks=True)
     enc_l = StandInEncoder()
     t0 = time.perf_counter()
     local = batch.run_refresh(settings, D2, encoder=enc_l, executor=LocalExecutor())
     wall_local = time.perf_counter() - t0
+    out = {
+        "n_enterprises": n,
+        "changed_profiles": k,
+        "sample_generation_s": round(t_sample, 1),
+        "full": {"wall_s": round(wall_full, 1), "steps": full.manifest["steps"], "counts": full.manifest["counts"],
+                 "encoder_calls": full.manifest["encoder_calls"]},
+        "incremental_local": {"wall_s": round(wall_local, 1), "steps": local.manifest["steps"],
+                              "encoder_calls": local.manifest["encoder_calls"]},
+    }  # fmt: skip
+    if not dask:
+        return out
     dask_settings = _settings(ws_dask)
     ex = DaskExecutor(None, n_workers=1, threads_per_worker=2, processes=False).start()
     enc_d = StandInEncoder()
@@ -269,14 +306,7 @@ def part2(n: int, changed: float, tmp: Path) -> dict[str, Any]:
     b = pd.read_parquet(dask_res.run_dir / "targets.parquet")
     cols = ["node_id", "rank", "enterprise_id", "score"]
     same = a[cols].reset_index(drop=True).equals(b[cols].reset_index(drop=True))
-    return {
-        "n_enterprises": n,
-        "changed_profiles": k,
-        "sample_generation_s": round(t_sample, 1),
-        "full": {"wall_s": round(wall_full, 1), "steps": full.manifest["steps"], "counts": full.manifest["counts"],
-                 "encoder_calls": full.manifest["encoder_calls"]},
-        "incremental_local": {"wall_s": round(wall_local, 1), "steps": local.manifest["steps"],
-                              "encoder_calls": local.manifest["encoder_calls"]},
+    return out | {
         "incremental_dask": {"wall_s": round(wall_dask, 1), "steps": dask_res.manifest["steps"],
                              "encoder_calls": dask_res.manifest["encoder_calls"],
                              "executor": dask_res.manifest["executor"]},
@@ -288,17 +318,30 @@ def part2(n: int, changed: float, tmp: Path) -> dict[str, Any]:
 CONSTANT_STEPS = ("diff", "export")  # work ~ nodes x top_n targets, independent of the universe size
 
 
-def non_embedding_seconds(
-    steps: list[dict[str, Any]], skip: tuple[str, ...] = ("ingest", "embed"), scale: float = 1.0
-) -> float:
-    """Seconds of the steps not in ``skip``: ``CONSTANT_STEPS`` as measured, the others times ``scale``."""
-    return float(
-        sum(
-            (s["seconds"] or 0) * (1.0 if s["step"] in CONSTANT_STEPS else scale)
-            for s in steps
-            if s["step"] not in skip
-        )
-    )
+def extrapolate_steps(
+    steps: list[dict[str, Any]], n_at: int, n: int, skip: tuple[str, ...],
+    smaller: list[dict[str, Any]] | None = None, n_small: int | None = None,
+) -> tuple[float, dict[str, float]]:  # fmt: skip
+    """Seconds at ``n`` of the steps not in ``skip`` measured at ``n_at``, and each step's growth exponent.
+
+    ``CONSTANT_STEPS`` count as measured (exponent 0). With ``smaller`` (the same steps measured at
+    ``n_small``) a step grows as ``(n / n_at) ** b`` with ``b = log(t_at / t_small) / log(n_at / n_small)``
+    clamped to [0, 1]; without it (or for a step not timed at both sizes) linearly (b = 1).
+    """
+    small = {s["step"]: s["seconds"] or 0.0 for s in smaller or []}
+    total, exponents = 0.0, {}
+    for s in steps:
+        name, t = s["step"], float(s["seconds"] or 0.0)
+        if name in skip:
+            continue
+        b = 1.0
+        if name in CONSTANT_STEPS:
+            b = 0.0
+        elif smaller is not None and n_small and n_small != n_at and small.get(name, 0) > 0 and t > 0:
+            b = min(1.0, max(0.0, math.log(t / small[name]) / math.log(n_at / n_small)))
+        exponents[name] = round(b, 3)
+        total += t * (n / n_at) ** b
+    return total, exponents
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -310,6 +353,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--index-n", type=int, default=50_000, help="profiles of the index-step measurement (0: skip)")
     p.add_argument("--skip-part1", action="store_true")
     p.add_argument("--skip-part2", action="store_true")
+    p.add_argument("--skip-dask", action="store_true", help="part 2 without the Dask executor run")
+    p.add_argument("--reuse", type=Path, help="take part 1 from this earlier result (see the module doc)")
+    p.add_argument("--pipeline-small-n", type=int, default=0, help="also run part 2 at this size (growth exponents)")
     p.add_argument("--out", type=Path, help="also write the JSON here (partial results after each part)")
     p.add_argument("--reestimate", type=Path, help="recompute estimate_at_scale of a saved JSON result and exit")
     args = p.parse_args(argv)
@@ -326,13 +372,27 @@ def main(argv: list[str] | None = None) -> None:
         "cpu_count": os.cpu_count(),
     }
     _settings(Path("workspace"))
+    reused = json.loads(args.reuse.read_text(encoding="utf-8")) if args.reuse else None
     with tempfile.TemporaryDirectory(prefix="sansetu-refresh-") as d:
         tmp = Path(d)
-        if not args.skip_part1:
+        if reused is not None:
+            out["reused_from"] = {"file": str(args.reuse), "settings": reused["settings"],
+                                  "parts": ["embedding_at_scale (1M ingest + embed, e5 rate)"]}  # fmt: skip
+            out["embedding_at_scale"] = dict(reused["embedding_at_scale"])
+            if args.index_n > 0:
+                ent = synthetic_enterprises(args.index_n, 0)  # the first rows of the 1M universe of part 1
+                out["embedding_at_scale"]["index_step_at_fraction"] = index_seconds(
+                    ent, args.index_n, args.changed, tmp
+                )
+            _save(out, args.out)
+        elif not args.skip_part1:
             out["embedding_at_scale"] = part1(args.n, args.changed, args.e5_sample, args.index_n, tmp)
             _save(out, args.out)
         if not args.skip_part2:
-            out["pipeline"] = part2(args.pipeline_n, args.changed, tmp)
+            if args.pipeline_small_n > 0:
+                out["pipeline_small"] = part2(args.pipeline_small_n, args.changed, tmp / "small", dask=False)
+                _save(out, args.out)
+            out["pipeline"] = part2(args.pipeline_n, args.changed, tmp, dask=not args.skip_dask)
     out["estimate_at_scale"] = estimate(out, args.n, args.pipeline_n)
     out["peak_rss_gb"] = peak_rss_gb()
     out["wall_s"] = round(time.perf_counter() - t0, 1)
@@ -346,29 +406,45 @@ def _save(out: dict[str, Any], path: Path | None) -> None:
 
 
 def estimate(out: dict[str, Any], n: int, pipeline_n: int) -> dict[str, Any] | None:
-    """Full rebuild vs 1 % refresh at ``n``: e5 embedding (part 1) + the other steps scaled linearly from part 2."""
-    emb, pipe = out.get("embedding_at_scale"), out.get("pipeline")
+    """Full rebuild vs 1 % refresh at ``n``: e5 embedding (part 1), the index step (full and incremental,
+    scaled linearly) and the other steps of part 2 extrapolated by :func:`extrapolate_steps`."""
+    emb, pipe, small = out.get("embedding_at_scale"), out.get("pipeline"), out.get("pipeline_small")
     if not emb or not pipe or not emb["e5_small"]["full_embed_s_extrapolated"]:
         return None
-    scale = n / pipeline_n
+    n_pipe = int(pipe.get("n_enterprises", pipeline_n))
+    n_small = int(small["n_enterprises"]) if small else None
     idx = emb.get("index_step_at_fraction")
-    # the index step is rebuilt in both runs (the lexical TF-IDF is refitted whenever a profile changes)
-    index_s = idx["index_step_s"] * n / idx["n_profiles"] if idx else 0.0
+    index_full = index_inc = 0.0
+    if idx:  # older results hold one "index_step_s": the index was rebuilt in full by both runs
+        scale_idx = n / idx["n_profiles"]
+        index_full = idx.get("full_index_step_s", idx.get("index_step_s")) * scale_idx
+        index_inc = idx.get("incremental_index_step_s", idx.get("index_step_s")) * scale_idx
     skip = ("ingest", "embed", "index") if idx else ("ingest", "embed")
-    rest_full = non_embedding_seconds(pipe["full"]["steps"], skip, scale) + index_s
-    rest_inc = non_embedding_seconds(pipe["incremental_local"]["steps"], skip, scale) + index_s
-    full = emb["e5_small"]["full_embed_s_extrapolated"] + rest_full
-    inc = emb["e5_small"]["incremental_s_extrapolated"] + rest_inc
+    rest_full, exponents = extrapolate_steps(pipe["full"]["steps"], n_pipe, n, skip,
+                                             small["full"]["steps"] if small else None, n_small)  # fmt: skip
+    rest_inc, exp_inc = extrapolate_steps(pipe["incremental_local"]["steps"], n_pipe, n, skip,
+                                          small["incremental_local"]["steps"] if small else None, n_small)  # fmt: skip
+    full = emb["e5_small"]["full_embed_s_extrapolated"] + rest_full + index_full
+    inc = emb["e5_small"]["incremental_s_extrapolated"] + rest_inc + index_inc
+    lin_full = emb["e5_small"]["full_embed_s_extrapolated"] + index_full
+    lin_inc = emb["e5_small"]["incremental_s_extrapolated"] + index_inc
+    lin_full += extrapolate_steps(pipe["full"]["steps"], n_pipe, n, skip)[0]  # the pessimistic bound: linear
+    lin_inc += extrapolate_steps(pipe["incremental_local"]["steps"], n_pipe, n, skip)[0]
+    how = (f"the other steps measured at n={n_small} and n={n_pipe} and extrapolated with the growth exponent "
+           "between the two sizes (clamped to [0, 1])" if small else
+           f"the other steps measured at n={n_pipe} and scaled linearly by {n / n_pipe:.0f}x")  # fmt: skip
     return {
         "full_rebuild_s": round(full, 0),
         "refresh_1pct_s": round(inc, 0),
         "speedup": round(full / inc, 1),
         "meets_20x": full / inc >= 20,
-        "index_step_s_at_n": round(index_s, 0),
+        "index_step_s_at_n": {"full": round(index_full, 0), "incremental": round(index_inc, 0)},
+        "other_steps_s_at_n": {"full": round(rest_full, 0), "incremental": round(rest_inc, 0)},
+        "growth_exponents": {"full": exponents, "incremental": exp_inc},
+        "speedup_if_other_steps_scaled_linearly": round(lin_full / lin_inc, 1),
         "method": (f"ingest+embed measured at n={n} (e5 extrapolated from its rate); the index step measured at "
-                   f"n={idx['n_profiles'] if idx else '-'} and scaled linearly; the other steps measured at "
-                   f"n={pipeline_n} and scaled linearly by {scale:.0f}x, except diff and export (their work is "
-                   "nodes x top_n targets, the same at any universe size)"),
+                   f"n={idx['n_profiles'] if idx else '-'} (full build and incremental update) and scaled linearly; "
+                   f"{how}; diff and export as measured (their work is nodes x top_n targets)"),
     }  # fmt: skip
 
 
