@@ -45,7 +45,7 @@ def _step(n: int, total: int, title: str, fn: Callable[[], T]) -> T:
 def demo(
     enterprises: Annotated[
         int, typer.Option("--enterprises", "-n", min=200, help="Enterprises in the sample universe.")
-    ] = 3000,
+    ] = 2000,
     seed: Annotated[
         int | None,
         typer.Option("--seed", help="Sample seed (default: random_state of the config).", show_default=False),
