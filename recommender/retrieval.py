@@ -155,7 +155,7 @@ def build_profile_index(
     update — no saved folder for this model key, other profile text settings, a missing, corrupt or
     mismatched index or hash file, a dense index kind that no longer fits the universe size — or when
     the drift exceeds ``config.index_max_drift`` (lexical: rows changed since its last fit; dense:
-    HNSW tombstones). ``manifest.extra["build"]`` records what happened and why.
+    tombstoned rows). ``manifest.extra["build"]`` records what happened and why.
 
     Args:
         enterprises: the ``enterprises`` table (the whole universe).
@@ -360,8 +360,10 @@ def _update_dense(
     stats = replace(stats, n_texts=len(ids), n_unique=stats.n_unique + unchanged, n_hits=stats.n_hits + unchanged)
     dense.remove(np.concatenate([changed_ids, plan.removed]))
     dense.add(vectors, changed_ids)
+    # removed rows stay as tombstones (HNSW: in the graph, searched around; every kind: in ids_), and IVF
+    # lists were trained on the old vectors: rebuild once too many rows are dead
     dead = 1.0 - dense.n_items / max(len(dense.ids_), 1)
-    if kind == "hnsw" and dead > config.index_max_drift:  # HNSW keeps removed rows as tombstones
+    if dead > config.index_max_drift:
         return full(f"dense tombstones {dead:.3f} > index_max_drift {config.index_max_drift}")
     return dense, "incremental", stats
 

@@ -456,3 +456,17 @@ def test_build_profile_index_rebuilds_when_the_dense_kind_changes(tmp_path: Path
     info = build_info(tmp_path, bundle.model_key)
     assert info["dense"] == "full: dense index kind flat -> ivf for 42 profiles"
     assert info["lexical"] == "incremental"
+
+
+def test_build_profile_index_rebuilds_the_dense_index_with_too_many_tombstones(tmp_path: Path) -> None:
+    universe = make_universe(20, 4)
+    encoder = HashEncoder()
+    build(universe, tmp_path, encoder, index_max_drift=0.5)
+    bundle = build(edited(universe, range(6)), tmp_path, encoder, index_max_drift=0.5)
+    assert build_info(tmp_path, bundle.model_key)["dense"] == "incremental"  # 6 dead rows of 26
+    bundle = build(edited(universe, range(6, 12)), tmp_path, encoder, index_max_drift=0.3)
+    info = build_info(tmp_path, bundle.model_key)
+    # rows 0-5 edited back and 6-11 edited: 12 more rows re-added, 18 dead of 38; lexical 18 of 20 rows
+    assert info["dense"] == "full: dense tombstones 0.474 > index_max_drift 0.3"
+    assert info["lexical"] == "full: lexical drift 0.900 > index_max_drift 0.3"
+    assert (bundle.dense.n_items, len(bundle.dense.ids_)) == (20, 20)  # type: ignore[union-attr]
