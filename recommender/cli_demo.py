@@ -97,7 +97,7 @@ def demo(
         3, total, "计算三色图", lambda: update_map(ws, chains, settings.map, zone_name=settings.zone_name)
     )
     result, decision = _step(
-        4, total, "训练排序模型（LightGBM lambdarank，MLflow 登记）",
+        4, total, "嵌入企业画像（首次需转换 e5 模型，约数分钟）并训练排序模型（LightGBM lambdarank，MLflow 登记）",
         lambda: train_from_workspace(settings, promote_if_better=True, oracle_path=sample_dir / "oracle.parquet"),
     )  # fmt: skip
     _step(5, total, "刷新招商名单（召回、排序、路径、发布）", lambda: run_refresh(settings, as_of))
