@@ -76,7 +76,15 @@ class Workspace:
 
     def ensure(self) -> Workspace:
         """Create the top-level folders; returns self."""
-        for p in (self.snapshots, self.rejects, self.embedding_cache, self.model_cache, self.index,
-                  self.maps, self.runs, self.logs):
+        for p in (
+            self.snapshots,
+            self.rejects,
+            self.embedding_cache,
+            self.model_cache,
+            self.index,
+            self.maps,
+            self.runs,
+            self.logs,
+        ):
             p.mkdir(parents=True, exist_ok=True)
         return self

@@ -26,8 +26,7 @@ def test_load_settings_names_key_expected_and_got(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as exc:
         load_settings(config_file=cfg)
     assert str(exc.value) == (
-        f"Invalid configuration in {cfg}:\n"
-        "  retrieval.top_k_dense: Input should be greater than or equal to 1 (got 0)"
+        f"Invalid configuration in {cfg}:\n  retrieval.top_k_dense: Input should be greater than or equal to 1 (got 0)"
     )
 
 
