@@ -918,17 +918,7 @@ def _relations(
     is_leader = u.leader[dst]
     np.minimum.at(ties["leader_supplier"], sup[is_leader], day[is_leader])
     np.minimum.at(ties["local_supplier"], sup[~is_leader], day[~is_leader])
-    as_customer = rng.random(len(sup)) < 0.3
-    rel.add(
-        np.where(as_customer, u.ids[dst], u.ids[sup]),
-        "企业",
-        np.where(as_customer, u.ids[sup], u.ids[dst]),
-        "企业",
-        np.where(as_customer, "客户", "供应商"),
-        day,
-        rng,
-        touched=(sup, dst),
-    )
+    _add_supply(u, rel, sup, dst, day, rng)
     sampler = _KindSampler(u.kind, u.local, len(kinds.names))
     # supplier noise among the universe: a firm supplies one at a downstream node (or same node)
     noise = np.flatnonzero(chain & (rng.random(n) < 0.01))
