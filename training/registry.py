@@ -117,8 +117,16 @@ class ModelRegistry:
         import mlflow
         from mlflow import MlflowClient
 
+        # mlflow.set_tracking_uri also writes MLFLOW_TRACKING_URI into os.environ (for subprocesses),
+        # where resolve_tracking_uri would later read it as the user's choice and send every other
+        # workspace of this process to this store. Keep the user's environment as it was.
+        before = os.environ.get("MLFLOW_TRACKING_URI")
         mlflow.set_tracking_uri(self.tracking_uri)
         mlflow.set_registry_uri(self.tracking_uri)
+        if before is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = before
         return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
 
     def _experiment_id(self, client: MlflowClient) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -117,3 +118,15 @@ def test_registry_errors_name_what_is_missing(store: Path, results: dict[str, Tr
         RegistryError, match=re.escape("Model 'sansetu-ranker-test' has no version '7'; known versions are ['1'].")
     ):
         reg.promote("7")
+
+
+def test_registry_leaves_the_users_tracking_uri_environment_alone(store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """mlflow.set_tracking_uri writes MLFLOW_TRACKING_URI; a registry call must not leave it behind,
+    or every later workspace in the process (a test, the web service) would resolve to this store."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    reg = _registry(store, "sansetu-ranker-env")
+    assert reg.list_versions() == []
+    assert "MLFLOW_TRACKING_URI" not in os.environ
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:////elsewhere/mlflow.db")
+    reg.alias_version("champion")
+    assert os.environ["MLFLOW_TRACKING_URI"] == "sqlite:////elsewhere/mlflow.db"
