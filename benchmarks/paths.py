@@ -1,6 +1,6 @@
 """Benchmark: approach routes for every top-50 target of every red and blue node of the sample zone.
 
-Builds the sample zone (``features.sample.generate_sample``) at ``--n`` enterprises, ingests it in
+Builds the sample zone (``recommender.sample.generate.generate_sample``) at ``--n`` enterprises, ingests it in
 memory (built-in column maps + ``validate_table``), computes the colour map and the gap priority,
 takes the targets from retrieval (lexical TF-IDF — ``models.lexical.LexicalIndex`` when installed,
 else a char 2–3-gram TF-IDF defined here — plus retrieval's chain-leader and signal sources, ranked by
@@ -124,7 +124,7 @@ def walk_violations(routes: pd.Series, relations: pd.DataFrame, assets: pd.DataF
 
 def diagnose(node: str, targets: pd.DataFrame, graph: Any) -> dict[str, Any]:
     """Why a node's top-20 targets lack routes: how many have any relation, and of which types."""
-    from recommender.graph import ZONE_KINDS
+    from recommender.paths.graph import ZONE_KINDS
 
     ids = targets["enterprise_id"].astype(str).tolist()
     in_graph = [e for e in ids if e in graph]
@@ -155,12 +155,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = p.parse_args(argv)
 
     from features.chains import nodes_frame
-    from features.sample import generate_sample
-    from recommender.colour_map import compute_map
-    from recommender.graph import build_graph
-    from recommender.paths import RouteFinder, build_path_list, routes_for_targets
-    from recommender.priority import gap_priority
-    from recommender.retrieval import rank_target_lists, retrieve_candidates
+    from recommender.colour_map.colours import compute_map
+    from recommender.colour_map.priority import gap_priority
+    from recommender.paths.graph import build_graph
+    from recommender.paths.routes import RouteFinder, build_path_list, routes_for_targets
+    from recommender.retrieval.candidates import rank_target_lists, retrieve_candidates
+    from recommender.sample.generate import generate_sample
     from recommender.settings import load_chains, load_settings
 
     timings: dict[str, float] = {}

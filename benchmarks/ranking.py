@@ -1,6 +1,6 @@
 """Ranking benchmark (JSON on stdout): test-period quality on the sample zone, and scoring throughput.
 
-Quality: generate the sample zone (``features.sample.generate_sample``, stated N and seed), write its
+Quality: generate the sample zone (``recommender.sample.generate.generate_sample``, stated N and seed), write its
 raw files and ingest them through the normal path (``features.io.ingest_file`` with the built-in
 column maps) into a temporary workspace, retrieve candidates (``retrieval.embedder``, default
 ``tfidf`` so that nothing is downloaded), build the training set, fit the ranker and evaluate it
@@ -47,8 +47,8 @@ sys.path.insert(0, str(ROOT))
 def ingest_sample(n: int, seed: int, workspace: Path) -> dict[str, Any]:
     """Generate, write and ingest the sample zone into ``workspace``; returns timings and counts."""
     from features.io import ingest_file
-    from features.sample import generate_sample
-    from recommender.cli_sample import SAMPLE_FILES, write_sample
+    from recommender.cli.sample import SAMPLE_FILES, write_sample
+    from recommender.sample.generate import generate_sample
     from recommender.settings import load_chains, load_settings
     from recommender.workspace import Workspace
 
@@ -77,7 +77,7 @@ def ingest_sample(n: int, seed: int, workspace: Path) -> dict[str, Any]:
 
 def quality(workspace: Path, embedder: str, seed: int) -> tuple[dict[str, Any], Any, Any]:
     """Train on the ingested sample and evaluate every system on the test periods."""
-    from recommender.service import build_training_data, data_fingerprints, load_training_inputs
+    from recommender.ranking.scoring import build_training_data, data_fingerprints, load_training_inputs
     from recommender.settings import load_settings
     from training.train import train_and_evaluate
 

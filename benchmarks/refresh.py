@@ -66,7 +66,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from recommender import batch  # noqa: E402
+from recommender.refresh import pipeline as batch  # noqa: E402
 from recommender.settings import Settings, load_chains, load_settings  # noqa: E402
 
 D1, D2 = date(2026, 6, 30), date(2026, 7, 1)
@@ -103,7 +103,7 @@ def peak_rss_gb() -> float:
 
 def synthetic_enterprises(n: int, random_state: int) -> pd.DataFrame:
     """A universe of ``n`` enterprises with Chinese profile texts drawn from the sample vocabulary."""
-    from features import sample_vocab as V
+    from recommender.sample import vocab as V
 
     rng = np.random.default_rng(random_state)
     words = [name for name in dir(V) if name.isupper()]
@@ -250,7 +250,7 @@ def e5_rate(ent: pd.DataFrame, n_sample: int, tmp: Path) -> float | None:
 
 # ---------------------------------------------------------------- part 2
 def write_sample(settings: Settings, n: int, folder: Path) -> None:
-    from features.sample import generate_sample
+    from recommender.sample.generate import generate_sample
 
     folder.mkdir(parents=True, exist_ok=True)
     data = generate_sample(load_chains(settings), n, 0)
@@ -260,7 +260,7 @@ def write_sample(settings: Settings, n: int, folder: Path) -> None:
 
 def part2(n: int, changed: float, tmp: Path, dask: bool = True) -> dict[str, Any]:
     from features.io import read_snapshot, write_snapshot
-    from recommender.executor import DaskExecutor, LocalExecutor
+    from recommender.refresh.executor import DaskExecutor, LocalExecutor
 
     ws = tmp / "ws-pipeline"
     settings = _settings(ws)

@@ -5,7 +5,7 @@ Reads ``../shared/data/cn_listed_companies/companies_labeled.csv`` (relative to 
 writes them as a raw CSV with a synthetic credit code (the file has none; see
 ``benchmarks/listed_companies_map.yaml``), ingests that through the normal ingest path
 (``features.io.ingest_file`` with the column map), builds the profile indexes of each embedder
-through the normal retrieval path (``recommender.retrieval.build_profile_index``: profile texts,
+through the normal retrieval path (``recommender.retrieval.candidates.build_profile_index``: profile texts,
 embedding cache, FAISS / TF-IDF indexes), runs the node-style queries of
 ``benchmarks/queries_real.yaml`` and prints JSON with precision@10, precision@20, recall@100 and
 nDCG@20 per method (mean over queries), plus candidate recall@500 of the dense ∪ lexical union.
@@ -15,7 +15,7 @@ Methods:
   use-multilingual  dense, Universal Sentence Encoder multilingual
   e5-small          dense, multilingual-e5-small (the default embedder)
   hybrid            e5-small top-500 ∪ tfidf top-500 ordered by reciprocal-rank fusion
-                    (``recommender.retrieval.similarity_component``) — the candidate order that
+                    (``recommender.retrieval.candidates.similarity_component``) — the candidate order that
                     the day-one heuristic starts from
   heuristic         the full day-one score (``retrieve_candidates`` with only enterprises known:
                     similarity + size), what ``sansetu query`` lists before a model exists
@@ -176,7 +176,7 @@ def ranked_lists(ids: np.ndarray, node_ids: list[str]) -> dict[str, list[str]]:
 # ------------------------------------------------------------------------------------- methods
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from features.profiles import node_texts
-    from recommender.retrieval import build_profile_index, retrieve_candidates, similarity_component
+    from recommender.retrieval.candidates import build_profile_index, retrieve_candidates, similarity_component
     from recommender.settings import RetrievalConfig
     from recommender.workspace import Workspace
 
@@ -262,7 +262,7 @@ def dense_method(
 ) -> dict[str, list[str]]:
     """Embed the profiles (through the cache) and the queries with one embedder; rank by cosine."""
     from models.embedder import load_embedder
-    from recommender.retrieval import build_profile_index
+    from recommender.retrieval.candidates import build_profile_index
     from recommender.settings import RetrievalConfig
 
     config = RetrievalConfig(

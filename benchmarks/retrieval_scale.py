@@ -21,7 +21,7 @@ Prints one JSON object (also written to ``--out``). Sections (``--sections``, co
               normalised) unless ``--vectors FILE.npy`` gives real ones (e.g. from the embedding
               cache); then the universe is that file, tiled with noise up to the requested size.
 
-Profiles: ``features.sample.generate_sample`` makes a pool of ``--pool`` synthetic enterprises
+Profiles: ``recommender.sample.generate.generate_sample`` makes a pool of ``--pool`` synthetic enterprises
 (names, GB/T industry, products, business scope, descriptions); larger universes recombine the
 pool's fields at random (name + industry + products + scope + description from different pool
 rows, and a serial number), then ``features.profiles.enterprise_texts`` builds the capped texts.
@@ -109,7 +109,7 @@ def log(msg: str) -> None:
 # ---------------------------------------------------------------- synthetic profiles
 def profile_pool(n_pool: int, random_state: int) -> pd.DataFrame:
     """``n_pool`` synthetic enterprises from the project's sample generator, schema column names."""
-    from features.sample import generate_sample
+    from recommender.sample.generate import generate_sample
     from recommender.settings import load_chains, load_settings
 
     sample = generate_sample(load_chains(load_settings()), n_pool, random_state)

@@ -100,7 +100,7 @@ def published_workspace(tmp_path: Path) -> Path:
         }
     ).to_parquet(run / "targets.parquet", index=False)
     (run / "manifest.json").write_text(json.dumps({"run_id": "2026-06-30", "as_of": "2026-06-30"}), encoding="utf-8")
-    from recommender.runs import diff_runs
+    from recommender.runs.directory import diff_runs
 
     diff = diff_runs(None, pd.read_parquet(run / "targets.parquet"), None, pd.read_parquet(run / "map.parquet"),
                      since=None, run_id="2026-06-30")  # fmt: skip

@@ -1,0 +1,187 @@
+"""``sansetu demo``: the newcomer's first run on the bundled sample zone.
+
+sample → ingest (the raw files, as a user would import them) → three-colour map → train, evaluate
+and promote the ranker → refresh (retrieve, score, paths, publish) → the top targets of the zone's
+most important red node. Everything lands in the workspace; the command says where.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from recommender.cli.common import ConfigOpt, WorkspaceOpt, app, settings_from
+
+T = TypeVar("T")
+
+# the sample's raw files in the order they are ingested (enterprises first: others refer to them)
+DEMO_FILES = (
+    ("enterprises", "enterprises.csv"),
+    ("presence", "presence.xlsx"),
+    ("assets", "assets.csv"),
+    ("relations", "relations.csv"),
+    ("signals", "signals.csv"),
+    ("outcomes", "outcomes.csv"),
+)
+
+
+def _step(n: int, total: int, title: str, fn: Callable[[], T]) -> T:
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    started = time.perf_counter()
+    with console.status(f"[bold]{n}/{total}[/bold] {title} …"):
+        result = fn()
+    console.print(f"[green]✓[/green] {n}/{total} {title}  [dim]({time.perf_counter() - started:.1f}s)[/dim]")
+    return result
+
+
+@app.command("demo")
+def demo(
+    enterprises: Annotated[
+        int, typer.Option("--enterprises", "-n", min=200, help="Enterprises in the sample universe.")
+    ] = 2000,
+    seed: Annotated[
+        int | None,
+        typer.Option("--seed", help="Sample seed (default: random_state of the config).", show_default=False),
+    ] = None,
+    workspace: WorkspaceOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Run the whole engine on a generated sample zone and show what it found."""
+    import pandas as pd
+
+    from features.io import ingest_file
+    from recommender.cli.sample import write_sample
+    from recommender.colour_map.history import update_map
+    from recommender.ranking.scoring import train_from_workspace
+    from recommender.refresh.pipeline import run_refresh
+    from recommender.runs.directory import published_dir
+    from recommender.sample.generate import generate_sample
+    from recommender.settings import load_chains
+    from recommender.workspace import Workspace
+
+    settings = settings_from(workspace, config)
+    ws = Workspace(Path(settings.workspace)).ensure()
+    chains = load_chains(settings)
+    random_state = settings.random_state if seed is None else seed
+    sample_dir = ws.root / "sample"
+    total = 6
+    t0 = time.perf_counter()
+
+    data = _step(
+        1,
+        total,
+        f"生成示例园区（{enterprises}家企业，种子{random_state}）",
+        lambda: generate_sample(chains, enterprises, random_state),
+    )
+    write_sample(data, sample_dir)
+    as_of = date.fromisoformat(str(data.manifest["as_of"]))
+
+    def ingest_all() -> list[Any]:
+        maps_dir = settings.resolve(settings.ingest.column_maps_dir)
+        return [
+            ingest_file(sample_dir / fname, table, None, ws.snapshots, ws.rejects, maps_dir=maps_dir,
+                        to_simplified=settings.ingest.traditional_to_simplified,
+                        max_text_chars=settings.ingest.max_text_chars)
+            for table, fname in DEMO_FILES
+        ]  # fmt: skip
+
+    reports = _step(2, total, "导入原始文件（校验、清洗、问题行另存）", ingest_all)
+    colour_run = _step(
+        3, total, "计算三色图", lambda: update_map(ws, chains, settings.map, zone_name=settings.zone_name)
+    )
+    result, decision = _step(
+        4, total, "嵌入企业画像（首次需转换 e5 模型，约数分钟）并训练排序模型（LightGBM lambdarank，MLflow 登记）",
+        lambda: train_from_workspace(settings, promote_if_better=True, oracle_path=sample_dir / "oracle.parquet"),
+    )  # fmt: skip
+    _step(5, total, "刷新招商名单（召回、排序、路径、发布）", lambda: run_refresh(settings, as_of))
+    run_dir = published_dir(ws.root)
+    _step(6, total, "汇总", lambda: None)
+
+    typer.echo("")
+    typer.echo(f"示例园区：{settings.zone_name}，数据截至 {as_of}")
+    for r in reports:
+        d = r.to_dict()
+        typer.echo(f"  导入 {d['table']:<12} {d['n_ok']:>7,} 行有效，{d['n_rejected']:>4,} 行进入问题清单")
+    counts = colour_run.map["colour"].value_counts()
+    typer.echo(
+        f"三色图：{len(colour_run.map)} 个节点 · 红色（缺失）{counts.get('red', 0)} · 蓝色（薄弱）{counts.get('blue', 0)}"
+        f" · 绿色（优势）{counts.get('green', 0)}"
+    )
+    _print_evaluation(result.metrics)
+    status = "已提升为 champion" if decision.promoted else "未提升（沿用现有 champion）"
+    typer.echo(
+        f"模型：sansetu-ranker 第{decision.version}版，测试期 {decision.metric} = {decision.challenger_value:.3f}，"
+        f"{status}；{decision.reason}"
+    )
+    if run_dir is None:
+        typer.echo("刷新未发布名单，请查看日志。", err=True)
+        raise typer.Exit(code=1)
+    targets = pd.read_parquet(run_dir / "targets.parquet")
+    map_df = pd.read_parquet(run_dir / "map.parquet")
+    _print_top_red(map_df, targets)
+    typer.echo("")
+    typer.echo(f"完成，用时 {time.perf_counter() - t0:.0f} 秒。输出位置：")
+    typer.echo(f"  原始示例文件    {sample_dir}")
+    typer.echo(f"  已发布名单      {run_dir}（targets.parquet、targets/*.csv、workbook.xlsx）")
+    typer.echo(f"  产业链三色图    {ws.maps / 'index.html'}")
+    typer.echo(f"  模型与实验      {ws.mlflow_uri()}")
+    typer.echo(
+        "下一步：sansetu tokens create --role analyst --name 我  然后  sansetu serve  （浏览器打开 http://127.0.0.1:8000）"
+    )
+
+
+def _print_evaluation(metrics: dict[str, dict[str, float]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    names = {
+        "ranker": "排序模型",
+        "similarity": "仅相似度",
+        "heuristic": "人工加权",
+        "logistic": "逻辑回归",
+        "oracle": "真实倾向（示例专有）",
+    }
+    cols = ["ndcg@10", "ndcg@20", "ndcg@50", "recall@50", "map"]
+    table = Table(title="测试期评估（按时间切分，越高越好）")
+    table.add_column("方法")
+    for c in cols:
+        table.add_column(c, justify="right")
+    for system, m in metrics.items():
+        table.add_row(names.get(system, system), *[f"{m.get(c, float('nan')):.3f}" for c in cols])
+    Console().print(table)
+
+
+def _print_top_red(map_df: Any, targets: Any) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    red = map_df[map_df["colour"] == "red"]
+    if red.empty or targets.empty:
+        typer.echo("没有红色节点或名单为空。")
+        return
+    order = "priority" if "priority" in red and red["priority"].notna().any() else "gap"
+    node = red.sort_values(order, ascending=False).iloc[0]
+    top = targets[targets["node_id"] == node["node_id"]].sort_values("rank").head(10)
+    table = Table(title=f"最重要的红色节点：{node['name']}（{node['node_id']}）— {node['reason']}", show_lines=True)
+    for c in ("名次", "企业", "得分", "理由", "招商路径"):
+        table.add_column(c, overflow="fold")
+    import json
+
+    for _, t in top.iterrows():
+        reasons = json.loads(t["reasons"]) if isinstance(t.get("reasons"), str) else []
+        routes = json.loads(t["routes"]) if isinstance(t.get("routes"), str) else []
+        table.add_row(
+            str(t["rank"]),
+            str(t["name"]),
+            f"{t['score']:.3f}",
+            "；".join((r.get("text", "") if isinstance(r, dict) else str(r)) for r in reasons[:3]),
+            (routes[0].get("theme", "") + "：" + routes[0].get("sentence", "")) if routes else "暂无现成路径",
+        )
+    Console(width=160).print(table)

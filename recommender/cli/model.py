@@ -1,0 +1,161 @@
+"""CLI commands of the 'model' group: ``sansetu train | evaluate | promote | rollback | models``.
+
+Each command loads settings, calls one function of ``recommender.ranking.scoring`` or
+``training.registry`` and prints. Exit codes: 0 ok, 1 failure, 2 bad input (no outcome history,
+unknown version, nothing to roll back to).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from recommender.cli.common import ConfigOpt, WorkspaceOpt, app, check_format, emit_records, settings_from
+
+OracleOpt = Annotated[
+    Path | None,
+    typer.Option("--oracle", help="Sample zone only: the generator's oracle.parquet (default: <workspace>/sample/oracle.parquet).",
+                 show_default=False),
+]  # fmt: skip
+EvalFormatOpt = Annotated[str, typer.Option("--format", "-f", help="Output format: table or json.")]
+METRIC_COLUMNS = ["system", "ndcg@10", "ndcg@20", "ndcg@50", "recall@50", "map", "ndcg@20 / similarity"]
+
+
+def _fail(message: str, code: int) -> typer.Exit:
+    typer.echo(message, err=True)
+    return typer.Exit(code=code)
+
+
+def _print_metrics(
+    metrics: dict[str, dict[str, float]],
+    fmt: str,
+    title: str,
+    extra: dict[str, Any],
+    approached: dict[str, dict[str, float]] | None = None,
+) -> None:
+    from training.train import metrics_table
+
+    if fmt == "json":
+        body = {**extra, "metrics": metrics, "metrics_approached_only": approached or {}}
+        sys.stdout.write(json.dumps(body, ensure_ascii=False, indent=2, default=str) + "\n")
+        return
+    emit_records(metrics_table(metrics), "table", title=title, columns=METRIC_COLUMNS)
+    if approached:
+        emit_records(
+            metrics_table(approached), "table", title="仅已接触企业（每个测试期一个排序）", columns=METRIC_COLUMNS
+        )
+    for k, v in extra.items():
+        typer.echo(f"{k}: {v}")
+
+
+@app.command("train")
+def train(
+    promote_if_better: Annotated[
+        bool, typer.Option("--promote-if-better", help="Make the new version champion if it beats the current one.")
+    ] = False,
+    oracle: OracleOpt = None,
+    fmt: EvalFormatOpt = "table",
+    workspace: WorkspaceOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Train the ranker on the outcome history, evaluate it against the baselines, register it (challenger)."""
+    check_format(fmt, ("table", "json"))
+    settings = settings_from(workspace, config)
+    from recommender.ranking.scoring import train_from_workspace
+
+    try:
+        result, decision = train_from_workspace(settings, promote_if_better=promote_if_better, oracle_path=oracle)
+    except (ValueError, LookupError) as exc:
+        raise _fail(f"cannot train: {exc}", 2) from None
+    verdict = (
+        "promoted to champion"
+        if decision.promoted
+        else ("better, not promoted (no --promote-if-better)" if decision.better else "not promoted")
+    )
+    extra = {
+        "version": decision.version,
+        "test_periods": result.split.describe()["test"],
+        "gate": f"{decision.metric}: {decision.reason} → {verdict}",
+        "champion_before": decision.champion_version or "none",
+    }
+    _print_metrics(result.metrics, fmt, f"测试期评估 (model {decision.version})", extra, result.metrics_approached)
+
+
+@app.command("evaluate")
+def evaluate(
+    version: Annotated[
+        str | None, typer.Option("--version", help="Version or alias to evaluate (default: champion, else challenger).")
+    ] = None,
+    oracle: OracleOpt = None,
+    fmt: EvalFormatOpt = "table",
+    workspace: WorkspaceOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Evaluate a registered ranker on the test periods next to the baselines (and the sample's oracle)."""
+    check_format(fmt, ("table", "json"))
+    settings = settings_from(workspace, config)
+    from recommender.ranking.scoring import evaluate_from_workspace
+
+    try:
+        report = evaluate_from_workspace(settings, version=version, oracle_path=oracle)
+    except (ValueError, LookupError) as exc:
+        raise _fail(f"cannot evaluate: {exc}", 2) from None
+    metrics, approached = report.pop("metrics"), report.pop("metrics_approached_only")
+    _print_metrics(metrics, fmt, f"测试期评估 (model {report['version']})", report, approached)
+
+
+@app.command("promote")
+def promote(
+    version: Annotated[str, typer.Argument(help="Model version to make champion.")],
+    workspace: WorkspaceOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Make VERSION the champion (the current champion becomes previous-champion)."""
+    settings = settings_from(workspace, config)
+    from recommender.ranking.scoring import model_registry
+    from training.registry import RegistryError
+
+    try:
+        moved = model_registry(settings).promote(version)
+    except RegistryError as exc:
+        raise _fail(str(exc), 2) from None
+    typer.echo(f"champion: {moved['champion']} (previous champion: {moved['previous-champion'] or 'none'})")
+
+
+@app.command("rollback")
+def rollback(workspace: WorkspaceOpt = None, config: ConfigOpt = None) -> None:
+    """Restore the previous champion."""
+    settings = settings_from(workspace, config)
+    from recommender.ranking.scoring import model_registry
+    from training.registry import RegistryError
+
+    try:
+        moved = model_registry(settings).rollback()
+    except RegistryError as exc:
+        raise _fail(str(exc), 2) from None
+    typer.echo(f"champion: {moved['champion']} (previous champion: {moved['previous-champion'] or 'none'})")
+
+
+@app.command("models")
+def models(
+    fmt: Annotated[str, typer.Option("--format", "-f", help="Output format: table, json or csv.")] = "table",
+    workspace: WorkspaceOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """List registered ranker versions with their aliases and test metrics."""
+    check_format(fmt)
+    settings = settings_from(workspace, config)
+    from recommender.ranking.scoring import model_registry
+
+    rows = model_registry(settings).list_versions()
+    if not rows and fmt == "table":
+        typer.echo("no model registered yet; run `sansetu train`.")
+        return
+    cols = ["version", "aliases", "created", "ndcg@20", "recall@50", "map"]  # fits 80 columns
+    if fmt != "table":  # json and csv carry everything
+        cols = [*cols[:3], "ndcg@10", "ndcg@20", "ndcg@50", "recall@50", "map", "test_periods", "run_id"]
+    emit_records(rows, fmt, title=f"模型版本 ({settings.training.registered_model})", columns=cols)
