@@ -158,7 +158,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from recommender.colour_map.colours import compute_map
     from recommender.colour_map.priority import gap_priority
     from recommender.paths.graph import build_graph
-    from recommender.paths.routes import RouteFinder, build_path_list, routes_for_targets
+    from recommender.paths.routes import RouteFinder, routes_for_targets
+    from recommender.paths.targets import build_path_list
     from recommender.retrieval.candidates import rank_target_lists, retrieve_candidates
     from recommender.sample.generate import generate_sample
     from recommender.settings import load_chains, load_settings

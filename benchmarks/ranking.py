@@ -77,7 +77,7 @@ def ingest_sample(n: int, seed: int, workspace: Path) -> dict[str, Any]:
 
 def quality(workspace: Path, embedder: str, seed: int) -> tuple[dict[str, Any], Any, Any]:
     """Train on the ingested sample and evaluate every system on the test periods."""
-    from recommender.ranking.scoring import build_training_data, data_fingerprints, load_training_inputs
+    from recommender.ranking.jobs import build_training_data, data_fingerprints, load_training_inputs
     from recommender.settings import load_settings
     from training.train import train_and_evaluate
 

@@ -176,7 +176,8 @@ def ranked_lists(ids: np.ndarray, node_ids: list[str]) -> dict[str, list[str]]:
 # ------------------------------------------------------------------------------------- methods
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from features.profiles import node_texts
-    from recommender.retrieval.candidates import build_profile_index, retrieve_candidates, similarity_component
+    from recommender.retrieval.candidates import retrieve_candidates, similarity_component
+    from recommender.retrieval.index import build_profile_index
     from recommender.settings import RetrievalConfig
     from recommender.workspace import Workspace
 
@@ -262,7 +263,7 @@ def dense_method(
 ) -> dict[str, list[str]]:
     """Embed the profiles (through the cache) and the queries with one embedder; rank by cosine."""
     from models.embedder import load_embedder
-    from recommender.retrieval.candidates import build_profile_index
+    from recommender.retrieval.index import build_profile_index
     from recommender.settings import RetrievalConfig
 
     config = RetrievalConfig(

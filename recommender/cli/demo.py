@@ -59,7 +59,7 @@ def demo(
     from features.io import ingest_file
     from recommender.cli.sample import write_sample
     from recommender.colour_map.history import update_map
-    from recommender.ranking.scoring import train_from_workspace
+    from recommender.ranking.jobs import train_from_workspace
     from recommender.refresh.pipeline import run_refresh
     from recommender.runs.directory import published_dir
     from recommender.sample.generate import generate_sample

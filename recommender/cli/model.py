@@ -65,7 +65,7 @@ def train(
     """Train the ranker on the outcome history, evaluate it against the baselines, register it (challenger)."""
     check_format(fmt, ("table", "json"))
     settings = settings_from(workspace, config)
-    from recommender.ranking.scoring import train_from_workspace
+    from recommender.ranking.jobs import train_from_workspace
 
     try:
         result, decision = train_from_workspace(settings, promote_if_better=promote_if_better, oracle_path=oracle)
@@ -98,7 +98,7 @@ def evaluate(
     """Evaluate a registered ranker on the test periods next to the baselines (and the sample's oracle)."""
     check_format(fmt, ("table", "json"))
     settings = settings_from(workspace, config)
-    from recommender.ranking.scoring import evaluate_from_workspace
+    from recommender.ranking.jobs import evaluate_from_workspace
 
     try:
         report = evaluate_from_workspace(settings, version=version, oracle_path=oracle)

@@ -118,7 +118,7 @@ def _published_detail(settings: Settings, enterprise_id: str, node: str) -> dict
 
 def _live_detail(settings: Settings, enterprise_id: str, node: str, as_of: str | None) -> dict[str, Any]:
     from features.chains import nodes_frame
-    from recommender.paths.routes import build_path_list
+    from recommender.paths.targets import build_path_list
     from recommender.settings import load_chains
 
     tables = _load_tables(settings)

@@ -53,7 +53,7 @@ from features.schema import (
     COL_STAGE,
 )
 from recommender.paths.graph import local_kinds
-from recommender.paths.routes import ENTRY_LABELS, hop_phrase
+from recommender.paths.wording import ENTRY_LABELS, hop_phrase
 from recommender.settings import PathsConfig
 
 BIAS: Final = "bias"

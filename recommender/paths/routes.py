@@ -47,13 +47,22 @@ from features.schema import (
     check_columns,
 )
 from recommender.paths.graph import ZONE_KINDS
+from recommender.paths.wording import (
+    CAPITAL,
+    CHAIN,
+    ECOSYSTEM,
+    SCENARIO,
+    TALENT,
+    THEMES,
+    bracketed,
+    route_sentence,
+    scenario_sentence,
+)
 from recommender.settings import PathsConfig
 
 if TYPE_CHECKING:
     import networkx as nx
 
-THEMES: Final[tuple[str, ...]] = ("产业链招商", "资本招商", "场景招商", "人才科创招商", "生态圈招商")
-CHAIN, CAPITAL, SCENARIO, TALENT, ECOSYSTEM = THEMES
 
 ENTRY_THEMES: Final[dict[tuple[str, str], str]] = {
     ("chain_leader", "supplier"): CHAIN,
@@ -82,15 +91,6 @@ THEME_FOLLOW_RELATIONS: Final[dict[str, frozenset[str]]] = {
 }
 """Relation types allowed after the first hop of a route of each theme."""
 
-ENTRY_LABELS: Final[dict[str, str]] = {
-    "chain_leader": "本地链主",
-    "local_enterprise": "本地企业",
-    "fund": "园区基金",
-    "university": "高校",
-    "lab": "实验室",
-    "scenario": "应用场景",
-    "alumni_network": "校友会",
-}
 SCENARIO_MATCH: Final = "scenario_match"
 """``relation_type`` of a scenario hop: a text match, not a row of the relations table."""
 SCENARIO_STRENGTH: Final = 0.6
@@ -280,7 +280,7 @@ class RouteFinder:
 
     def _target_name(self, target: str) -> str:
         if target in self.graph_:
-            return _name(self.graph_, target)
+            return bracketed(self.graph_, target)
         return f"〈{self.names_.get(target, target)}〉"
 
 
@@ -456,65 +456,6 @@ def _hop(e: _Edge) -> Hop:
     return Hop(e.src, e.relation_type, e.dst, e.relation_id, date)
 
 
-# ---------------------------------------------------------------- sentences
-
-
-def route_sentence(graph: nx.MultiDiGraph, nodes: tuple[str, ...], edges: Iterable[_Edge | Hop]) -> str:
-    """Chinese sentence naming every hop, e.g. ``经本地链主〈A〉（〈T〉为其上游供应商）对接``.
-
-    Args:
-        nodes: the route's nodes from the entry to the target (one more than ``edges``).
-        edges: hops with ``src``, ``relation_type`` (relations-table direction).
-    """
-    entry = nodes[0]
-    phrases = []
-    for i, e in enumerate(edges):
-        prev, cur = nodes[i], nodes[i + 1]
-        prev_name = "其" if i == 0 else _name(graph, prev)
-        phrases.append(hop_phrase(e.relation_type, e.src == cur, prev_name, _name(graph, cur)))
-    label = ENTRY_LABELS.get(graph.nodes[entry]["kind"], "")
-    return f"经{label}{_name(graph, entry)}（{'，'.join(phrases)}）对接"
-
-
-def hop_phrase(relation_type: str, cur_is_src: bool, prev: str, cur: str) -> str:
-    """How ``cur`` relates to ``prev`` (``cur_is_src``: the relation reads ``cur <type> prev``).
-
-    ``prev`` may be the pronoun 其 (the entry), which takes no 的.
-    """
-    of = prev if prev == "其" else f"{prev}的"
-    if relation_type == "supplier":
-        return f"{cur}为{of}上游供应商" if cur_is_src else f"{cur}为{of}下游客户"
-    if relation_type == "parent":
-        return f"{cur}为{of}母公司" if cur_is_src else f"{cur}为{of}子公司"
-    if relation_type == "shareholder":
-        return f"{cur}为{of}股东" if cur_is_src else f"{cur}为{prev}参股的企业"
-    if relation_type == "investor":
-        return f"{cur}为{of}投资方" if cur_is_src else f"{cur}为{prev}投资的企业"
-    if relation_type == "fund_portfolio":
-        return f"{cur}为{of}出资基金" if cur_is_src else f"{cur}为{of}投资组合企业"
-    if relation_type == "alumni":
-        return f"{of}创始人或高管为{cur}校友" if cur_is_src else f"{cur}的创始人或高管为{prev}校友"
-    if relation_type == "lab_collaboration":
-        return f"{cur}与{prev}开展产学研合作"
-    raise ValueError(f"relation_type must be one of the relation types of features.schema; got {relation_type!r}")
-
-
-def scenario_sentence(graph: nx.MultiDiGraph, scenario_id: str, target_name: str, item: str, overlap: float) -> str:
-    """E.g. ``经应用场景〈S〉（发布方：O；〈T〉主营产品“P”与场景需求匹配，字符重合度0.85）对接``
-    (``target_name`` already in 〈〉)."""
-    owner = graph.nodes[scenario_id].get("owner") or ""
-    by = f"发布方：{owner}；" if owner else ""
-    return (
-        f"经应用场景{_name(graph, scenario_id)}（{by}{target_name}主营产品“{item}”"
-        f"与场景需求匹配，字符重合度{overlap:.2f}）对接"
-    )
-
-
-def _name(graph: nx.MultiDiGraph, n: str) -> str:
-    name = graph.nodes[n].get("name", n) if n in graph else n
-    return f"〈{name}〉"
-
-
 # ---------------------------------------------------------------- scenario text match
 
 
@@ -602,97 +543,3 @@ def product_items(text: str) -> tuple[tuple[str, frozenset[str]], ...]:
     items with fewer than :data:`MIN_SHARED_BIGRAMS` bigrams are dropped."""
     items = dict.fromkeys(i for i in _ITEM_SPLIT.split(normalize(text)) if i)
     return tuple((item, grams) for item in items if len(grams := bigrams(item.lower())) >= MIN_SHARED_BIGRAMS)
-
-
-# ---------------------------------------------------------------- the investment path list
-
-
-def build_path_list(
-    scored: pd.DataFrame,
-    tables: Mapping[str, pd.DataFrame],
-    nodes: pd.DataFrame | None = None,
-    map_df: pd.DataFrame | None = None,
-    config: PathsConfig | None = None,
-    as_of: pd.Timestamp | str | None = None,
-    top_n: int | None = None,
-    graph: nx.MultiDiGraph | None = None,
-    features: pd.DataFrame | None = None,
-    zone_province: str = "湖北省",
-) -> pd.DataFrame:
-    """The investment path list: the top ``top_n`` targets of each node with reasons, routes and theme.
-
-    Args:
-        scored: ``node_id, enterprise_id, score`` (+ ``rank``; + contributions as a ``contributions``
-            mapping/JSON or ``contrib_<feature>`` columns incl. ``contrib_bias``; + feature values).
-        tables: the six tables (``features.io.load_tables``).
-        nodes: node table (names, industry codes, ``chain_id``); map_df: the colour map (colour, gap,
-            ``priority`` — nodes are listed by priority when present).
-        top_n: targets per node (default ``config.top_targets``).
-        graph: a prebuilt :func:`recommender.paths.graph.build_graph` (else built here, as of ``as_of``).
-        features: pair features (``node_id, enterprise_id`` + ``features.pairs.FEATURE_NAMES``) for the
-            facts of the reasons, when ``scored`` does not carry them.
-
-    Returns:
-        One row per kept target: the columns of ``scored`` plus ``chain_id, name, rank`` (when
-        missing), ``reasons`` (JSON list of {group, label, text, contribution, features, evidence}),
-        ``routes`` (JSON list of {theme, score, sentence, hops, …}), ``theme`` (best route's, "" if
-        none) and ``n_routes``.
-    """
-    from recommender.paths.graph import build_graph
-    from recommender.paths.reasons import Explainer, contributions_of
-
-    check_columns(list(scored.columns), [COL_NODE_ID, COL_ENTERPRISE_ID, "score"], "scored")
-    cfg = config or PathsConfig()
-    top = _top_per_node(scored, top_n or cfg.top_targets, map_df)
-    if features is not None and len(top):
-        extra = [c for c in features.columns if c not in top.columns or c in (COL_NODE_ID, COL_ENTERPRISE_ID)]
-        top = top.merge(features[extra].drop_duplicates([COL_NODE_ID, COL_ENTERPRISE_ID]), how="left")
-    ids = sorted(set(top[COL_ENTERPRISE_ID].astype(str)))
-    enterprises = tables.get("enterprises")
-    if graph is None:
-        graph = build_graph(tables["relations"], tables["assets"], tables["presence"], enterprises, as_of)
-    sub = None if enterprises is None else enterprises[enterprises[COL_ENTERPRISE_ID].astype(str).isin(ids)]
-    signals = tables.get("signals")
-    if signals is not None and not signals.empty:
-        signals = signals[signals[COL_ENTERPRISE_ID].astype(str).isin(ids)]
-    finder = RouteFinder(cfg, zone_province).fit(graph, sub, signals)
-    routes = routes_for_targets(graph, top, finder=finder)
-    explainer = Explainer(cfg, zone_province).fit(tables, nodes, map_df, as_of, ids)
-    records: list[dict[str, Any]] = [{str(k): v for k, v in r.items()} for r in top.to_dict("records")]
-    top["reasons"] = [
-        json.dumps([r.to_dict() for r in explainer.explain(rec, contributions_of(rec))], ensure_ascii=False)
-        for rec in records
-    ]
-    top["routes"] = [routes_json(rs) for rs in routes]
-    top["theme"] = [rs[0].theme if rs else "" for rs in routes]
-    top["n_routes"] = [len(rs) for rs in routes]
-    return _decorate(top, nodes, enterprises)
-
-
-def _top_per_node(scored: pd.DataFrame, top_n: int, map_df: pd.DataFrame | None) -> pd.DataFrame:
-    """Rows with rank ≤ top_n (rank by score within the node when absent), nodes by priority then id."""
-    df = scored.copy()
-    if "rank" not in df:
-        df["rank"] = df.groupby(COL_NODE_ID)["score"].rank(method="first", ascending=False).astype(int)
-    df = df[df["rank"] <= top_n]
-    order = {n: i for i, n in enumerate(_node_order(map_df))}
-    df["_node_order"] = df[COL_NODE_ID].map(order).fillna(len(order))
-    df = df.sort_values(["_node_order", COL_NODE_ID, "rank"], kind="stable").drop(columns="_node_order")
-    return df.reset_index(drop=True)
-
-
-def _node_order(map_df: pd.DataFrame | None) -> list[str]:
-    if map_df is None or "priority" not in map_df:
-        return []
-    from recommender.colour_map.priority import order_nodes
-
-    return list(order_nodes(map_df)[COL_NODE_ID])
-
-
-def _decorate(top: pd.DataFrame, nodes: pd.DataFrame | None, enterprises: pd.DataFrame | None) -> pd.DataFrame:
-    if "chain_id" not in top and nodes is not None and "chain_id" in nodes:
-        top.insert(0, "chain_id", top[COL_NODE_ID].map(nodes.set_index(COL_NODE_ID)["chain_id"]))
-    if "name" not in top and enterprises is not None:
-        names = enterprises.drop_duplicates(COL_ENTERPRISE_ID).set_index(COL_ENTERPRISE_ID)["name"]
-        top["name"] = top[COL_ENTERPRISE_ID].map(names)
-    return top

@@ -599,7 +599,7 @@ def step_embed(ctx: RunContext) -> StepResult:
     if encoder is None:
         info = {"encoder_calls": 0, "changed_profiles": 0, "n_profiles": len(enterprises)}
         return StepResult((ctx.write_json(info, "embed.json"),), info)
-    model_key = _need("recommender.retrieval.candidates", "model_key", "retrieval")
+    model_key = _need("recommender.retrieval.index", "model_key", "retrieval")
     r = ctx.settings.retrieval
     texts = enterprise_texts(enterprises, max_chars=r.profile_max_chars).tolist()
     cache = EmbeddingCache(ctx.workspace.embedding_cache / model_key(r.embedder, encoder), encoder.model_id,
@@ -614,7 +614,7 @@ def step_embed(ctx: RunContext) -> StepResult:
 
 def _index(ctx: RunContext) -> Any:
     if "index" not in ctx.cache:
-        build = _need("recommender.retrieval.candidates", "build_profile_index", "retrieval")
+        build = _need("recommender.retrieval.index", "build_profile_index", "retrieval")
         ws = ctx.workspace
         ctx.cache["index"] = build(
             _tables(ctx)["enterprises"], _encoder(ctx), ws.index, ws.embedding_cache, ctx.settings.retrieval,
@@ -728,7 +728,7 @@ def _json_text(v: Any) -> str:
 
 def step_paths(ctx: RunContext) -> StepResult:
     """The investment path lists: top-N per node with name, reasons, routes and theme."""
-    build_path_list = _need("recommender.paths.routes", "build_path_list", "paths")
+    build_path_list = _need("recommender.paths.targets", "build_path_list", "paths")
     scored = ctx.cache.get("scored")
     if scored is None:
         scored = ctx.read_parquet("scored.parquet")

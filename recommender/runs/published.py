@@ -12,12 +12,15 @@ import json
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from recommender.runs import directory as runs
 from recommender.workspace import Workspace
+
+if TYPE_CHECKING:
+    from recommender.settings import Settings
 
 
 def published_dir(ws: Workspace) -> Path | None:
@@ -102,3 +105,44 @@ class PublishedCache:
                     continue
                 return self._view
         return None  # pragma: no cover (the loop returns or raises)
+
+
+def published_node_targets(settings: Settings, node_id: str, top_n: int) -> tuple[list[dict[str, Any]], str] | None:
+    """The node's list from the published run (ranked, with reasons and routes), or None if it has none."""
+    run_dir = runs.published_dir(Workspace(settings.workspace).root)
+    if run_dir is None or not (run_dir / "targets.parquet").exists():
+        return None
+    run = load_run(run_dir)
+    rows = run.targets[run.targets["node_id"] == node_id].sort_values("rank").head(top_n)
+    if rows.empty:
+        return None
+    records = []
+    for r in rows.to_dict(orient="records"):
+        reasons = _json_list(r.get("reasons"))
+        routes = _json_list(r.get("routes"))
+        records.append(
+            {
+                "rank": int(r["rank"]),
+                "enterprise_id": r["enterprise_id"],
+                "name": r.get("name", ""),
+                "score": float(r["score"]),
+                "sources": r.get("sources", ""),
+                "theme": r.get("theme") or "",
+                "reasons": reasons,
+                "routes": routes,
+                "reason": "；".join(str(x.get("text", x)) if isinstance(x, dict) else str(x) for x in reasons[:2]),
+                "route": (routes[0].get("theme", "") + "：" + routes[0].get("sentence", ""))
+                if routes
+                else "暂无现成路径",
+            }
+        )
+    node = run.map[run.map["node_id"] == node_id] if not run.map.empty else run.map
+    label = f"{node.iloc[0]['name']} ({node_id}, {node.iloc[0]['colour']})" if not node.empty else node_id
+    return records, f"{label} — 已发布名单 {run.run_id}，top {top_n}"
+
+
+def _json_list(value: Any) -> list[Any]:
+    if isinstance(value, str) and value:
+        parsed = json.loads(value)
+        return parsed if isinstance(parsed, list) else [parsed]
+    return list(value) if isinstance(value, (list, tuple)) else []

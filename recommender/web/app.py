@@ -127,7 +127,8 @@ class _Retrieval:
         self._lock = threading.Lock()
 
     def search(self, text: str, top_n: int) -> pd.DataFrame:
-        from recommender.retrieval.candidates import TFIDF, build_profile_index, search_text
+        from recommender.retrieval.index import TFIDF, build_profile_index
+        from recommender.retrieval.search import search_text
 
         enterprises = self.tables.get().get("enterprises", pd.DataFrame())
         if enterprises.empty:
@@ -293,7 +294,7 @@ def train_with_feedback(settings: Settings, engine: Any, promote_if_better: bool
     """
     import dataclasses
 
-    from recommender.ranking import scoring as service
+    from recommender.ranking import jobs as service
     from training.train import train_and_evaluate
 
     inputs = service.load_training_inputs(settings)

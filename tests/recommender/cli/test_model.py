@@ -17,7 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from recommender.cli import app
-from recommender.ranking import scoring as service
+from recommender.ranking import jobs
 
 _spec = importlib.util.spec_from_file_location(
     "ranking_world_cli", Path(__file__).resolve().parents[2] / "training" / "conftest.py"
@@ -31,15 +31,15 @@ runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def inputs() -> service.TrainingInputs:
+def inputs() -> jobs.TrainingInputs:
     w: dict[str, Any] = world_module.make_world(n_enterprises=200, random_state=2)
-    return service.TrainingInputs(w["tables"], w["nodes"], w["map_df"], w["candidates"], w["oracle"])
+    return jobs.TrainingInputs(w["tables"], w["nodes"], w["map_df"], w["candidates"], w["oracle"])
 
 
 @pytest.fixture
-def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, inputs: service.TrainingInputs) -> tuple[Path, Path]:
+def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, inputs: jobs.TrainingInputs) -> tuple[Path, Path]:
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    monkeypatch.setattr(service, "load_training_inputs", lambda settings, oracle_path=None: inputs)
+    monkeypatch.setattr(jobs, "load_training_inputs", lambda settings, oracle_path=None: inputs)
     config = tmp_path / "config.yaml"
     config.write_text(
         "training:\n  n_estimators: 20\n  early_stopping_rounds: 10\n  max_negatives_per_query: 60\n", encoding="utf-8"
@@ -97,7 +97,7 @@ def test_cli_model_rejects_bad_format_and_missing_history(
     def no_history(settings: Any, oracle_path: Any = None) -> Any:
         raise ValueError("no outcomes in workspace X: ingest the approach history (outcomes) first.")
 
-    monkeypatch.setattr(service, "load_training_inputs", no_history)
+    monkeypatch.setattr(jobs, "load_training_inputs", no_history)
     failed = _run("train", "--workspace", ws, "--config", cfg)
     assert failed.exit_code == 2
     assert "cannot train: no outcomes in workspace X: ingest the approach history (outcomes) first." in failed.output

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 import recommender.cli.paths as cli_paths
 from features.io import write_snapshot
 from recommender.cli.common import app
-from recommender.paths.routes import build_path_list
+from recommender.paths.targets import build_path_list
 
 NODE = "optical_comm.optical_module"
 

@@ -15,8 +15,7 @@ from typer.testing import CliRunner
 from features.io import ingest_file, load_tables
 from features.validate import make_credit_codes
 from recommender.cli import app
-from recommender.cli.retrieval import write_target_lists
-from recommender.retrieval.candidates import build_profile_index
+from recommender.retrieval.index import build_profile_index
 from recommender.settings import PACKAGE_ROOT, RetrievalConfig
 from recommender.workspace import Workspace
 
@@ -158,35 +157,6 @@ def test_build_profile_index_reuses_until_a_profile_changes(workspace: tuple[Pat
     assert (first.reused, again.reused, third.reused) == (False, True, False)
     assert first.fingerprint == again.fingerprint != third.fingerprint
     assert (ws.index / "tfidf" / "manifest.json").is_file()
-
-
-def test_write_target_lists_writes_parquet_and_one_csv_per_node(tmp_path: Path) -> None:
-    df = pd.DataFrame(
-        {
-            "node_id": ["c.b", "c.a", "c.a"],
-            "rank": [1, 1, 2],
-            "enterprise_id": ["x", "y", "z"],
-            "name": ["甲", "乙", "丙"],
-            "reasons": [["规模大"], [], ["信号"]],
-        }
-    )
-    paths = write_target_lists(df, tmp_path / "run")
-    assert [p.relative_to(tmp_path / "run").as_posix() for p in paths] == [
-        "targets.parquet",
-        "targets/c.a.csv",
-        "targets/c.b.csv",
-    ]
-    assert pd.read_parquet(paths[0])["enterprise_id"].tolist() == ["x", "y", "z"]
-    raw = paths[1].read_bytes()
-    assert raw.startswith("\ufeff".encode())
-    back = pd.read_csv(paths[1], encoding="utf-8-sig")
-    assert back["name"].tolist() == ["乙", "丙"]
-    assert back["reasons"].tolist() == ["[]", '["信号"]']
-
-
-def test_write_target_lists_rejects_a_frame_without_node_id(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match=r"target lists need a 'node_id' column; got columns \['rank'\]"):
-        write_target_lists(pd.DataFrame({"rank": [1]}), tmp_path)
 
 
 class HashEncoder:

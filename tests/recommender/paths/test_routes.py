@@ -18,14 +18,14 @@ from recommender.paths.routes import (
     THEME_FOLLOW_RELATIONS,
     Hop,
     RouteFinder,
-    build_path_list,
     find_routes,
-    hop_phrase,
     product_items,
     routes_for_targets,
     routes_json,
     scenario_overlap,
 )
+from recommender.paths.targets import build_path_list
+from recommender.paths.wording import hop_phrase
 from recommender.settings import PathsConfig
 
 AS_OF = pd.Timestamp("2025-06-30")

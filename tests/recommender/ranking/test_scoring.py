@@ -93,7 +93,7 @@ def test_load_champion_is_none_for_an_empty_workspace(tmp_path: Path, monkeypatc
 def test_with_feedback_merges_the_service_store_into_outcomes(tmp_path: Path) -> None:
     from features import schema as S
     from recommender import store
-    from recommender.ranking.scoring import with_feedback
+    from recommender.ranking.jobs import with_feedback
     from recommender.settings import load_settings
 
     settings = load_settings(workspace=tmp_path / "ws")

@@ -21,18 +21,20 @@ from recommender.retrieval.candidates import (
     CANDIDATE_COLUMNS,
     HEURISTIC_WEIGHTS,
     RRF_K,
-    ProfileIndexBundle,
     adjacent_nodes,
-    build_profile_index,
     heuristic_score,
-    model_key,
-    plan_index_update,
-    profile_source_hashes,
     retrieve_candidates,
-    search_text,
     similarity_component,
     target_nodes,
 )
+from recommender.retrieval.index import (
+    ProfileIndexBundle,
+    build_profile_index,
+    model_key,
+    plan_index_update,
+    profile_source_hashes,
+)
+from recommender.retrieval.search import search_text
 from recommender.settings import RetrievalConfig
 
 AS_OF = pd.Timestamp("2025-06-30")

@@ -516,7 +516,7 @@ def test_api_training_reads_the_feedback(
 ) -> None:
     import pandas as pd
 
-    from recommender.ranking import scoring as service
+    from recommender.ranking import jobs as service
     from recommender.web import app as api
 
     engine = client.app.state.engine  # type: ignore[attr-defined]

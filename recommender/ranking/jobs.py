@@ -1,0 +1,170 @@
+"""Training and evaluation jobs from a workspace: the one ``train_from_workspace`` that the CLI, the
+demo and the web service call, and ``evaluate_from_workspace``.
+
+They wire the workspace's tables (outcomes merged once with the analysts' feedback), chains, yearly
+colour maps and retrieval candidates into ``training``; every MLflow call stays in
+``training.registry``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+import pandas as pd
+
+from features.schema import COL_NODE_ID, COL_YEAR
+from recommender.ranking.scoring import model_registry
+from recommender.workspace import Workspace
+
+if TYPE_CHECKING:
+    from recommender.settings import Settings
+    from training.dataset import TrainingSet
+    from training.registry import GateDecision
+    from training.train import TrainResult
+
+
+DEFAULT_ORACLE: Final = Path("sample") / "oracle.parquet"  # relative to the workspace
+
+
+@dataclass(frozen=True)
+class TrainingInputs:
+    tables: dict[str, pd.DataFrame]
+    nodes: pd.DataFrame
+    map_df: pd.DataFrame | None
+    candidates: pd.DataFrame
+    oracle: pd.DataFrame | None
+
+
+def yearly_maps(
+    nodes: pd.DataFrame, tables: dict[str, pd.DataFrame], settings: Settings, years: list[int]
+) -> pd.DataFrame | None:
+    """The colour map known at 1 January of each year (presence up to the year before), with ``as_of``."""
+    presence = tables["presence"]
+    if presence.empty:
+        return None
+    from recommender.colour_map.colours import compute_map
+
+    first, last = int(presence[COL_YEAR].min()), int(presence[COL_YEAR].max())
+    parts = [
+        compute_map(
+            nodes, presence, tables["enterprises"], settings.map, as_of_year=min(max(y - 1, first), last)
+        ).assign(as_of=pd.Timestamp(year=y, month=1, day=1))
+        for y in sorted(set(years))
+    ]
+    return pd.concat(parts, ignore_index=True)
+
+
+def training_candidates(settings: Settings, nodes: pd.DataFrame, tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Dense and lexical candidates of every node, retrieved without the in-zone filter.
+
+    The in-zone filter would drop enterprises that later landed in the zone (the positives); the
+    training set filters by founding date per query instead.
+    """
+    from recommender.retrieval.candidates import retrieve_candidates
+    from recommender.retrieval.index import load_retrieval
+
+    encoder, index = load_retrieval(settings, tables["enterprises"])
+    no_presence = {**tables, "presence": tables["presence"].iloc[0:0]}
+    return retrieve_candidates(
+        nodes, None, no_presence, encoder, index.dense, index.lexical, settings.retrieval,
+        node_ids=list(nodes[COL_NODE_ID]),
+    )  # fmt: skip
+
+
+def load_training_inputs(settings: Settings, oracle_path: Path | None = None) -> TrainingInputs:
+    """Tables, nodes, yearly colour maps, retrieval candidates and (sample zone) the oracle."""
+    from features.chains import nodes_frame
+    from features.io import load_tables
+    from recommender.settings import load_chains
+
+    ws = Workspace(settings.workspace)
+    tables = load_tables(ws.snapshots)
+    tables["outcomes"] = with_feedback(settings, tables["outcomes"])
+    if tables["outcomes"].empty:
+        raise ValueError(f"no outcomes in workspace {ws.root}: ingest the approach history (outcomes) first.")
+    nodes = nodes_frame(load_chains(settings))
+    years = pd.to_datetime(tables["outcomes"]["date"]).dt.year.dropna().astype(int).tolist()
+    map_df = yearly_maps(nodes, tables, settings, sorted({*years, *(y + 1 for y in years)}))
+    candidates = training_candidates(settings, nodes, tables)
+    path = oracle_path if oracle_path is not None else ws.root / DEFAULT_ORACLE
+    oracle = pd.read_parquet(path) if path.is_file() else None
+    return TrainingInputs(tables, nodes, map_df, candidates, oracle)
+
+
+def with_feedback(settings: Settings, outcomes: pd.DataFrame) -> pd.DataFrame:
+    """The ingested outcomes plus the analysts' feedback (stage transitions recorded in the service).
+
+    Before any service store exists (no ``serve.database_url``, no ``service.db``) there is none.
+    """
+    from recommender import store
+
+    if settings.serve.database_url is None and not Workspace(settings.workspace).service_db.exists():
+        return outcomes
+    return store.merge_feedback(outcomes, store.engine_for(settings))
+
+
+def data_fingerprints(tables: dict[str, pd.DataFrame]) -> dict[str, str]:
+    from models.manifest import fingerprint_frame
+
+    return {name: fingerprint_frame(df) for name, df in sorted(tables.items())}
+
+
+def build_training_data(settings: Settings, inputs: TrainingInputs) -> TrainingSet:
+    from training.dataset import build_training_set
+
+    return build_training_set(
+        inputs.tables, inputs.nodes, inputs.map_df, inputs.candidates, settings.training,
+        zone_province=settings.zone_province,
+    )  # fmt: skip
+
+
+def train_from_workspace(
+    settings: Settings, promote_if_better: bool = False, oracle_path: Path | None = None
+) -> tuple[TrainResult, GateDecision]:
+    """Build the training set, fit, evaluate against baselines (and oracle), log, register and gate."""
+    from training.train import train_and_evaluate
+
+    inputs = load_training_inputs(settings, oracle_path)
+    training_set = build_training_data(settings, inputs)
+    result = train_and_evaluate(training_set, settings.training, inputs.oracle, data_fingerprints(inputs.tables))
+    decision = model_registry(settings).log_training_run(result, settings.training, promote_if_better=promote_if_better)
+    return result, decision
+
+
+def evaluate_from_workspace(
+    settings: Settings, version: str | None = None, oracle_path: Path | None = None
+) -> dict[str, Any]:
+    """Evaluate a registered version (default: champion, else challenger) on the current test periods.
+
+    In the same run: the baselines (similarity, heuristic, logistic refitted on the training periods)
+    and, on the sample zone, the oracle.
+    """
+    from training.baselines import LogisticBaseline
+    from training.dataset import COL_LABEL, subsample_negatives
+    from training.registry import CHALLENGER, CHAMPION
+    from training.splits import split_frame, time_split
+    from training.train import evaluate_approached, evaluate_systems, score_systems
+
+    registry = model_registry(settings)
+    ref = version or (CHAMPION if registry.alias_version(CHAMPION) else CHALLENGER)
+    if registry.alias_version(ref) is None and not ref.isdigit():
+        raise LookupError(f"no model registered under {registry.model_name!r} yet; run `sansetu train` first.")
+    ranker = registry.load(ref)
+    resolved = ref if ref.isdigit() else registry.alias_version(ref)
+    inputs = load_training_inputs(settings, oracle_path)
+    ts = build_training_data(settings, inputs)
+    cfg = settings.training
+    split = time_split(ts.frame["as_of"], cfg.valid_periods, cfg.test_periods)
+    train, _valid, test = split_frame(ts.frame, split)
+    train = subsample_negatives(train, cfg.max_negatives_per_query, cfg.random_state)
+    logistic = LogisticBaseline(random_state=cfg.random_state).fit(train[ts.feature_names], train[COL_LABEL].to_numpy())
+    scores = score_systems(test, ts.feature_names, ranker, logistic, inputs.oracle)
+    return {
+        "model": registry.model_name,
+        "version": resolved,
+        "test_periods": split.describe()["test"],
+        "metrics": evaluate_systems(test, scores),
+        "metrics_approached_only": evaluate_approached(test, scores),
+    }
