@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-import recommender.cli.paths as cli_paths
 from features.io import write_snapshot
 from recommender.cli.common import app
 from recommender.paths.targets import build_path_list
+from recommender.ranking import detail as ranking_detail
 
 NODE = "optical_comm.optical_module"
 
@@ -158,8 +158,8 @@ def test_explain_live_when_not_published(workspace, monkeypatch):
         row = {"node_id": node, "enterprise_id": enterprise_id, "score": 0.1, "contrib_ties_leader": 0.3}
         return pd.DataFrame([{**row, "contrib_bias": -0.2}]), "model"
 
-    monkeypatch.setattr(cli_paths, "_score_live", fake_score)
-    monkeypatch.setattr(cli_paths, "_map", lambda settings, nodes, tables: None)
+    monkeypatch.setattr(ranking_detail, "score_live", fake_score)
+    monkeypatch.setattr(ranking_detail, "live_map", lambda settings, nodes, tables: None)
     code, out = run("explain", "T", "--node", NODE, "--as-of", "2025-07-01", "--format", "json", "-w", str(workspace))
     assert code == 0, out
     detail = json.loads(out)
