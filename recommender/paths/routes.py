@@ -31,7 +31,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import unicodedata
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
@@ -46,6 +45,7 @@ from features.schema import (
     COL_PRODUCTS,
     check_columns,
 )
+from features.text import normalize_text
 from recommender.paths.graph import ZONE_KINDS
 from recommender.paths.wording import (
     CAPITAL,
@@ -460,11 +460,7 @@ def _hop(e: _Edge) -> Hop:
 
 
 def normalize(text: str) -> str:
-    """NFKC (full-width → half-width) and traditional → simplified when ingest's normaliser exists."""
-    try:  # features.text is the ingest engineer's normaliser; NFKC alone is the documented fallback
-        from features.text import normalize_text
-    except ImportError:
-        return unicodedata.normalize("NFKC", text).strip()
+    """NFKC (full-width → half-width) and traditional → simplified: ingest's own normaliser."""
     return normalize_text(text)
 
 

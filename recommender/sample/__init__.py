@@ -1,0 +1,3 @@
+"""The deterministic sample zone: the generator of a synthetic zone with a documented hidden
+process (``generate``), its vocabulary (``vocab``) and the writer of the raw files a user would
+import."""
