@@ -2,8 +2,10 @@
 
 * ``similarity_score``: retrieval similarity only: the dense cosine score, or the lexical score
   where no dense retriever was used; candidates a retriever did not return rank last.
-* ``heuristic_score``: a hand-weighted score, also the engine's fallback before any model is
-  promoted (documented in docs/ranking.md)::
+* ``baseline_heuristic_score``: a hand-weighted score over the pair features, the baseline of
+  ``sansetu evaluate`` and what a refresh scores with before any model is promoted (documented in
+  docs/ranking.md; not the retrieval-time ``recommender.retrieval.candidates.heuristic_score`` that
+  orders ``sansetu query --live`` and ``sansetu search`` from retrieval ranks alone)::
 
       0.45·similarity + 0.15·industry + 0.15·signals + 0.10·ties + 0.10·geography + 0.05·size
       − 0.20·(terminated in the last 365 days)
@@ -77,7 +79,7 @@ def heuristic_components(X: pd.DataFrame) -> pd.DataFrame:
     )  # fmt: skip
 
 
-def heuristic_score(X: pd.DataFrame) -> np.ndarray:
+def baseline_heuristic_score(X: pd.DataFrame) -> np.ndarray:
     """The hand-weighted heuristic (module docstring); higher = better."""
     parts = heuristic_components(X)
     total = sum(w * parts[k].to_numpy() for k, w in HEURISTIC_WEIGHTS.items())

@@ -155,11 +155,3 @@ def _map(codes: np.ndarray, relevant: np.ndarray, rank: np.ndarray, n_q: int) ->
     ap_sum = np.bincount(codes, weights=precision, minlength=n_q)
     ok = n_rel > 0
     return float(np.mean(ap_sum[ok] / n_rel[ok])) if ok.any() else float("nan")
-
-
-def compare_metrics(results: dict[str, dict[str, float]], reference: str, metric: str = "ndcg@20") -> dict[str, float]:
-    """Ratio of each system's ``metric`` to the reference system's (NaN when the reference is 0 or missing)."""
-    if reference not in results:
-        raise ValueError(f"reference {reference!r} is not among the evaluated systems {sorted(results)}.")
-    base = results[reference].get(metric, float("nan"))
-    return {name: (m.get(metric, float("nan")) / base if base else float("nan")) for name, m in results.items()}

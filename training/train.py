@@ -19,7 +19,7 @@ import pandas as pd
 from features.pairs import COL_AS_OF
 from features.schema import COL_ENTERPRISE_ID, COL_NODE_ID
 from models.ranker import Ranker
-from training.baselines import LogisticBaseline, heuristic_score, oracle_scores, similarity_score
+from training.baselines import LogisticBaseline, baseline_heuristic_score, oracle_scores, similarity_score
 from training.config import TrainingConfig
 from training.dataset import COL_APPROACHED, COL_LABEL, COL_QUERY, TrainingSet, query_groups, subsample_negatives
 from training.evaluate import NDCG_CUTOFFS, evaluate_ranking
@@ -142,7 +142,7 @@ def score_systems(
 ) -> dict[str, np.ndarray]:
     """Scores of each system on the test rows."""
     X = test[feature_names]
-    scores = {"ranker": ranker.predict(X), "similarity": similarity_score(X), "heuristic": heuristic_score(X)}
+    scores = {"ranker": ranker.predict(X), "similarity": similarity_score(X), "heuristic": baseline_heuristic_score(X)}
     if logistic is not None:
         scores["logistic"] = logistic.predict(X)
     if oracle is not None:

@@ -22,7 +22,7 @@ import pandas as pd
 from features.pairs import FEATURE_NAMES, build_pair_features
 from features.schema import COL_ENTERPRISE_ID, COL_NODE_ID
 from recommender.workspace import Workspace
-from training.baselines import heuristic_score
+from training.baselines import baseline_heuristic_score
 from training.registry import ModelRegistry, resolve_tracking_uri
 
 if TYPE_CHECKING:
@@ -126,7 +126,7 @@ def score_candidates(
     out = pd.concat([candidates, feats[extra].set_axis(candidates.index)], axis=1)
     if bundle is None:
         log.warning(HEURISTIC_NOTICE)
-        out["score"] = heuristic_score(feats[FEATURE_NAMES])
+        out["score"] = baseline_heuristic_score(feats[FEATURE_NAMES])
     else:
         X = feats.reindex(columns=bundle.feature_names)
         if contributions:

@@ -13,8 +13,10 @@ Candidates of a node are the union of four sources, each tagged in ``sources``:
 then filtered: enterprises already in the zone at that node, not operating, listed in
 ``exclude_ids``, unknown to the enterprises table, or (with ``as_of``) founded after ``as_of``.
 
-:func:`heuristic_score` is the day-one score used before any ranking model exists (documented in
-``docs/retrieval.md``)::
+:func:`heuristic_score` is the retrieval-time score: it orders ``sansetu query --live`` and
+``sansetu search`` from retrieval ranks and a few facts, before any pair features are built
+(documented in ``docs/retrieval.md``; a refresh without a champion scores with the pair-feature
+baseline ``training.baselines.baseline_heuristic_score`` instead)::
 
     heuristic = 0.60·similarity + 0.15·size + 0.15·signals + 0.10·ties
 
@@ -24,8 +26,7 @@ then filtered: enterprises already in the zone at that node, not operating, list
     signals     1 - exp(-Σ exp(-age_days / 180)) over expansion signals in the window before as_of
     ties        1 when the candidate supplies or buys from a zone chain leader at an adjacent node
 
-This module is pure except :func:`build_profile_index`, which goes through the embedding cache
-and the indexes' own ``save``/``load`` (the I/O edges of ``features.embeddings`` and ``models``).
+This module is pure (the indexes are built and loaded in :mod:`recommender.retrieval.index`).
 """
 
 from __future__ import annotations
