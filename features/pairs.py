@@ -47,6 +47,7 @@ from features.schema import (
     SIGNAL_TYPES,
     check_columns,
 )
+from features.text import PROVINCE_SUFFIX
 
 COL_AS_OF: Final = "as_of"
 SIGNAL_WINDOWS: Final = (90, 180, 365)
@@ -103,14 +104,13 @@ NEIGHBOURS: Final[dict[str, frozenset[str]]] = {
     p: frozenset(b for pair in _BORDERS.split() for a, b in [pair.split("-"), pair.split("-")[::-1]] if a == p)
     for p in PROVINCE_CAPITALS
 }
-_PROVINCE_SUFFIXES: Final = r"(壮族自治区|回族自治区|维吾尔自治区|特别行政区|自治区|省|市)$"
 
 _DAY_NS: Final = np.int64(86_400 * 10**9)
 
 
 def short_province(values: pd.Series) -> pd.Series:
     """'湖北省' → '湖北', '广西壮族自治区' → '广西'; missing stays missing."""
-    return values.astype("string").str.strip().str.replace(_PROVINCE_SUFFIXES, "", regex=True)
+    return values.astype("string").str.strip().str.replace(PROVINCE_SUFFIX, "", regex=True)
 
 
 def _haversine_km(lat1: np.ndarray, lon1: np.ndarray, lat2: float, lon2: float) -> np.ndarray:

@@ -25,7 +25,7 @@ import re
 import unicodedata
 from functools import lru_cache
 from importlib import resources
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 import pandas as pd
@@ -39,6 +39,17 @@ _SPACE_CLASS = r"\s\x00-\x1f\x7f\x85\u2028\u2029"
 _SPACE_RE = re.compile(f"[{_SPACE_CLASS}]+")
 _SPACE_RE2 = r"[\s\x{00}-\x{1f}\x{7f}\x{85}\x{2028}\x{2029}]+"
 _DELETE_RE2 = "[" + "".join(f"\\x{{{ord(c):04x}}}" for c in _DELETE_CHARS) + "]"
+
+
+PROVINCE_SUFFIX: Final = r"(壮族自治区|回族自治区|维吾尔自治区|特别行政区|自治区|省|市)$"
+"""The administrative suffix of a province-level name: '湖北省' and '湖北' name the same province."""
+
+
+def province_stem(name: Any) -> str:
+    """'湖北省' → '湖北', '广西壮族自治区' → '广西', ' 上海市 ' → '上海'; missing → ''."""
+    if name is None or (isinstance(name, float) and name != name) or name is pd.NA:
+        return ""
+    return re.sub(PROVINCE_SUFFIX, "", str(name).strip())
 
 
 @lru_cache(maxsize=1)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Final
@@ -52,6 +51,7 @@ from features.schema import (
     COL_SRC_ID,
     COL_STAGE,
 )
+from features.text import province_stem
 from recommender.paths.graph import local_kinds
 from recommender.paths.wording import ENTRY_LABELS, hop_phrase
 from recommender.settings import PathsConfig
@@ -277,11 +277,11 @@ class Explainer:
         return f"近一年有扩张动作：{parts}", {"signal_id": ids}
 
     def _fact_geography(self, row: Mapping[str, Any], eid: str, node: str, notable: bool) -> Fact | None:
-        zone = _short_province(self.zone_province)
+        zone = province_stem(self.zone_province)
         branches = [
             s
             for s in self.signals_.get(eid, [])
-            if s[COL_SIGNAL_TYPE] == "new_branch" and _short_province(s.get(COL_PROVINCE)) == zone
+            if s[COL_SIGNAL_TYPE] == "new_branch" and province_stem(s.get(COL_PROVINCE)) == zone
         ]
         if branches:
             first = min(branches, key=lambda s: s[COL_DATE])
@@ -289,7 +289,7 @@ class Explainer:
                 f"已在{zone}设立分支机构（{pd.Timestamp(first[COL_DATE]):%Y-%m}）",
                 {"signal_id": [str(s[COL_SIGNAL_ID]) for s in branches]},
             )
-        prov = _short_province(self.enterprises_.get(eid, {}).get(COL_PROVINCE))
+        prov = province_stem(self.enterprises_.get(eid, {}).get(COL_PROVINCE))
         if not prov:
             return None if notable else ("注册地不详", {})
         if prov == zone:
@@ -505,11 +505,6 @@ def _window(days: int | None) -> int:
     if days is None:
         return 365
     return next((w for w in (90, 180, 365) if days <= w), days)
-
-
-def _short_province(v: Any) -> str:
-    t = _text(v).strip()
-    return re.sub(r"(壮族自治区|回族自治区|维吾尔自治区|特别行政区|自治区|省|市)$", "", t)
 
 
 def _feature_text(row: Mapping[str, Any], feats: list[str]) -> str:

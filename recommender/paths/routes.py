@@ -45,7 +45,7 @@ from features.schema import (
     COL_PRODUCTS,
     check_columns,
 )
-from features.text import normalize_text
+from features.text import PROVINCE_SUFFIX, normalize_text, province_stem
 from recommender.paths.graph import ZONE_KINDS
 from recommender.paths.wording import (
     CAPITAL,
@@ -100,7 +100,6 @@ REGIONAL_BRANCH: Final = "regional_branch"
 BRANCH_STRENGTH: Final = 0.5
 OTHER_NODE_SCENARIO_FACTOR: Final = 0.8
 MIN_SHARED_BIGRAMS: Final = 2
-_PROVINCE_SUFFIX = r"(壮族自治区|回族自治区|维吾尔自治区|特别行政区|自治区|省|市)$"
 _ITEM_SPLIT = re.compile(r"[、,，;；/|｜\s]+")
 
 
@@ -508,8 +507,8 @@ def _zone_branches(
     """Per enterprise its newest ``new_branch`` signal in the zone's province: (signal_id, date, city)."""
     if signals is None or signals.empty or "province" not in signals:
         return {}
-    zone = re.sub(_PROVINCE_SUFFIX, "", zone_province)
-    prov = signals["province"].astype(object).fillna("").astype(str).str.replace(_PROVINCE_SUFFIX, "", regex=True)
+    zone = province_stem(zone_province)
+    prov = signals["province"].astype(object).fillna("").astype(str).str.replace(PROVINCE_SUFFIX, "", regex=True)
     sig = signals[(signals["signal_type"] == "new_branch") & (prov == zone)].copy()
     sig["date"] = pd.to_datetime(sig["date"])
     if as_of is not None:

@@ -10,6 +10,7 @@ from features.text import (
     normalize_series,
     normalize_text,
     parse_opencc_char_table,
+    province_stem,
     traditional_to_simplified_table,
     translate_arrow,
 )
@@ -90,3 +91,19 @@ def test_translate_arrow_on_sliced_array_with_nulls() -> None:
     arr = pa.array(["開", None, "光纖電纜", "㑮a", "x"], type=pa.large_string()).slice(1)
     out = translate_arrow(arr, traditional_to_simplified_table())
     assert out.to_pylist() == [None, "光纤电缆", "\U0002b748a", "x"]
+
+
+@pytest.mark.parametrize(
+    ("name", "stem"),
+    [
+        ("湖北省", "湖北"),
+        ("广西壮族自治区", "广西"),
+        (" 上海市 ", "上海"),
+        ("香港特别行政区", "香港"),
+        ("湖北", "湖北"),
+        (None, ""),
+        (float("nan"), ""),
+    ],
+)
+def test_province_stem_drops_the_administrative_suffix(name: object, stem: str) -> None:
+    assert province_stem(name) == stem
