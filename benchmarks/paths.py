@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     t_graph = time.perf_counter() - t
     finder = RouteFinder(settings.paths, settings.zone_province).fit(graph, tables["enterprises"], tables["signals"])
     t_fit = time.perf_counter() - t - t_graph
-    routes = routes_for_targets(graph, targets, finder=finder)
+    routes = routes_for_targets(graph, targets, finder=finder, zone_province=settings.zone_province)
     paths_seconds = time.perf_counter() - t
 
     t = time.perf_counter()

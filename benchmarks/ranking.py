@@ -121,7 +121,9 @@ def quality(workspace: Path, embedder: str, seed: int) -> tuple[dict[str, Any], 
     return out, inputs, result
 
 
-def throughput(inputs: Any, ranker: Any, n_nodes: int, per_node: int, seed: int, repeats: int = 3) -> dict[str, Any]:
+def throughput(
+    inputs: Any, ranker: Any, n_nodes: int, per_node: int, seed: int, zone_province: str, repeats: int = 3
+) -> dict[str, Any]:
     """Features + prediction vs raw booster.predict for n_nodes × per_node pairs."""
     from features.pairs import FEATURE_NAMES, build_pair_features
 
@@ -152,7 +154,7 @@ def throughput(inputs: Any, ranker: Any, n_nodes: int, per_node: int, seed: int,
     )
     as_of = pd.to_datetime(inputs.tables["outcomes"]["date"]).max() + pd.Timedelta(days=1)
     tables = inputs.tables
-    feats = build_pair_features(cands, tables, nodes, map_df, as_of)  # warm-up
+    feats = build_pair_features(cands, tables, nodes, map_df, as_of, zone_province=zone_province)  # warm-up
     X = np.ascontiguousarray(feats[ranker.feature_names_].to_numpy(dtype=np.float64))
     booster, it, threads = ranker.booster_, ranker.best_iteration_, ranker.n_jobs
 
@@ -165,7 +167,7 @@ def throughput(inputs: Any, ranker: Any, n_nodes: int, per_node: int, seed: int,
         return min(times)
 
     t_raw = best(lambda: booster.predict(X, num_iteration=it, num_threads=threads))
-    t_feat = best(lambda: build_pair_features(cands, tables, nodes, map_df, as_of))
+    t_feat = best(lambda: build_pair_features(cands, tables, nodes, map_df, as_of, zone_province=zone_province))
     t_pred = best(lambda: ranker.predict(feats))
     total = t_feat + t_pred
     return {
@@ -209,7 +211,10 @@ def main() -> None:
             "machine": {"python": platform.python_version(), "lightgbm": lightgbm.__version__, "cpus": os.cpu_count()},
         }
         if not args.skip_throughput:
-            report["throughput"] = throughput(inputs, result.ranker, args.nodes, args.per_node, args.seed)
+            from recommender.settings import load_settings
+
+            zone = load_settings(workspace=ws).zone_province
+            report["throughput"] = throughput(inputs, result.ranker, args.nodes, args.per_node, args.seed, zone)
     json.dump(report, sys.stdout, ensure_ascii=False, indent=2, default=str)
     sys.stdout.write("\n")
 

@@ -195,7 +195,7 @@ def build_pair_features(
     map_df: pd.DataFrame | None,
     as_of: object = None,
     *,
-    zone_province: str = "湖北省",
+    zone_province: str,
 ) -> pd.DataFrame:
     """Point-in-time features for each (node, candidate, as-of date).
 

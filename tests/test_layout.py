@@ -116,7 +116,9 @@ def test_design_md_maps_exactly_the_sub_packages_of_recommender() -> None:
     )
 
 
-@pytest.mark.parametrize("part", ["cli", "web", "refresh", "ranking", "paths", "retrieval", "colour_map", "runs", "sample"])
+@pytest.mark.parametrize(
+    "part", ["cli", "web", "refresh", "ranking", "paths", "retrieval", "colour_map", "runs", "sample"]
+)
 def test_every_part_has_a_docstring_saying_what_lives_there(part: str) -> None:
     init = ROOT / "recommender" / part / "__init__.py"
     doc = ast.get_docstring(ast.parse(init.read_text(encoding="utf-8")))

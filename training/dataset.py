@@ -207,7 +207,7 @@ def build_training_set(
     candidates: pd.DataFrame,
     config: TrainingConfig,
     *,
-    zone_province: str = "湖北省",
+    zone_province: str,
 ) -> TrainingSet:
     """Queries, candidates, labels and point-in-time features from the outcome history.
 

@@ -140,7 +140,7 @@ class Explainer:
         zone_province: the zone's province (e.g. 湖北省), for 已在湖北设立分支机构.
     """
 
-    def __init__(self, config: PathsConfig | None = None, zone_province: str = "湖北省") -> None:
+    def __init__(self, config: PathsConfig | None, zone_province: str) -> None:
         self.config = config
         self.zone_province = zone_province
 
@@ -392,7 +392,8 @@ def explain(
     map_df: pd.DataFrame | None = None,
     as_of: pd.Timestamp | str | None = None,
     config: PathsConfig | None = None,
-    zone_province: str = "湖北省",
+    *,
+    zone_province: str,
 ) -> list[Reason]:
     """Reasons for one pick (fits an :class:`Explainer` on that enterprise's records)."""
     ex = Explainer(config, zone_province).fit(tables, nodes, map_df, as_of, [str(row[COL_ENTERPRISE_ID])])

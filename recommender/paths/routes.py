@@ -164,7 +164,7 @@ class RouteFinder:
             ``length_decay``, ``max_intermediate_degree``, ``scenario_min_overlap``).
     """
 
-    def __init__(self, config: PathsConfig | None = None, zone_province: str = "湖北省") -> None:
+    def __init__(self, config: PathsConfig | None, zone_province: str) -> None:
         self.config = config
         self.zone_province = zone_province
 
@@ -291,7 +291,8 @@ def find_routes(
     tables: Mapping[str, pd.DataFrame] | None = None,
     config: PathsConfig | None = None,
     k: int | None = None,
-    zone_province: str = "湖北省",
+    *,
+    zone_province: str,
 ) -> list[Route]:
     """Best ``k`` routes from any zone asset to one target (builds a :class:`RouteFinder`; for many
     targets use :func:`routes_for_targets`, which precomputes the asset side once).
@@ -312,7 +313,8 @@ def routes_for_targets(
     config: PathsConfig | None = None,
     k: int | None = None,
     finder: RouteFinder | None = None,
-    zone_province: str = "湖北省",
+    *,
+    zone_province: str,
 ) -> pd.Series:
     """Routes for many (node, target) pairs.
 

@@ -30,7 +30,8 @@ def build_path_list(
     top_n: int | None = None,
     graph: nx.MultiDiGraph | None = None,
     features: pd.DataFrame | None = None,
-    zone_province: str = "湖北省",
+    *,
+    zone_province: str,
 ) -> pd.DataFrame:
     """The investment path list: the top ``top_n`` targets of each node with reasons, routes and theme.
 
@@ -66,7 +67,7 @@ def build_path_list(
     if signals is not None and not signals.empty:
         signals = signals[signals[COL_ENTERPRISE_ID].astype(str).isin(ids)]
     finder = RouteFinder(cfg, zone_province).fit(graph, sub, signals)
-    routes = routes_for_targets(graph, top, finder=finder)
+    routes = routes_for_targets(graph, top, finder=finder, zone_province=zone_province)
     explainer = Explainer(cfg, zone_province).fit(tables, nodes, map_df, as_of, ids)
     records: list[dict[str, Any]] = [{str(k): v for k, v in r.items()} for r in top.to_dict("records")]
     top["reasons"] = [

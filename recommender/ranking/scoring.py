@@ -43,7 +43,6 @@ class ModelBundle:
     version: str
     model_name: str
     tracking_uri: str
-    zone_province: str = "湖北省"
 
     @property
     def feature_names(self) -> list[str]:
@@ -79,7 +78,7 @@ def load_champion(settings: Settings) -> ModelBundle | None:
     if loaded is None:
         return None
     ranker, version = loaded
-    return ModelBundle(ranker, version, registry.model_name, registry.tracking_uri, settings.zone_province)
+    return ModelBundle(ranker, version, registry.model_name, registry.tracking_uri)
 
 
 # ---------------------------------------------------------------- scoring
@@ -93,7 +92,7 @@ def score_candidates(
     as_of: pd.Timestamp | str | None,
     bundle: ModelBundle | None,
     *,
-    zone_province: str | None = None,
+    zone_province: str,
     features: pd.DataFrame | None = None,
     contributions: bool = True,
 ) -> pd.DataFrame:
@@ -105,7 +104,7 @@ def score_candidates(
         as_of: the scoring date (features use only records before it); None → today is NOT assumed:
             pass the run's date.
         bundle: ``load_champion(settings)``; None → heuristic (logged as "no champion yet, using the heuristic").
-        zone_province: the zone's province (default: the bundle's, else 湖北省).
+        zone_province: the zone's province (``settings.zone_province``).
         features: precomputed ``build_pair_features`` output for the same rows (skips rebuilding).
         contributions: add ``contrib_<feature>`` and ``contrib_bias`` columns (model only).
 
@@ -116,11 +115,10 @@ def score_candidates(
     """
     if as_of is None:
         raise ValueError("as_of is required: pass the run date (features use only records dated before it).")
-    zone = zone_province or (bundle.zone_province if bundle is not None else "湖北省")
     feats = (
         features
         if features is not None
-        else build_pair_features(candidates, tables, nodes, map_df, as_of, zone_province=zone)
+        else build_pair_features(candidates, tables, nodes, map_df, as_of, zone_province=zone_province)
     )
     extra = [c for c in FEATURE_NAMES if c not in candidates.columns]
     out = pd.concat([candidates, feats[extra].set_axis(candidates.index)], axis=1)

@@ -91,7 +91,12 @@ MAP = pd.DataFrame({"node_id": ["c.chip", "c.module"], "colour": ["red", "green"
 
 def _features(candidates: pd.DataFrame | None = None, tables: dict[str, pd.DataFrame] | None = None) -> pd.DataFrame:
     return build_pair_features(
-        _candidates() if candidates is None else candidates, tables or _tables(), _nodes(), MAP, AS_OF
+        _candidates() if candidates is None else candidates,
+        tables or _tables(),
+        _nodes(),
+        MAP,
+        AS_OF,
+        zone_province="湖北省",
     )
 
 
@@ -155,8 +160,11 @@ def test_build_pair_features_per_row_as_of_equals_scalar_calls() -> None:
     cands = _candidates()
     dates = [pd.Timestamp("2023-01-01"), AS_OF, pd.Timestamp("2024-12-31")]
     stacked = pd.concat([cands.assign(as_of=d) for d in dates], ignore_index=True)
-    together = build_pair_features(stacked, _tables(), _nodes(), MAP)
-    one_by_one = pd.concat([build_pair_features(cands, _tables(), _nodes(), MAP, d) for d in dates], ignore_index=True)
+    together = build_pair_features(stacked, _tables(), _nodes(), MAP, zone_province="湖北省")
+    one_by_one = pd.concat(
+        [build_pair_features(cands, _tables(), _nodes(), MAP, d, zone_province="湖北省") for d in dates],
+        ignore_index=True,
+    )
     pd.testing.assert_frame_equal(together, one_by_one)
     early = together[together["as_of"] == dates[0]].set_index(["node_id", "enterprise_id"])
     assert early.loc[("c.chip", "E1"), "signals_financing_365d"] == 0.0
@@ -170,20 +178,22 @@ def test_build_pair_features_uses_the_map_known_at_each_date() -> None:
     )  # fmt: skip
     stacked = pd.DataFrame({"node_id": ["c.chip"] * 3, "enterprise_id": ["E1"] * 3,
                             "as_of": pd.to_datetime(["2022-06-01", "2023-06-01", "2024-06-01"])})  # fmt: skip
-    f = build_pair_features(stacked, _tables(), _nodes(), maps)
+    f = build_pair_features(stacked, _tables(), _nodes(), maps, zone_province="湖北省")
     np.testing.assert_array_equal(f["node_colour"].to_numpy(), [np.nan, 1.0, 2.0])
     np.testing.assert_array_equal(f["node_gap"].to_numpy(), [np.nan, 0.5, 0.9])
 
 
 def test_build_pair_features_rejects_missing_columns_and_dates() -> None:
     with pytest.raises(ValueError, match=re.escape("candidates is missing required columns ['node_id']")):
-        build_pair_features(pd.DataFrame({"enterprise_id": ["E1"]}), _tables(), _nodes(), MAP, AS_OF)
+        build_pair_features(
+            pd.DataFrame({"enterprise_id": ["E1"]}), _tables(), _nodes(), MAP, AS_OF, zone_province="湖北省"
+        )
     with pytest.raises(
         ValueError, match=re.escape("as_of is required when candidates have no 'as_of' column; got None.")
     ):
-        build_pair_features(_candidates(), _tables(), _nodes(), MAP)
+        build_pair_features(_candidates(), _tables(), _nodes(), MAP, zone_province="湖北省")
     with pytest.raises(ValueError, match=re.escape("Pass either an as_of argument or an 'as_of' column")):
-        build_pair_features(_candidates().assign(as_of=AS_OF), _tables(), _nodes(), MAP, AS_OF)
+        build_pair_features(_candidates().assign(as_of=AS_OF), _tables(), _nodes(), MAP, AS_OF, zone_province="湖北省")
 
 
 def test_geography_features_distance_and_neighbours() -> None:

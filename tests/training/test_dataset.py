@@ -74,7 +74,9 @@ def test_query_candidates_adds_approached_and_out_of_pool_and_drops_pairs_in_pro
 
 def test_build_training_set_sorted_by_query_with_features(world: dict[str, Any]) -> None:
     cfg = TrainingConfig()
-    ts = build_training_set(world["tables"], world["nodes"], world["map_df"], world["candidates"], cfg)
+    ts = build_training_set(
+        world["tables"], world["nodes"], world["map_df"], world["candidates"], cfg, zone_province="湖北省"
+    )
     f = ts.frame
     assert ts.feature_names == FEATURE_NAMES and list(f.columns[:7]) == [
         "query_id", "node_id", "enterprise_id", "as_of", "label", "approached", "retrieved"]  # fmt: skip
@@ -82,7 +84,9 @@ def test_build_training_set_sorted_by_query_with_features(world: dict[str, Any])
     assert not f.duplicated(["query_id", "enterprise_id"]).any()
     assert f["as_of"].is_monotonic_increasing
     assert set(np.unique(f["label"])) <= {0.0, 1.0, 2.0, 3.0} and (f["label"] > 0).sum() > 100
-    again = build_training_set(world["tables"], world["nodes"], world["map_df"], world["candidates"], cfg)
+    again = build_training_set(
+        world["tables"], world["nodes"], world["map_df"], world["candidates"], cfg, zone_province="湖北省"
+    )
     pd.testing.assert_frame_equal(f, again.frame)
 
 

@@ -33,7 +33,7 @@ CONFIG = TrainingConfig(n_estimators=60, early_stopping_rounds=20, max_negatives
 def results(_world_cache: dict[str, Any]) -> dict[str, TrainResult]:
     """A good run and a worse one (labels shuffled within the training data) on the same test rows."""
     w = _world_cache
-    ts = build_training_set(w["tables"], w["nodes"], w["map_df"], w["candidates"], CONFIG)
+    ts = build_training_set(w["tables"], w["nodes"], w["map_df"], w["candidates"], CONFIG, zone_province="湖北省")
     good = train_and_evaluate(ts, CONFIG, oracle=w["oracle"])
     rng = np.random.default_rng(0)
     shuffled = ts.frame.assign(label=rng.permutation(ts.frame["label"].to_numpy()))

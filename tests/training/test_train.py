@@ -60,7 +60,9 @@ def test_ranker_rows_all_keeps_every_candidate() -> None:
 
 def test_fit_ranker_uses_model_features_and_is_deterministic(world: dict[str, Any]) -> None:
     cfg = TrainingConfig(n_estimators=30, early_stopping_rounds=10)
-    ts = build_training_set(world["tables"], world["nodes"], world["map_df"], world["candidates"], cfg)
+    ts = build_training_set(
+        world["tables"], world["nodes"], world["map_df"], world["candidates"], cfg, zone_province="湖北省"
+    )
     frame = ts.frame
     dates = np.sort(frame["as_of"].unique())
     train, valid = frame[frame["as_of"] < dates[-3]], frame[frame["as_of"].isin(dates[-3:-1])]
@@ -75,7 +77,9 @@ def test_fit_ranker_uses_model_features_and_is_deterministic(world: dict[str, An
 
 def test_train_and_evaluate_counts_the_ranker_rows(world: dict[str, Any]) -> None:
     cfg = TrainingConfig(n_estimators=30, early_stopping_rounds=10, max_negatives_per_query=50)
-    ts = build_training_set(world["tables"], world["nodes"], world["map_df"], world["candidates"], cfg)
+    ts = build_training_set(
+        world["tables"], world["nodes"], world["map_df"], world["candidates"], cfg, zone_province="湖北省"
+    )
     result = train_and_evaluate(ts, cfg, oracle=world["oracle"])
     train_dates = set(result.split.train)
     train = ts.frame[ts.frame["as_of"].isin(train_dates) & ts.frame[COL_APPROACHED]]

@@ -136,7 +136,9 @@ def test_explain_reads_the_published_run(workspace):
             "contributions": [{"signals_financing_90d": 0.4, "ties_leader": 0.3, "bias": -0.2}],
         }
     )
-    targets = build_path_list(scored, tables(), as_of="2025-07-01").drop(columns=["contributions"])
+    targets = build_path_list(scored, tables(), as_of="2025-07-01", zone_province="湖北省").drop(
+        columns=["contributions"]
+    )
     _publish(workspace, targets)
     code, out = run("explain", "T", "--node", NODE, "--format", "json", "-w", str(workspace))
     assert code == 0, out

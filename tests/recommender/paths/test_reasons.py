@@ -111,7 +111,7 @@ CONTRIB = {
 
 def test_explain_reasons_carry_facts_evidence_and_contributions():
     cfg = PathsConfig(explain_top_reasons=5)
-    reasons = explain(ROW, CONTRIB, tables(), nodes(), map_df(), AS_OF, cfg)
+    reasons = explain(ROW, CONTRIB, tables(), nodes(), map_df(), AS_OF, cfg, zone_province="湖北省")
     got = [(r.group, r.text, round(r.contribution or 0, 6), r.evidence) for r in reasons]
     assert got == [
         (
@@ -141,14 +141,32 @@ def test_explain_reasons_sum_to_score_minus_bias(random_seed):
     contrib["bias"] = 0.7
     score = math.fsum(contrib.values())
     for top in (1, 3, 20):
-        reasons = explain(ROW, contrib, tables(), nodes(), map_df(), AS_OF, PathsConfig(explain_top_reasons=top))
+        reasons = explain(
+            ROW,
+            contrib,
+            tables(),
+            nodes(),
+            map_df(),
+            AS_OF,
+            PathsConfig(explain_top_reasons=top),
+            zone_province="湖北省",
+        )
         assert math.fsum(r.contribution or 0.0 for r in reasons) + contrib["bias"] == pytest.approx(score, abs=1e-12)
         shown = [abs(r.contribution or 0.0) for r in reasons if r.group != "other"]
         assert shown == sorted(shown, reverse=True)
 
 
 def test_explain_uses_only_records_before_as_of():
-    reasons = explain(ROW, CONTRIB, tables(), nodes(), map_df(), "2024-01-01", PathsConfig(explain_top_reasons=20))
+    reasons = explain(
+        ROW,
+        CONTRIB,
+        tables(),
+        nodes(),
+        map_df(),
+        "2024-01-01",
+        PathsConfig(explain_top_reasons=20),
+        zone_province="湖北省",
+    )
     by_group = {r.group: r for r in reasons}
     assert by_group["financing"].text == "近一年无融资记录"  # S1 and the B round come later; S4 is too old
     assert by_group["ties"].evidence == {"relation_id": ["R2", "R3"]}
@@ -157,7 +175,7 @@ def test_explain_uses_only_records_before_as_of():
 
 def test_explain_history_and_negative_facts():
     contrib = {"prior_contacts": -0.3, "terminated_365d": -0.2, "distance_km": -0.1, "bias": 0.0}
-    reasons = explain(ROW, contrib, tables(), nodes(), map_df(), AS_OF)
+    reasons = explain(ROW, contrib, tables(), nodes(), map_df(), AS_OF, zone_province="湖北省")
     assert [(r.group, r.text, r.evidence) for r in reasons] == [
         ("history", "此前有2条接洽记录（最近：2024-11 终止），近一年曾终止", {"outcome_id": ["O2", "O1"]}),
         ("geography", "已在湖北设立分支机构（2024-03）", {"signal_id": ["S2"]}),
@@ -165,7 +183,11 @@ def test_explain_history_and_negative_facts():
 
 
 def test_explain_heuristic_mode_lists_notable_facts():
-    reasons = Explainer(PathsConfig(explain_top_reasons=10)).fit(tables(), nodes(), map_df(), AS_OF).explain(ROW, None)
+    reasons = (
+        Explainer(PathsConfig(explain_top_reasons=10), "湖北省")
+        .fit(tables(), nodes(), map_df(), AS_OF)
+        .explain(ROW, None)
+    )
     assert [(r.group, r.text, r.contribution) for r in reasons] == [
         ("similarity", "与节点描述相似度0.81（语义检索第3名）", None),
         (
@@ -184,7 +206,9 @@ def test_explain_heuristic_mode_lists_notable_facts():
 
 def test_explain_future_financing_round_is_not_known():
     row = {**ROW, "enterprise_id": "U"}
-    reasons = explain(row, {"financing_round": 0.1, "bias": 0.0}, tables(), nodes(), map_df(), AS_OF)
+    reasons = explain(
+        row, {"financing_round": 0.1, "bias": 0.0}, tables(), nodes(), map_df(), AS_OF, zone_province="湖北省"
+    )
     assert reasons[0].text == "近一年无融资记录"  # U's C round is dated after as_of
 
 
@@ -207,7 +231,7 @@ def test_explain_sums_to_a_real_lightgbm_prediction(random_seed):
     ranker = ranker_mod.Ranker(n_estimators=20, random_state=random_seed).fit(X, y, [30, 30, 30, 30])
     contrib = ranker.contributions(X)
     score = ranker.predict(X)
-    ex = Explainer(PathsConfig(explain_top_reasons=4)).fit(tables(), nodes(), map_df(), AS_OF)
+    ex = Explainer(PathsConfig(explain_top_reasons=4), "湖北省").fit(tables(), nodes(), map_df(), AS_OF)
     for i in range(n):
         c = contrib.iloc[i].to_dict()
         reasons = ex.explain({**ROW, **X.iloc[i].to_dict()}, c)

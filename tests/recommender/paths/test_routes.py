@@ -103,7 +103,7 @@ def rec(days: float, floor: float = 0.2) -> float:
 def test_find_routes_exact_routes_themes_order_sentences():
     t = zone_tables()
     cfg = PathsConfig(routes_per_target=10, recency_half_life_days=HALF, length_decay=0.8)
-    routes = find_routes(zone_graph(), "T", "optical_comm.optical_module", tables=t, config=cfg)
+    routes = find_routes(zone_graph(), "T", "optical_comm.optical_module", tables=t, config=cfg, zone_province="湖北省")
     got = [(r.theme, r.entry_id, [h.relation_id for h in r.hops], r.sentence) for r in routes]
     assert got == [
         ("产业链招商", "LEAD", ["R1"], "经本地链主〈长飞光纤〉（〈苏州光芯科技〉为其上游供应商）对接"),
@@ -150,27 +150,27 @@ def test_find_routes_exact_routes_themes_order_sentences():
 def test_find_routes_scenario_for_other_node_is_discounted_and_k_applies():
     t = zone_tables()
     cfg = PathsConfig(routes_per_target=2, recency_half_life_days=HALF)
-    routes = find_routes(zone_graph(), "T", "optical_comm.optical_chip", tables=t, config=cfg)
+    routes = find_routes(zone_graph(), "T", "optical_comm.optical_chip", tables=t, config=cfg, zone_province="湖北省")
     assert [(r.theme, round(r.score, 6)) for r in routes] == [("产业链招商", 0.9), ("场景招商", 0.48)]
 
 
 def test_find_routes_respects_max_hops_and_as_of():
     t = zone_tables()
     cfg = PathsConfig(max_hops=2, routes_per_target=10, recency_half_life_days=HALF)
-    routes = find_routes(zone_graph(), "T", tables=t, config=cfg)
+    routes = find_routes(zone_graph(), "T", tables=t, config=cfg, zone_province="湖北省")
     assert [r.entry_id for r in routes] == ["LEAD", "S1", "L1", "U1"]  # the 3-hop capital route is gone
-    later = find_routes(zone_graph(as_of=None), "T", tables=t, config=cfg)
+    later = find_routes(zone_graph(as_of=None), "T", tables=t, config=cfg, zone_province="湖北省")
     assert later[0].hops == [Hop("F1", "fund_portfolio", "T", "R10", "2025-12-31")]  # R10 now counts
 
 
 def test_find_routes_unknown_target_has_no_graph_routes():
-    assert find_routes(zone_graph(), "NOPE", tables=zone_tables()) == []
+    assert find_routes(zone_graph(), "NOPE", tables=zone_tables(), zone_province="湖北省") == []
 
 
 def test_find_routes_hub_is_no_introducer():
     t = zone_tables()
     cfg = PathsConfig(routes_per_target=10, max_intermediate_degree=1)
-    routes = find_routes(zone_graph(), "T", tables=t, config=cfg)
+    routes = find_routes(zone_graph(), "T", tables=t, config=cfg, zone_province="湖北省")
     assert "F1" not in [r.entry_id for r in routes]  # E and I have degree 2 > 1
 
 
@@ -178,7 +178,7 @@ def test_routes_for_targets_aligns_with_rows_and_serialises():
     t = zone_tables()
     targets = pd.DataFrame({"node_id": ["n1", "n1", "n2"], "enterprise_id": ["T", "Q", "T"]}, index=[10, 11, 12])
     cfg = PathsConfig(routes_per_target=1, recency_half_life_days=HALF)
-    out = routes_for_targets(zone_graph(), targets, tables=t, config=cfg)
+    out = routes_for_targets(zone_graph(), targets, tables=t, config=cfg, zone_province="湖北省")
     assert list(out.index) == [10, 11, 12]
     assert [[r.entry_id for r in rs] for rs in out] == [["LEAD"], ["S2"], ["LEAD"]]
     payload = json.loads(routes_json(out[11]))  # Q makes 摄像头, scenario S2 asks for 安防摄像头
@@ -198,7 +198,7 @@ def test_routes_for_targets_aligns_with_rows_and_serialises():
 def test_routes_for_targets_rejects_missing_columns():
     msg = "targets is missing required columns ['node_id']; got columns ['enterprise_id']."
     with pytest.raises(ValueError, match=re.escape(msg)):
-        routes_for_targets(zone_graph(), pd.DataFrame({"enterprise_id": ["T"]}))
+        routes_for_targets(zone_graph(), pd.DataFrame({"enterprise_id": ["T"]}), zone_province="湖北省")
 
 
 def test_hop_phrase_rejects_unknown_relation():
@@ -292,7 +292,7 @@ def test_route_finder_matches_brute_force_reference(random_seed, max_hops):
     t = random_zone(random_seed)
     g = build_graph(t["relations"], t["assets"], t["presence"], as_of="2025-06-30")
     cfg = PathsConfig(max_hops=max_hops, routes_per_target=4, max_intermediate_degree=8)
-    finder = RouteFinder(cfg).fit(g)
+    finder = RouteFinder(cfg, "湖北省").fit(g)
     n_routes = 0
     for target in sorted(n for n, k in g.nodes(data="kind") if k == "enterprise"):
         got = [(r.entry_id, r.theme, r.score) for r in finder.routes(target)]
@@ -324,7 +324,7 @@ def walk_hops(route_hops: list[Hop], target: str, relations: pd.DataFrame, asset
 def test_every_route_hop_exists_in_input_relations(random_seed):
     t = random_zone(random_seed)
     g = build_graph(t["relations"], t["assets"], t["presence"], as_of="2025-06-30")
-    finder = RouteFinder(PathsConfig(routes_per_target=5)).fit(g)
+    finder = RouteFinder(PathsConfig(routes_per_target=5), "湖北省").fit(g)
     n = 0
     for target in sorted(g.nodes):
         for r in finder.routes(target):
@@ -351,7 +351,7 @@ def test_build_path_list_top_n_priority_order_reasons_routes():
     )
     map_df = pd.DataFrame({"node_id": ["n.a", "n.b"], "colour": ["blue", "red"], "priority": [0.2, 0.9]})
     cfg = PathsConfig(routes_per_target=2, recency_half_life_days=HALF)
-    out = build_path_list(scored, t, map_df=map_df, config=cfg, as_of="2025-07-01", top_n=1)
+    out = build_path_list(scored, t, map_df=map_df, config=cfg, as_of="2025-07-01", top_n=1, zone_province="湖北省")
     assert out[["node_id", "enterprise_id", "rank", "theme", "n_routes", "name"]].to_dict("records") == [
         {"node_id": "n.b", "enterprise_id": "Q", "rank": 1, "theme": "场景招商", "n_routes": 1, "name": "丙公司"},
         {
@@ -391,7 +391,7 @@ def branch_signals() -> pd.DataFrame:
 def test_find_routes_regional_branch_route():
     t = {**zone_tables(), "signals": branch_signals()}
     cfg = PathsConfig(routes_per_target=10, recency_half_life_days=HALF)
-    routes = find_routes(zone_graph(), "T", tables=t, config=cfg)
+    routes = find_routes(zone_graph(), "T", tables=t, config=cfg, zone_province="湖北省")
     branch = [r for r in routes if r.entry_kind == "regional_branch"]
     assert [(r.theme, r.sentence, r.hops, r.evidence) for r in branch] == [
         (
@@ -402,7 +402,7 @@ def test_find_routes_regional_branch_route():
         )
     ]  # G2 is after as_of, G3 is in 江苏, G4 is no branch
     assert branch[0].score == pytest.approx(0.5 * rec(365))
-    assert find_routes(zone_graph(), "Q", tables=t, config=cfg)[0].entry_kind == "scenario"
+    assert find_routes(zone_graph(), "Q", tables=t, config=cfg, zone_province="湖北省")[0].entry_kind == "scenario"
 
 
 def test_scenario_route_names_a_target_outside_the_graph():
@@ -410,7 +410,7 @@ def test_scenario_route_names_a_target_outside_the_graph():
     t["enterprises"] = pd.concat(
         [t["enterprises"], pd.DataFrame({"enterprise_id": ["N"], "name": ["新光模块公司"], "products": ["400G光模块"]})]
     )
-    routes = find_routes(zone_graph(), "N", "optical_comm.optical_module", tables=t)
+    routes = find_routes(zone_graph(), "N", "optical_comm.optical_module", tables=t, zone_province="湖北省")
     assert [r.sentence for r in routes] == [
         "经应用场景〈数据中心光互联示范〉（发布方：光谷智算中心；〈新光模块公司〉主营产品“400G光模块”"
         "与场景需求匹配，字符重合度0.83）对接"
@@ -447,7 +447,7 @@ def test_sample_zone_every_route_hop_exists_in_the_inputs():
     targets = nodes.merge(ent, left_on="industry_codes", right_on="industry_code")
     targets = targets.sort_values(["node_id", "enterprise_id"]).groupby("node_id").head(20).reset_index(drop=True)
     g = build_graph(t["relations"], t["assets"], t["presence"], t["enterprises"])
-    routes = routes_for_targets(g, targets, tables=t, config=PathsConfig(routes_per_target=5))
+    routes = routes_for_targets(g, targets, tables=t, config=PathsConfig(routes_per_target=5), zone_province="湖北省")
     signals = t["signals"].set_index("signal_id")
     n = 0
     for eid, rs in zip(targets["enterprise_id"], routes, strict=True):

@@ -38,7 +38,9 @@ def world() -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def bundle(world: dict[str, Any]) -> ModelBundle:
     cfg = TrainingConfig(n_estimators=40, early_stopping_rounds=10, max_negatives_per_query=60)
-    ts = build_training_set(world["tables"], world["nodes"], world["map_df"], world["candidates"], cfg)
+    ts = build_training_set(
+        world["tables"], world["nodes"], world["map_df"], world["candidates"], cfg, zone_province="湖北省"
+    )
     result = train_and_evaluate(ts, cfg)
     return ModelBundle(result.ranker, "1", "sansetu-ranker", "sqlite:///unused.db")
 
@@ -47,7 +49,9 @@ def test_score_candidates_with_a_model_adds_score_rank_and_contributions(
     world: dict[str, Any], bundle: ModelBundle
 ) -> None:
     cands = world["candidates"]
-    out = score_candidates(cands, world["tables"], world["nodes"], world["map_df"], AS_OF, bundle)
+    out = score_candidates(
+        cands, world["tables"], world["nodes"], world["map_df"], AS_OF, bundle, zone_province="湖北省"
+    )
     assert len(out) == len(cands) and out.index.equals(cands.index)
     assert set(FEATURE_NAMES) <= set(out.columns)
     contrib = out[[f"contrib_{f}" for f in bundle.feature_names] + ["contrib_bias"]]
@@ -58,7 +62,9 @@ def test_score_candidates_with_a_model_adds_score_rank_and_contributions(
         ordered = g.sort_values("rank")
         assert ordered["rank"].tolist() == list(range(1, len(g) + 1))
         assert ordered["score"].is_monotonic_decreasing
-    again = score_candidates(cands, world["tables"], world["nodes"], world["map_df"], AS_OF, bundle)
+    again = score_candidates(
+        cands, world["tables"], world["nodes"], world["map_df"], AS_OF, bundle, zone_province="湖北省"
+    )
     pd.testing.assert_frame_equal(out, again)  # deterministic
 
 
@@ -66,7 +72,9 @@ def test_score_candidates_without_champion_uses_the_heuristic_and_says_so(
     world: dict[str, Any], caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.WARNING, logger="recommender.ranking.scoring"):
-        out = score_candidates(world["candidates"], world["tables"], world["nodes"], world["map_df"], AS_OF, None)
+        out = score_candidates(
+            world["candidates"], world["tables"], world["nodes"], world["map_df"], AS_OF, None, zone_province="湖北省"
+        )
     assert HEURISTIC_NOTICE == "no champion yet, using the heuristic"
     assert [r.getMessage() for r in caplog.records] == [HEURISTIC_NOTICE]
     assert not any(c.startswith("contrib_") for c in out.columns)
@@ -75,7 +83,9 @@ def test_score_candidates_without_champion_uses_the_heuristic_and_says_so(
 
 def test_score_candidates_requires_as_of(world: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match=re.escape("as_of is required: pass the run date")):
-        score_candidates(world["candidates"], world["tables"], world["nodes"], world["map_df"], None, None)
+        score_candidates(
+            world["candidates"], world["tables"], world["nodes"], world["map_df"], None, None, zone_province="湖北省"
+        )
 
 
 def test_rank_within_node_breaks_ties_by_enterprise_id() -> None:
