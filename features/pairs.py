@@ -193,7 +193,7 @@ def build_pair_features(
     tables: Mapping[str, pd.DataFrame],
     nodes: pd.DataFrame,
     map_df: pd.DataFrame | None,
-    as_of: object = None,
+    as_of: pd.Timestamp | None = None,
     *,
     zone_province: str,
 ) -> pd.DataFrame:

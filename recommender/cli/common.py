@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import sys
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -82,6 +83,16 @@ def _plain(v: Any, exact: bool = False) -> str:
     if isinstance(v, (list, tuple)):
         return "; ".join(_plain(x, exact) for x in v)
     return str(v)
+
+
+def parse_as_of(value: str | None, option: str = "--as-of") -> date | None:
+    """An as-of option (YYYY-MM-DD) as a date, None when not given; a bad value is a usage error."""
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"must be a date YYYY-MM-DD; got {value!r}", param_hint=option) from None
 
 
 @app.callback()

@@ -14,7 +14,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
-from recommender.cli.common import ConfigOpt, FormatOpt, WorkspaceOpt, app, check_format, settings_from
+from recommender.cli.common import ConfigOpt, FormatOpt, WorkspaceOpt, app, check_format, parse_as_of, settings_from
 from recommender.ranking.detail import DetailInputError, enterprise_routes, pick_detail
 
 NodeOpt = Annotated[str | None, typer.Option("--node", "-n", help="Chain node id, e.g. optical_comm.optical_chip.")]
@@ -40,7 +40,7 @@ def paths_command(
     check_format(fmt, ("table", "json"))
     settings = settings_from(workspace, config)
     try:
-        name, routes = enterprise_routes(settings, enterprise_id, node, top, as_of)
+        name, routes = enterprise_routes(settings, enterprise_id, node, top, parse_as_of(as_of))
     except DetailInputError as exc:
         _fail(exc)
     if fmt == "json":
@@ -66,7 +66,7 @@ def explain_command(
     check_format(fmt, ("table", "json"))
     settings = settings_from(workspace, config)
     try:
-        detail = pick_detail(settings, enterprise_id, node, as_of)
+        detail = pick_detail(settings, enterprise_id, node, parse_as_of(as_of))
     except DetailInputError as exc:
         _fail(exc)
     if fmt == "json":

@@ -66,7 +66,7 @@ def build_graph(
     assets: pd.DataFrame,
     presence: pd.DataFrame,
     enterprises: pd.DataFrame | None = None,
-    as_of: pd.Timestamp | str | None = None,
+    as_of: pd.Timestamp | None = None,
 ) -> nx.MultiDiGraph:
     """Build the zone's relation graph.
 

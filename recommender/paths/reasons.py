@@ -149,7 +149,7 @@ class Explainer:
         tables: Mapping[str, pd.DataFrame],
         nodes: pd.DataFrame | None = None,
         map_df: pd.DataFrame | None = None,
-        as_of: pd.Timestamp | str | None = None,
+        as_of: pd.Timestamp | None = None,
         enterprise_ids: list[str] | None = None,
     ) -> Explainer:
         """Index enterprises, signals, relations and outcomes (restricted to ``enterprise_ids`` if given)."""
@@ -390,7 +390,7 @@ def explain(
     tables: Mapping[str, pd.DataFrame],
     nodes: pd.DataFrame | None = None,
     map_df: pd.DataFrame | None = None,
-    as_of: pd.Timestamp | str | None = None,
+    as_of: pd.Timestamp | None = None,
     config: PathsConfig | None = None,
     *,
     zone_province: str,

@@ -26,7 +26,7 @@ def build_path_list(
     nodes: pd.DataFrame | None = None,
     map_df: pd.DataFrame | None = None,
     config: PathsConfig | None = None,
-    as_of: pd.Timestamp | str | None = None,
+    as_of: pd.Timestamp | None = None,
     top_n: int | None = None,
     graph: nx.MultiDiGraph | None = None,
     features: pd.DataFrame | None = None,

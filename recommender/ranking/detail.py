@@ -8,6 +8,8 @@ import json
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
+import pandas as pd
+
 from features.chains import nodes_frame
 from features.io import load_tables
 from recommender.colour_map.colours import compute_map
@@ -18,8 +20,6 @@ from recommender.settings import load_chains
 from recommender.workspace import Workspace
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from recommender.settings import Settings
 
 
@@ -31,7 +31,7 @@ class DetailInputError(ValueError):
         self.param = param
 
 
-def pick_detail(settings: Settings, enterprise_id: str, node: str, as_of: str | None = None) -> dict[str, Any]:
+def pick_detail(settings: Settings, enterprise_id: str, node: str, as_of: date | None = None) -> dict[str, Any]:
     """The published pick (when ``as_of`` is None and the run lists the pair), else the live one."""
     detail = published_detail(settings, enterprise_id, node) if as_of is None else None
     return detail if detail is not None else live_detail(settings, enterprise_id, node, as_of)
@@ -65,17 +65,17 @@ def published_detail(settings: Settings, enterprise_id: str, node: str) -> dict[
     }
 
 
-def live_detail(settings: Settings, enterprise_id: str, node: str, as_of: str | None) -> dict[str, Any]:
+def live_detail(settings: Settings, enterprise_id: str, node: str, as_of: date | None) -> dict[str, Any]:
     tables = dict(load_tables(Workspace(settings.workspace).snapshots))
     _check_enterprise(tables, enterprise_id)
     nodes = nodes_frame(load_chains(settings))
     if node not in set(nodes["node_id"]):
         raise DetailInputError(f"unknown node {node!r}; known nodes are e.g. {sorted(nodes['node_id'])[:5]}", "--node")
     map_df = live_map(settings, nodes, tables)
-    as_of = as_of or _today()  # one date for scoring and for the facts of the reasons
-    scored, mode = score_live(settings, enterprise_id, node, tables, nodes, map_df, as_of)
+    day = pd.Timestamp(as_of or _today())  # one date for scoring and for the facts of the reasons
+    scored, mode = score_live(settings, enterprise_id, node, tables, nodes, map_df, day)
     out = build_path_list(
-        scored, tables, nodes, map_df, settings.paths, as_of, top_n=1, zone_province=settings.zone_province
+        scored, tables, nodes, map_df, settings.paths, day, top_n=1, zone_province=settings.zone_province
     )
     row = out.iloc[0]
     return {
@@ -99,11 +99,9 @@ def score_live(
     tables: dict[str, pd.DataFrame],
     nodes: pd.DataFrame,
     map_df: pd.DataFrame | None,
-    as_of: str,
+    as_of: pd.Timestamp,
 ) -> tuple[pd.DataFrame, str]:
     """One-row candidates scored by the champion (mode ``"model"``) or the heuristic (``"heuristic"``)."""
-    import pandas as pd
-
     candidates = pd.DataFrame({"node_id": [node], "enterprise_id": [enterprise_id]})
     bundle = scoring.load_champion(settings)
     scored = scoring.score_candidates(
@@ -112,9 +110,9 @@ def score_live(
     return scored, "model" if bundle is not None else "heuristic"
 
 
-def _today() -> str:
+def _today() -> date:
     """Live explanations are as of today unless an as-of date is given (the clock is read only here)."""
-    return date.today().isoformat()
+    return date.today()
 
 
 def live_map(settings: Settings, nodes: pd.DataFrame, tables: dict[str, pd.DataFrame]) -> pd.DataFrame | None:
@@ -144,7 +142,7 @@ def enterprise_name(tables: dict[str, pd.DataFrame], enterprise_id: str) -> str:
 
 
 def enterprise_routes(
-    settings: Settings, enterprise_id: str, node: str | None, top: int | None, as_of: str | None
+    settings: Settings, enterprise_id: str, node: str | None, top: int | None, as_of: date | None
 ) -> tuple[str, list[dict[str, Any]]]:
     """The enterprise's name and its approach routes from the zone's assets (``sansetu paths``)."""
     from recommender.paths.graph import build_graph
@@ -152,6 +150,7 @@ def enterprise_routes(
 
     tables = dict(load_tables(Workspace(settings.workspace).snapshots))
     _check_enterprise(tables, enterprise_id)
-    graph = build_graph(tables["relations"], tables["assets"], tables["presence"], tables["enterprises"], as_of)
+    day = None if as_of is None else pd.Timestamp(as_of)
+    graph = build_graph(tables["relations"], tables["assets"], tables["presence"], tables["enterprises"], day)
     finder = RouteFinder(settings.paths, settings.zone_province).fit(graph, tables["enterprises"], tables["signals"])
     return enterprise_name(tables, enterprise_id), [r.to_dict() for r in finder.routes(enterprise_id, node, top)]

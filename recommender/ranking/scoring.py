@@ -89,7 +89,7 @@ def score_candidates(
     tables: dict[str, pd.DataFrame],
     nodes: pd.DataFrame,
     map_df: pd.DataFrame | None,
-    as_of: pd.Timestamp | str | None,
+    as_of: pd.Timestamp | None,
     bundle: ModelBundle | None,
     *,
     zone_province: str,
