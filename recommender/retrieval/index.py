@@ -107,8 +107,6 @@ def build_profile_index(
         ``embed_stats`` counts the unchanged profiles as cache hits (their vectors are reused from the
         saved index) and the changed ones as looked up in the embedding cache.
     """
-    from models.manifest import Manifest, atomic_directory
-
     key = model_key(config.embedder, encoder)
     folder = index_root / key
     saved = _saved_manifest(folder)
@@ -139,6 +137,25 @@ def build_profile_index(
         "rows_removed": int(len(plan.removed)) if plan is not None else 0,
         "lexical_drift": round(float(lexical.drift_), 6),
     }
+    manifest_config = {"embedder": config.embedder, "dense_kind": kind, "index_max_drift": config.index_max_drift}
+    _save_bundle(folder, dense, lexical, ids, hashes, encoder, fingerprint, manifest_config | text_settings, build)
+    return ProfileIndexBundle(dense, lexical, key, fingerprint, len(ids), False, stats)
+
+
+def _save_bundle(
+    folder: Path,
+    dense: Any,
+    lexical: Any,
+    ids: np.ndarray,
+    hashes: np.ndarray,
+    encoder: TextEncoder | None,
+    fingerprint: str,
+    config: dict[str, Any],
+    build: dict[str, Any],
+) -> None:
+    """Write the indexes, the profile ids and hashes and the manifest, replacing ``folder`` atomically."""
+    from models.manifest import Manifest, atomic_directory
+
     with atomic_directory(folder) as staging:
         if dense is not None:
             dense.save(staging / "dense")
@@ -147,8 +164,7 @@ def build_profile_index(
         np.save(staging / "profile_hashes.npy", hashes, allow_pickle=False)
         Manifest.build(
             "RetrievalIndexes",
-            config={"embedder": config.embedder, "dense_kind": kind, "index_max_drift": config.index_max_drift}
-            | text_settings,
+            config=config,
             model_id=encoder.model_id if encoder is not None else TFIDF,
             revision=encoder.revision if encoder is not None else None,
             data_sha256=fingerprint,
@@ -156,7 +172,6 @@ def build_profile_index(
             count=len(ids),
             extra={"build": build},
         ).write(staging)
-    return ProfileIndexBundle(dense, lexical, key, fingerprint, len(ids), False, stats)
 
 
 @dataclass(frozen=True)
