@@ -48,8 +48,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 HOST = "127.0.0.1"
-THEMES = ("产业链招商", "资本招商", "场景招商", "人才科创招商", "生态圈招商")
-TABLES = ("enterprises", "presence", "assets", "relations", "signals", "outcomes")
+from features.schema import TABLES  # noqa: E402
+from recommender.paths.wording import THEMES  # noqa: E402
 
 
 def _env(ws: Path) -> dict[str, str]:

@@ -20,7 +20,7 @@ outcomes     historical approach records, one row per stage reached; key ``outco
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Final, Literal
+from typing import Final, Literal, get_args
 
 # ---------------------------------------------------------------- enterprises
 COL_ENTERPRISE_ID: Final = "enterprise_id"  # 统一社会信用代码, 18 chars, check char verified
@@ -96,14 +96,8 @@ NODE_STAGES: Final = ("upstream", "midstream", "downstream")
 COLOURS: Final = ("red", "blue", "green")
 
 TableName = Literal["enterprises", "presence", "assets", "relations", "signals", "outcomes"]
-TABLES: Final[tuple[TableName, ...]] = (
-    "enterprises",
-    "presence",
-    "assets",
-    "relations",
-    "signals",
-    "outcomes",
-)
+TABLES: Final[tuple[TableName, ...]] = get_args(TableName)
+"""The six tables, in ingest order (enterprises first: the others refer to them)."""
 
 DType = Literal["str", "float", "int", "bool", "date"]
 
