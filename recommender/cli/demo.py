@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -16,6 +17,8 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from recommender.cli.common import ConfigOpt, WorkspaceOpt, app, settings_from
+from recommender.settings import Settings
+from recommender.workspace import Workspace
 
 T = TypeVar("T")
 
@@ -41,6 +44,19 @@ def _step(n: int, total: int, title: str, fn: Callable[[], T]) -> T:
     return result
 
 
+@dataclass(frozen=True)
+class DemoRun:
+    """What the demo did, for its summary."""
+
+    as_of: date
+    sample_dir: Path
+    reports: list[Any]
+    colour_map: Any
+    result: Any
+    decision: Any
+    run_dir: Path | None
+
+
 @app.command("demo")
 def demo(
     enterprises: Annotated[
@@ -54,9 +70,18 @@ def demo(
     config: ConfigOpt = None,
 ) -> None:
     """Run the whole engine on a generated sample zone and show what it found."""
-    import pandas as pd
+    settings = settings_from(workspace, config)
+    t0 = time.perf_counter()
+    run = _run_demo(settings, enterprises, settings.random_state if seed is None else seed)
+    _print_summary(settings, run)
+    if run.run_dir is None:
+        typer.echo("刷新未发布名单，请查看日志。", err=True)
+        raise typer.Exit(code=1)
+    _print_outputs(settings, run, time.perf_counter() - t0)
 
-    from features.io import ingest_file
+
+def _run_demo(settings: Settings, enterprises: int, random_state: int) -> DemoRun:
+    """The six steps, each shown with its duration: sample, ingest, map, train, refresh, summary."""
     from recommender.cli.sample import write_sample
     from recommender.colour_map.history import update_map
     from recommender.ranking.jobs import train_from_workspace
@@ -64,16 +89,11 @@ def demo(
     from recommender.runs.directory import published_dir
     from recommender.sample.generate import generate_sample
     from recommender.settings import load_chains
-    from recommender.workspace import Workspace
 
-    settings = settings_from(workspace, config)
     ws = Workspace(Path(settings.workspace)).ensure()
     chains = load_chains(settings)
-    random_state = settings.random_state if seed is None else seed
     sample_dir = ws.root / "sample"
     total = 6
-    t0 = time.perf_counter()
-
     data = _step(
         1,
         total,
@@ -82,17 +102,9 @@ def demo(
     )
     write_sample(data, sample_dir)
     as_of = date.fromisoformat(str(data.manifest["as_of"]))
-
-    def ingest_all() -> list[Any]:
-        maps_dir = settings.resolve(settings.ingest.column_maps_dir)
-        return [
-            ingest_file(sample_dir / fname, table, None, ws.snapshots, ws.rejects, maps_dir=maps_dir,
-                        to_simplified=settings.ingest.traditional_to_simplified,
-                        max_text_chars=settings.ingest.max_text_chars)
-            for table, fname in DEMO_FILES
-        ]  # fmt: skip
-
-    reports = _step(2, total, "导入原始文件（校验、清洗、问题行另存）", ingest_all)
+    reports = _step(
+        2, total, "导入原始文件（校验、清洗、问题行另存）", lambda: _ingest_sample(settings, ws, sample_dir)
+    )
     colour_run = _step(
         3, total, "计算三色图", lambda: update_map(ws, chains, settings.map, zone_name=settings.zone_name)
     )
@@ -103,33 +115,53 @@ def demo(
     _step(5, total, "刷新招商名单（召回、排序、路径、发布）", lambda: run_refresh(settings, as_of))
     run_dir = published_dir(ws.root)
     _step(6, total, "汇总", lambda: None)
+    return DemoRun(as_of, sample_dir, reports, colour_run, result, decision, run_dir)
 
+
+def _ingest_sample(settings: Settings, ws: Workspace, sample_dir: Path) -> list[Any]:
+    from features.io import ingest_file
+
+    maps_dir = settings.resolve(settings.ingest.column_maps_dir)
+    return [
+        ingest_file(sample_dir / fname, table, None, ws.snapshots, ws.rejects, maps_dir=maps_dir,
+                    to_simplified=settings.ingest.traditional_to_simplified,
+                    max_text_chars=settings.ingest.max_text_chars)
+        for table, fname in DEMO_FILES
+    ]  # fmt: skip
+
+
+def _print_summary(settings: Settings, run: DemoRun) -> None:
     typer.echo("")
-    typer.echo(f"示例园区：{settings.zone_name}，数据截至 {as_of}")
-    for r in reports:
+    typer.echo(f"示例园区：{settings.zone_name}，数据截至 {run.as_of}")
+    for r in run.reports:
         d = r.to_dict()
         typer.echo(f"  导入 {d['table']:<12} {d['n_ok']:>7,} 行有效，{d['n_rejected']:>4,} 行进入问题清单")
-    counts = colour_run.map["colour"].value_counts()
+    counts = run.colour_map.map["colour"].value_counts()
     typer.echo(
-        f"三色图：{len(colour_run.map)} 个节点 · 红色（缺失）{counts.get('red', 0)} · 蓝色（薄弱）{counts.get('blue', 0)}"
+        f"三色图：{len(run.colour_map.map)} 个节点 · 红色（缺失）{counts.get('red', 0)} · 蓝色（薄弱）{counts.get('blue', 0)}"
         f" · 绿色（优势）{counts.get('green', 0)}"
     )
-    _print_evaluation(result.metrics)
+    _print_evaluation(run.result.metrics)
+    decision = run.decision
     status = "已提升为 champion" if decision.promoted else "未提升（沿用现有 champion）"
     typer.echo(
         f"模型：sansetu-ranker 第{decision.version}版，测试期 {decision.metric} = {decision.challenger_value:.3f}，"
         f"{status}；{decision.reason}"
     )
-    if run_dir is None:
-        typer.echo("刷新未发布名单，请查看日志。", err=True)
-        raise typer.Exit(code=1)
-    targets = pd.read_parquet(run_dir / "targets.parquet")
-    map_df = pd.read_parquet(run_dir / "map.parquet")
+
+
+def _print_outputs(settings: Settings, run: DemoRun, seconds: float) -> None:
+    import pandas as pd
+
+    assert run.run_dir is not None
+    ws = Workspace(Path(settings.workspace))
+    targets = pd.read_parquet(run.run_dir / "targets.parquet")
+    map_df = pd.read_parquet(run.run_dir / "map.parquet")
     _print_top_red(map_df, targets)
     typer.echo("")
-    typer.echo(f"完成，用时 {time.perf_counter() - t0:.0f} 秒。输出位置：")
-    typer.echo(f"  原始示例文件    {sample_dir}")
-    typer.echo(f"  已发布名单      {run_dir}（targets.parquet、targets/*.csv、workbook.xlsx）")
+    typer.echo(f"完成，用时 {seconds:.0f} 秒。输出位置：")
+    typer.echo(f"  原始示例文件    {run.sample_dir}")
+    typer.echo(f"  已发布名单      {run.run_dir}（targets.parquet、targets/*.csv、workbook.xlsx）")
     typer.echo(f"  产业链三色图    {ws.maps / 'index.html'}")
     typer.echo(f"  模型与实验      {ws.mlflow_uri()}")
     typer.echo(
