@@ -47,8 +47,8 @@ sys.path.insert(0, str(ROOT))
 def ingest_sample(n: int, seed: int, workspace: Path) -> dict[str, Any]:
     """Generate, write and ingest the sample zone into ``workspace``; returns timings and counts."""
     from features.io import ingest_file
-    from recommender.cli.sample import SAMPLE_FILES, write_sample
     from recommender.sample.generate import generate_sample
+    from recommender.sample.write import SAMPLE_FILES, write_sample
     from recommender.settings import load_chains, load_settings
     from recommender.workspace import Workspace
 

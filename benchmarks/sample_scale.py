@@ -46,8 +46,8 @@ def _cpu_s() -> float:
 
 
 def phase_generate(n: int, seed: int, out: Path) -> dict[str, object]:
-    from recommender.cli.sample import write_sample
     from recommender.sample.generate import generate_sample
+    from recommender.sample.write import write_sample
     from recommender.settings import load_chains, load_settings
 
     chains = load_chains(load_settings())

@@ -1,4 +1,5 @@
-"""Tests of `sansetu sample` (recommender/cli_sample.py): files, encodings, identical bytes per seed."""
+"""Tests of `sansetu sample` (recommender/cli/sample.py, writing through recommender/sample/write.py): files,
+encodings, identical bytes per seed."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import yaml
 from typer.testing import CliRunner, Result
 
 from recommender.cli import app
-from recommender.cli.sample import MANIFEST_FILE, SAMPLE_FILES
+from recommender.sample.write import MANIFEST_FILE, SAMPLE_FILES
 
 runner = CliRunner()
 
