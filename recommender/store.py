@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import re
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
@@ -43,6 +45,7 @@ Role = Literal["viewer", "analyst", "admin"]
 ROLES: tuple[Role, ...] = ("viewer", "analyst", "admin")
 ROLE_LEVEL = {r: i for i, r in enumerate(ROLES)}
 FEEDBACK_STAGES = tuple(s for s in S.STAGES if s != "线索")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 metadata = MetaData()
 
@@ -70,7 +73,30 @@ feedback = Table(
     Column("note", Text, nullable=True),
     Column("author", String(200), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # a correction is a new row naming the row it corrects; the original is kept, marked superseded
+    Column("corrects", String(64), nullable=True),
+    Column("superseded_by", String(64), nullable=True),
+    Column("withdrawn_at", DateTime(timezone=True), nullable=True),
+    Column("withdrawn_by", String(200), nullable=True),
+    Column("withdraw_reason", Text, nullable=True),
 )
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("session_hash", String(64), nullable=False, unique=True),
+    Column("token_id", Integer, nullable=False, index=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("last_seen", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("revoked", Boolean, nullable=False, default=False),
+)
+
+# columns added after the first release: added in place to an older service.db (nullable, no default)
+_ADDED_COLUMNS: dict[str, tuple[str, ...]] = {
+    "feedback": ("corrects", "superseded_by", "withdrawn_at", "withdrawn_by", "withdraw_reason"),
+}
 
 audit = Table(
     "audit",
@@ -103,7 +129,23 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
     metadata.create_all(engine)
+    _add_missing_columns(engine)
     return engine
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    """Bring a store written by an older release up to date (columns of :data:`_ADDED_COLUMNS`)."""
+    from sqlalchemy import inspect
+    from sqlalchemy.schema import CreateColumn
+
+    present = {name: {c["name"] for c in inspect(engine).get_columns(name)} for name in _ADDED_COLUMNS}
+    with engine.begin() as conn:
+        for name, columns in _ADDED_COLUMNS.items():
+            table = metadata.tables[name]
+            for col in columns:
+                if col not in present[name]:
+                    ddl = CreateColumn(table.c[col]).compile(dialect=engine.dialect)
+                    conn.exec_driver_sql(f"ALTER TABLE {name} ADD COLUMN {ddl}")
 
 
 @dataclass(frozen=True)
@@ -161,8 +203,84 @@ def revoke_token(engine: Engine, token_id: int, actor: str) -> bool:
     with engine.begin() as conn:
         n = conn.execute(update(tokens).where(tokens.c.id == token_id).values(revoked=True)).rowcount
         if n:
+            conn.execute(update(sessions).where(sessions.c.token_id == token_id).values(revoked=True))
             _audit(conn, actor, "token.revoke", {"id": token_id})
     return bool(n)
+
+
+# ---------------------------------------------------------------- web sessions
+
+
+@dataclass(frozen=True)
+class Session:
+    """A signed-in web session: who, the token behind it, and when it ends."""
+
+    principal: Principal
+    token_id: int
+    expires_at: datetime
+
+
+def create_session(engine: Engine, token: str, lifetime: timedelta, now: datetime | None = None) -> str | None:
+    """A new session for a valid token, returned in clear (only its hash is stored), or None.
+
+    The browser keeps the session id, never the API token: revoking the session (logout), the token
+    or letting it expire ends it.
+    """
+    at = now or _now()
+    with engine.begin() as conn:
+        row = conn.execute(
+            select(tokens.c.id, tokens.c.name).where(
+                tokens.c.token_hash == hash_token(token), tokens.c.revoked.is_(False)
+            )
+        ).first()
+        if row is None:
+            return None
+        session_id = "ses_" + secrets.token_urlsafe(32)
+        conn.execute(
+            insert(sessions).values(
+                session_hash=hash_token(session_id), token_id=row.id, created_at=at, last_seen=at,
+                expires_at=at + lifetime, revoked=False,
+            )
+        )  # fmt: skip
+        _audit(conn, row.name, "session.create", {"token_id": row.id})
+    return session_id
+
+
+def session_for(engine: Engine, session_id: str | None, idle: timedelta, now: datetime | None = None) -> Session | None:
+    """The live session of ``session_id`` (not revoked, not expired, used within ``idle``), touched; else None."""
+    if not session_id:
+        return None
+    at = now or _now()
+    with engine.begin() as conn:
+        row = conn.execute(
+            select(sessions.c.id, sessions.c.token_id, sessions.c.last_seen, sessions.c.expires_at,
+                   tokens.c.name, tokens.c.role)
+            .join(tokens, tokens.c.id == sessions.c.token_id)
+            .where(sessions.c.session_hash == hash_token(session_id), sessions.c.revoked.is_(False),
+                   tokens.c.revoked.is_(False))
+        ).first()  # fmt: skip
+        if row is None or at >= _aware(row.expires_at) or at - _aware(row.last_seen) > idle:
+            return None
+        conn.execute(update(sessions).where(sessions.c.id == row.id).values(last_seen=at))
+    return Session(Principal(row.name, row.role), int(row.token_id), _aware(row.expires_at))
+
+
+def revoke_session(engine: Engine, session_id: str | None) -> bool:
+    """End a session (logout); False when there was none to end."""
+    if not session_id:
+        return False
+    with engine.begin() as conn:
+        n = conn.execute(
+            update(sessions)
+            .where(sessions.c.session_hash == hash_token(session_id), sessions.c.revoked.is_(False))
+            .values(revoked=True)
+        ).rowcount
+    return bool(n)
+
+
+def _aware(value: datetime) -> datetime:
+    """SQLite returns naive datetimes for timezone-aware columns: they were written in UTC."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def _audit(conn: Any, actor: str, action: str, detail: dict[str, Any]) -> None:
@@ -174,6 +292,16 @@ def _audit(conn: Any, actor: str, action: str, detail: dict[str, Any]) -> None:
 def record_audit(engine: Engine, actor: str, action: str, detail: dict[str, Any]) -> None:
     with engine.begin() as conn:
         _audit(conn, actor, action, detail)
+
+
+def check_feedback_values(stage: str, on: date, note: str | None, amount_cny: float | None) -> None:
+    """Raise ``ValueError`` naming the field when a feedback value could not be a real stage transition."""
+    if stage not in FEEDBACK_STAGES:
+        raise ValueError(f"stage must be one of {list(FEEDBACK_STAGES)}; got {stage!r}")
+    if amount_cny is not None and not (math.isfinite(amount_cny) and amount_cny >= 0):
+        raise ValueError(f"amount_cny must be a finite number >= 0; got {amount_cny!r}")
+    if note is not None and _CONTROL.search(note):
+        raise ValueError("note must not contain control characters (other than tab and line breaks)")
 
 
 def add_feedback(
@@ -188,9 +316,8 @@ def add_feedback(
     amount_cny: float | None = None,
 ) -> dict[str, Any]:
     """Append one stage transition (and its audit record) in one transaction; returns the stored row."""
-    if stage not in FEEDBACK_STAGES:
-        raise ValueError(f"stage must be one of {list(FEEDBACK_STAGES)}; got {stage!r}")
     created = _now()
+    check_feedback_values(stage, on or created.date(), note, amount_cny)
     outcome_id = "fb-" + secrets.token_hex(8)
     row = {
         "outcome_id": outcome_id,
@@ -209,10 +336,87 @@ def add_feedback(
     return row
 
 
-def feedback_rows(engine: Engine, enterprise_id: str | None = None) -> list[dict[str, Any]]:
+class FeedbackNotFoundError(LookupError):
+    """No feedback row with that id, or it was already corrected or withdrawn."""
+
+
+class FeedbackPermissionError(PermissionError):
+    """Only the row's author or an admin may correct or withdraw it."""
+
+
+def _active() -> Any:
+    return feedback.c.superseded_by.is_(None) & feedback.c.withdrawn_at.is_(None)
+
+
+def _editable_row(conn: Any, outcome_id: str, actor: Principal) -> Any:
+    row = conn.execute(select(feedback).where(feedback.c.outcome_id == outcome_id)).first()
+    if row is None:
+        raise FeedbackNotFoundError(f"no feedback {outcome_id!r}")
+    if row.superseded_by is not None or row.withdrawn_at is not None:
+        state = f"corrected by {row.superseded_by}" if row.superseded_by else "withdrawn"
+        raise FeedbackNotFoundError(f"feedback {outcome_id!r} is no longer active ({state})")
+    if actor.name != row.author and not actor.allows("admin"):
+        raise FeedbackPermissionError(
+            f"feedback {outcome_id!r} was recorded by {row.author!r}: only they or an admin may change it"
+        )
+    return row
+
+
+def correct_feedback(engine: Engine, outcome_id: str, actor: Principal, changes: dict[str, Any]) -> dict[str, Any]:
+    """Replace an active feedback row by a corrected copy; the original is kept and marked superseded.
+
+    ``changes`` may set ``node_id``, ``stage``, ``date`` (a date), ``note`` and ``amount_cny``. The
+    copy keeps the original author, names the row it ``corrects`` and is what training reads from
+    now on; both rows and the change are audited under ``actor``.
+    """
+    allowed = {"node_id", "stage", "date", "note", "amount_cny"}
+    unknown = sorted(set(changes) - allowed)
+    if unknown or not changes:
+        raise ValueError(f"a correction changes some of {sorted(allowed)}; got {sorted(changes) or 'nothing'}")
+    with engine.begin() as conn:
+        old = dict(_editable_row(conn, outcome_id, actor)._mapping)
+        values = {**old, **changes}
+        check_feedback_values(values["stage"], values["date"], values["note"], values["amount_cny"])
+        new = {
+            **{k: old[k] for k in ("enterprise_id", "author")},
+            **{k: values[k] for k in ("node_id", "stage", "note", "amount_cny")},
+            "date": values["date"] if isinstance(values["date"], datetime) else datetime.combine(values["date"], datetime.min.time()),
+            "outcome_id": "fb-" + secrets.token_hex(8),
+            "created_at": _now(),
+            "corrects": outcome_id,
+        }  # fmt: skip
+        conn.execute(insert(feedback).values(**new))
+        conn.execute(
+            update(feedback).where(feedback.c.outcome_id == outcome_id).values(superseded_by=new["outcome_id"])
+        )
+        _audit(conn, actor.name, "feedback.correct", {"outcome_id": outcome_id, "by": new["outcome_id"],
+                                                      "changes": {k: str(v) for k, v in changes.items()}})  # fmt: skip
+    return new
+
+
+def withdraw_feedback(engine: Engine, outcome_id: str, actor: Principal, reason: str) -> dict[str, Any]:
+    """Withdraw an active feedback row: kept and audited, no longer read by training."""
+    if not reason.strip():
+        raise ValueError("a withdrawal needs a reason")
+    at = _now()
+    with engine.begin() as conn:
+        _editable_row(conn, outcome_id, actor)
+        values = {"withdrawn_at": at, "withdrawn_by": actor.name, "withdraw_reason": reason.strip()}
+        conn.execute(update(feedback).where(feedback.c.outcome_id == outcome_id).values(**values))
+        _audit(conn, actor.name, "feedback.withdraw", {"outcome_id": outcome_id, "reason": reason.strip()})
+        row = conn.execute(select(feedback).where(feedback.c.outcome_id == outcome_id)).one()
+    return dict(row._mapping)
+
+
+def feedback_rows(
+    engine: Engine, enterprise_id: str | None = None, include_inactive: bool = False
+) -> list[dict[str, Any]]:
+    """Feedback rows by date; only the active ones (not corrected, not withdrawn) unless ``include_inactive``."""
     q = select(feedback).order_by(feedback.c.date, feedback.c.id)
     if enterprise_id is not None:
         q = q.where(feedback.c.enterprise_id == enterprise_id)
+    if not include_inactive:
+        q = q.where(_active())
     with engine.connect() as conn:
         return [dict(r._mapping) for r in conn.execute(q).all()]
 

@@ -6,7 +6,7 @@ import os
 import re
 import sqlite3
 import threading
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -185,3 +185,115 @@ def test_store_postgres_concurrent_feedback() -> None:
     for t in threads:
         t.join()
     assert store.count_feedback(engine) == 60
+
+
+# ---------------------------------------------------------------- web sessions
+
+T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+LIFE, IDLE = timedelta(hours=12), timedelta(minutes=30)
+
+
+def test_store_session_holds_no_token_and_ends_at_expiry_idle_logout_and_revocation(engine: Engine) -> None:
+    token = store.create_token(engine, "王分析", "analyst")
+    assert store.create_session(engine, "sst_not-a-token", LIFE, T0) is None
+    sid = store.create_session(engine, token, LIFE, T0)
+    assert sid is not None and sid.startswith("ses_") and token not in sid
+    with engine.connect() as conn:  # only the hash is stored
+        assert conn.execute(text("SELECT count(*) FROM sessions WHERE session_hash = :h"), {"h": sid}).scalar() == 0
+    live = store.session_for(engine, sid, IDLE, T0 + timedelta(minutes=20))
+    assert live is not None and live.principal == store.Principal("王分析", "analyst")
+    assert store.session_for(engine, sid, IDLE, T0 + timedelta(minutes=45)) is not None  # touched at 20 min
+    assert store.session_for(engine, sid, IDLE, T0 + timedelta(minutes=45) + IDLE + timedelta(seconds=1)) is None
+    busy = store.create_session(engine, token, LIFE, T0)  # used every 25 minutes: never idle, still ends
+    alive = [store.session_for(engine, busy, IDLE, T0 + timedelta(minutes=25 * k)) is not None for k in range(1, 32)]
+    assert alive == [25 * k < 12 * 60 for k in range(1, 32)]
+    sid3 = store.create_session(engine, token, LIFE, T0)
+    assert store.revoke_session(engine, sid3) is True and store.session_for(engine, sid3, IDLE, T0) is None
+    assert store.revoke_session(engine, sid3) is False
+    sid4 = store.create_session(engine, token, LIFE, T0)
+    (tok,) = [t for t in store.list_tokens(engine) if t["name"] == "王分析"]
+    assert store.revoke_token(engine, tok["id"], "admin")
+    assert store.session_for(engine, sid4, IDLE, T0) is None
+    assert store.create_session(engine, token, LIFE, T0) is None
+
+
+# ---------------------------------------------------------------- correcting and withdrawing feedback
+
+ANALYST, OTHER, ADMIN = (
+    store.Principal("小王", "analyst"),
+    store.Principal("小李", "analyst"),
+    store.Principal("管理员", "admin"),
+)
+
+
+def test_store_feedback_correction_keeps_the_original_and_training_reads_the_correction(engine: Engine) -> None:
+    row = store.add_feedback(engine, enterprise_id=E1, node_id=NODE, stage="签约", author="小王", on=date(2026, 7, 2))
+    with pytest.raises(store.FeedbackPermissionError, match="recorded by '小王'"):
+        store.correct_feedback(engine, row["outcome_id"], OTHER, {"stage": "洽谈"})
+    with pytest.raises(ValueError, match=re.escape("a correction changes some of")):
+        store.correct_feedback(engine, row["outcome_id"], ANALYST, {"author": "x"})
+    fixed = store.correct_feedback(engine, row["outcome_id"], ANALYST, {"stage": "洽谈", "date": date(2026, 7, 3)})
+    assert fixed["corrects"] == row["outcome_id"] and fixed["author"] == "小王"
+    out = store.feedback_outcomes(engine)
+    assert out[[S.COL_OUTCOME_ID, S.COL_STAGE]].values.tolist() == [[fixed["outcome_id"], "洽谈"]]
+    assert out[S.COL_DATE].tolist() == [pd.Timestamp("2026-07-03")]
+    every = store.feedback_rows(engine, include_inactive=True)
+    assert [(r["outcome_id"], r["stage"], r["superseded_by"]) for r in every] == [
+        (row["outcome_id"], "签约", fixed["outcome_id"]),
+        (fixed["outcome_id"], "洽谈", None),
+    ]
+    with pytest.raises(store.FeedbackNotFoundError, match="no longer active"):
+        store.correct_feedback(engine, row["outcome_id"], ADMIN, {"stage": "落地"})
+    again = store.correct_feedback(engine, fixed["outcome_id"], ADMIN, {"note": "管理员更正"})
+    assert [r["note"] for r in store.feedback_rows(engine)] == ["管理员更正"]
+    actions = [(a["actor"], a["action"]) for a in store.audit_rows(engine)][::-1]
+    assert actions == [("小王", "feedback.add"), ("小王", "feedback.correct"), ("管理员", "feedback.correct")]
+    assert again["corrects"] == fixed["outcome_id"]
+
+
+def test_store_feedback_withdrawal_is_audited_and_leaves_training(engine: Engine) -> None:
+    row = store.add_feedback(engine, enterprise_id=E1, node_id=NODE, stage="考察", author="小王")
+    with pytest.raises(ValueError, match="needs a reason"):
+        store.withdraw_feedback(engine, row["outcome_id"], ANALYST, "  ")
+    with pytest.raises(store.FeedbackPermissionError):
+        store.withdraw_feedback(engine, row["outcome_id"], OTHER, "录错了")
+    with pytest.raises(store.FeedbackNotFoundError, match="no feedback 'fb-nope'"):
+        store.withdraw_feedback(engine, "fb-nope", ADMIN, "录错了")
+    gone = store.withdraw_feedback(engine, row["outcome_id"], ADMIN, "录错了企业")
+    assert (gone["withdrawn_by"], gone["withdraw_reason"]) == ("管理员", "录错了企业")
+    assert store.feedback_outcomes(engine).empty and store.feedback_rows(engine) == []
+    assert len(store.feedback_rows(engine, include_inactive=True)) == 1
+    assert store.audit_rows(engine)[0]["action"] == "feedback.withdraw"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"amount_cny": float("inf")}, "amount_cny must be a finite number >= 0; got inf"),
+        ({"amount_cny": -1.0}, "amount_cny must be a finite number >= 0; got -1.0"),
+        ({"note": "签约\x00"}, "note must not contain control characters"),
+    ],
+)
+def test_store_feedback_refuses_values_no_stage_transition_has(
+    engine: Engine, kwargs: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        store.add_feedback(engine, enterprise_id=E1, node_id=NODE, stage="签约", author="a", **kwargs)  # type: ignore[arg-type]
+    assert store.count_feedback(engine) == 0
+
+
+def test_store_adds_the_new_feedback_columns_to_an_older_database(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as conn:  # the feedback table as the first release created it
+        conn.execute(
+            "CREATE TABLE feedback (id INTEGER PRIMARY KEY, outcome_id VARCHAR(64) NOT NULL UNIQUE, enterprise_id "
+            "VARCHAR(18) NOT NULL, node_id VARCHAR(100) NOT NULL, stage VARCHAR(10) NOT NULL, date DATETIME NOT NULL, "
+            "amount_cny FLOAT, note TEXT, author VARCHAR(200) NOT NULL, created_at DATETIME NOT NULL)"
+        )
+        conn.execute(
+            "INSERT INTO feedback VALUES (1, 'fb-old', :e, :n, '接洽', '2026-01-05 00:00:00', NULL, NULL, 'a', '2026-01-05')",
+            {"e": E1, "n": NODE},
+        )
+    engine = store.make_engine(f"sqlite:///{path}")
+    assert [r["outcome_id"] for r in store.feedback_rows(engine)] == ["fb-old"]
+    assert store.withdraw_feedback(engine, "fb-old", ADMIN, "旧数据")["withdrawn_by"] == "管理员"
