@@ -104,6 +104,21 @@ class ServeConfig(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     database_url: str | None = None  # default: SQLite (WAL) in the workspace
+    session_hours: float = Field(default=12.0, gt=0, le=24 * 30)  # a web session ends this long after login
+    session_idle_minutes: float = Field(default=60.0, gt=0)  # ... or after this long without a request
+    timezone: str = "Asia/Shanghai"  # times on pages and in exports are shown in this zone, labelled
+    openapi_requires_token: bool = True  # /openapi.json and /docs need a viewer token like the API
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, v: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"must be an IANA time zone such as 'Asia/Shanghai'; got {v!r}") from None
+        return v
 
 
 class Settings(BaseSettings):

@@ -48,3 +48,13 @@ def test_load_settings_missing_file_names_it(tmp_path: Path) -> None:
 def test_load_chains_reads_bundled_chains() -> None:
     chains = load_chains(load_settings())
     assert all(8 <= len(c.nodes) <= 20 for c in chains)
+
+
+def test_load_settings_serve_sessions_and_timezone(tmp_path: Path) -> None:
+    s = load_settings()
+    assert (s.serve.session_hours, s.serve.session_idle_minutes, s.serve.timezone) == (12.0, 60.0, "Asia/Shanghai")
+    assert s.serve.openapi_requires_token is True
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("serve:\n  timezone: Mars/Base\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"serve\.timezone: Value error, must be an IANA time zone"):
+        load_settings(config_file=cfg)
