@@ -416,11 +416,13 @@ def ingest_file(
     maps_dir: str | Path | None = None,
     to_simplified: bool = True,
     max_text_chars: int | None = None,
+    allow_empty: bool = False,
 ) -> IngestReport:
     """Read, map, validate and store one raw file as the table's new snapshot.
 
-    A file that has rows but not one valid row writes its rejects and no snapshot (``snapshot`` is
-    ``None``): a wrong file must not wipe the current table.
+    A file without one valid row (all rows bad, or no data rows at all: a header-only export) writes
+    its rejects and no snapshot (``snapshot`` is ``None``): a wrong file must not wipe the current
+    table. ``allow_empty=True`` means it: a file without data rows then stores an empty table.
 
     Args:
         path: CSV, XLSX or Parquet file.
@@ -434,6 +436,7 @@ def ingest_file(
         sheet, encoding: see :func:`read_raw`.
         maps_dir: folder of the built-in maps.
         to_simplified, max_text_chars: text normalisation options (``IngestConfig``).
+        allow_empty: store a file without data rows (``replace``: an empty table).
 
     Raises:
         IngestError: unreadable file, unknown map, or required columns missing (the message names
@@ -464,10 +467,16 @@ def ingest_file(
     stamp = new_stamp()
     written = write_rejects(rejects, rejects_dir, table, stamp)
     report.rejects = None if written is None else str(written)
-    if report.n_read > 0 and report.n_ok == 0:  # never let a file of only bad rows wipe the table
+    no_data = report.n_ok == 0 and len(rejects) == 0
+    if report.n_ok == 0 and not (no_data and allow_empty):  # never let a bad or empty file wipe the table
         current = read_snapshot(snapshots_dir, table)
         report.n_total = 0 if current is None else len(current)
-        report.messages.append("no valid rows: no snapshot written, the current table is unchanged")
+        report.messages.append(
+            "no data rows: no snapshot written, the current table is unchanged (allow_empty / --allow-empty stores "
+            "an empty table)"
+            if no_data
+            else "no valid rows: no snapshot written, the current table is unchanged"
+        )
         return report
     if mode == "upsert":
         current = read_snapshot(snapshots_dir, table)

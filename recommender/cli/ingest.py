@@ -52,6 +52,14 @@ def ingest(
     encoding: Annotated[
         str | None, typer.Option("--encoding", help="Force the CSV encoding.", show_default=False)
     ] = None,
+    allow_empty: Annotated[
+        bool,
+        typer.Option(
+            "--allow-empty",
+            help="Store a file without data rows (header only) as an empty table; without it such a file "
+            "changes nothing and the command exits 1.",
+        ),
+    ] = False,
     workspace: WorkspaceOpt = None,
     config: ConfigOpt = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="Output format: table or json.")] = "table",
@@ -79,6 +87,7 @@ def ingest(
             maps_dir=settings.resolve(settings.ingest.column_maps_dir),
             to_simplified=settings.ingest.traditional_to_simplified,
             max_text_chars=settings.ingest.max_text_chars,
+            allow_empty=allow_empty,
         )
     except IngestError as exc:
         typer.echo(f"ingest failed: {exc}", err=True)
@@ -87,7 +96,7 @@ def ingest(
         sys.stdout.write(json.dumps(report.to_dict(), ensure_ascii=False, indent=2) + "\n")
     else:
         _print_report(report.to_dict())
-    if report.snapshot is None and report.n_read > 0:
+    if report.snapshot is None:  # no valid row (or no data row without --allow-empty): nothing replaced
         raise typer.Exit(code=1)
 
 

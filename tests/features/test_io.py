@@ -401,3 +401,27 @@ def test_ingest_file_xlsx_title_row_and_blank_rows(tmp_path: Path) -> None:
     assert Path(report.rejects).read_text(encoding="utf-8-sig").splitlines()[1] == (
         "presence.xlsx,3,year,二〇二四,not a number; row rejected"
     )
+
+
+def test_ingest_file_header_only_keeps_the_table_unless_allow_empty(tmp_path: Path) -> None:
+    good = tmp_path / "a.csv"
+    good.write_text("资产编号,资产类型,名称\nF1,基金,光谷产业基金\nL1,实验室,光谷实验室\n", encoding="utf-8")
+    header_only = tmp_path / "header_only.csv"
+    header_only.write_text("资产编号,资产类型,名称\n", encoding="utf-8")
+    ingest_file(good, "assets", None, tmp_path / "snap", tmp_path / "rej", maps_dir=MAPS)
+    report = ingest_file(header_only, "assets", None, tmp_path / "snap", tmp_path / "rej", maps_dir=MAPS)
+    assert (report.n_read, report.n_ok, report.snapshot, report.rejects, report.n_total) == (0, 0, None, None, 2)
+    assert report.messages[-1] == (
+        "no data rows: no snapshot written, the current table is unchanged (allow_empty / --allow-empty stores an "
+        "empty table)"
+    )
+    assert len(snapshot_paths(tmp_path / "snap", "assets")) == 1
+    current = read_snapshot(tmp_path / "snap", "assets")
+    assert current is not None and current["asset_id"].tolist() == ["F1", "L1"]
+
+    meant = ingest_file(
+        header_only, "assets", None, tmp_path / "snap", tmp_path / "rej", maps_dir=MAPS, allow_empty=True
+    )
+    assert (meant.n_read, meant.n_ok, meant.n_total) == (0, 0, 0) and meant.snapshot is not None
+    replaced = read_snapshot(tmp_path / "snap", "assets")
+    assert replaced is not None and replaced.empty and list(replaced.columns) == S.SCHEMAS["assets"].column_names

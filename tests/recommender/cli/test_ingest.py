@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -115,3 +116,24 @@ def test_ingest_only_bad_rows_exit_1(runner: CliRunner, tmp_path: Path) -> None:
     assert result.exit_code == 1
     report = json.loads(result.stdout)
     assert (report["n_ok"], report["snapshot"]) == (0, None)
+
+
+def test_ingest_header_only_exit_1_table_intact_and_allow_empty_replaces(runner: CliRunner, tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    assert runner.invoke(app, ["ingest", str(_assets(tmp_path)), "-t", "assets", "-w", str(ws)]).exit_code == 0
+    header_only = tmp_path / "header_only.csv"
+    header_only.write_text("资产编号,资产类型,名称,节点编号\n", encoding="utf-8")
+    args = ["ingest", str(header_only), "--table", "assets", "-w", str(ws), "-f", "json"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1, result.output
+    report = json.loads(result.stdout)
+    assert (report["n_read"], report["snapshot"], report["n_total"]) == (0, None, 1)
+    assert "no data rows" in report["messages"][-1]
+    snaps = sorted((ws / "snapshots" / "assets").glob("*.parquet"))
+    assert len(snaps) == 1 and len(pd.read_parquet(snaps[0])) == 1
+
+    result = runner.invoke(app, [*args, "--allow-empty"])
+    assert result.exit_code == 0, result.output
+    assert (json.loads(result.stdout)["n_total"], json.loads(result.stdout)["n_ok"]) == (0, 0)
+    snaps = sorted((ws / "snapshots" / "assets").glob("*.parquet"))
+    assert len(snaps) == 2 and len(pd.read_parquet(snaps[-1])) == 0
