@@ -1,9 +1,10 @@
 """The bundled sample zone: a deterministic, realistic universe with a documented hidden process.
 
 ``generate_sample(chains, n_enterprises, random_state)`` returns :class:`SampleData`: the six raw
-tables exactly as a user would import them (Chinese headers of docs/design.md, dates as
-``YYYY-MM-DD`` strings, money in 万元), the hidden process's ``oracle`` and a ``manifest``. The
-process is documented in docs/sample.md; its coefficients are :data:`HIDDEN_PROCESS`.
+tables exactly as a user would import them (dates as ``YYYY-MM-DD`` strings, money in 万元), the
+hidden process's ``oracle`` and a ``manifest``. Columns are built under ``features.schema`` names and
+written under the headers of the built-in column maps (:mod:`recommender.sample.columns`, docs/design.md
+"Raw formats"). The process is documented in docs/sample.md; its coefficients are :data:`HIDDEN_PROCESS`.
 
 Everything is pure and vectorised with numpy: the only Python loops run over chain nodes, quarters
 or small tables (assets), never over enterprises. Nothing reads the clock; ``as_of`` is a parameter.
@@ -21,39 +22,15 @@ from typing import Any, Final
 import numpy as np
 import pandas as pd
 
+from features import schema as S
 from features.chains import Chain
 from features.validate import CREDIT_CODE_CHARSET, CREDIT_CODE_WEIGHTS
 from recommender.sample import vocab as V
+from recommender.sample.columns import FORMER_NAME, RawHeaders, builtin_raw_headers, to_raw
 
 GENERATOR_VERSION: Final = "1"
 DEFAULT_AS_OF: Final = date(2026, 6, 30)
 
-RAW_COLUMNS: Final[dict[str, list[str]]] = {
-    "enterprises": [
-        "企业名称",
-        "统一社会信用代码",
-        "登记状态",
-        "成立日期",
-        "注册资本",
-        "所属省份",
-        "所属城市",
-        "所属区县",
-        "国标行业",
-        "经营范围",
-        "企业简介",
-        "主营产品",
-        "参保人数",
-        "是否上市",
-        "最新融资轮次",
-        "最新融资日期",
-        "曾用名",
-    ],
-    "presence": ["统一社会信用代码", "节点编号", "年度", "产值（万元）", "纳税（万元）", "从业人数", "是否链主"],
-    "assets": ["资产编号", "资产类型", "名称", "简介", "节点编号", "发布方"],
-    "relations": ["关系编号", "源编号", "源类型", "目标编号", "目标类型", "关系类型", "强度", "日期"],
-    "signals": ["事件编号", "统一社会信用代码", "事件类型", "日期", "金额（万元）", "省份", "城市", "事件描述"],
-    "outcomes": ["记录编号", "统一社会信用代码", "节点编号", "阶段", "日期", "金额（万元）", "备注"],
-}
 ORACLE_COLUMNS: Final = ["node_id", "enterprise_id", "oracle_score"]
 
 SIGNAL_LABELS: Final = ("融资", "新设分支机构", "购地", "招聘", "扩产")  # order of schema.SIGNAL_TYPES
@@ -133,7 +110,7 @@ CURRENCIES: Final = (("人民币", 1.0, 0.90), ("美元", 7.1, 0.07), ("港元",
 
 @dataclass(frozen=True)
 class SampleData:
-    """The generated sample: raw tables (Chinese headers), the oracle and a manifest."""
+    """The generated sample: raw tables (headers of the column maps), the oracle and a manifest."""
 
     enterprises: pd.DataFrame
     presence: pd.DataFrame
@@ -146,7 +123,7 @@ class SampleData:
 
     def tables(self) -> dict[str, pd.DataFrame]:
         """The six raw tables by name (``enterprises`` … ``outcomes``)."""
-        return {name: getattr(self, name) for name in RAW_COLUMNS}
+        return {name: getattr(self, name) for name in S.TABLES}
 
 
 # ---------------------------------------------------------------------------------------------- kinds
@@ -746,7 +723,7 @@ def _signal_details(
 # ---------------------------------------------------------------------------------------------- assets
 @dataclass(frozen=True)
 class _Assets:
-    frame: pd.DataFrame  # raw columns
+    frame: pd.DataFrame  # raw values, columns _ASSET_FIELDS
     funds: np.ndarray  # asset ids
     fund_chain: np.ndarray  # chain index or -1
     universities: np.ndarray
@@ -755,6 +732,8 @@ class _Assets:
     lab_chain: np.ndarray
 
 
+_ASSET_FIELDS: Final = (S.COL_ASSET_ID, S.COL_ASSET_TYPE, S.COL_NAME, S.COL_DESCRIPTION, S.COL_NODE_ID, S.COL_OWNER)
+"""The fields of an asset row, in the order the row builders below list them."""
 _GENERAL_FUNDS: Final = ("光谷产业投资引导基金", "光谷创新天使投资基金", "东湖高新科技成果转化基金")
 
 
@@ -813,9 +792,9 @@ def _assets(kinds: _Kinds, colour: np.ndarray, u: _Universe, rng: np.random.Gene
     targets = np.flatnonzero(colour < 2)
     funds, fund_chain = _fund_rows(kinds, targets)
     rows = funds + _academic_rows(kinds) + _scenario_rows(kinds, targets, u, rng)
-    frame = pd.DataFrame(rows, columns=RAW_COLUMNS["assets"])
-    ids = frame["资产编号"].to_numpy(dtype=object)
-    kind = frame["资产类型"].to_numpy(dtype=object)
+    frame = pd.DataFrame(rows, columns=list(_ASSET_FIELDS))
+    ids = frame[S.COL_ASSET_ID].to_numpy(dtype=object)
+    kind = frame[S.COL_ASSET_TYPE].to_numpy(dtype=object)
     return _Assets(
         frame,
         ids[kind == "基金"],
@@ -1489,18 +1468,19 @@ def _outcomes(
     keep = day < as_of
     frame = pd.DataFrame(
         {
-            "统一社会信用代码": u.ids[ent[proc]][keep],
-            "节点编号": ctx.kinds.node_ids[node[proc]][keep],
-            "阶段": stage[keep],
+            S.COL_ENTERPRISE_ID: u.ids[ent[proc]][keep],
+            S.COL_NODE_ID: ctx.kinds.node_ids[node[proc]][keep],
+            S.COL_STAGE: stage[keep],
             "_day": day[keep],
-            "金额（万元）": amount[keep],
-            "备注": note[keep],
+            S.COL_AMOUNT_CNY: amount[keep],  # 万元, as the raw file has it
+            S.COL_NOTE: note[keep],
             "_pos": pos[keep],
         }
     )
-    frame = frame.sort_values(["_day", "统一社会信用代码", "节点编号", "_pos"], kind="stable").reset_index(drop=True)
-    frame.insert(0, "记录编号", [f"OC{i:07d}" for i in range(1, len(frame) + 1)])
-    frame.insert(4, "日期", _date_text(frame["_day"].to_numpy()))
+    frame = frame.sort_values(["_day", S.COL_ENTERPRISE_ID, S.COL_NODE_ID, "_pos"], kind="stable")
+    frame = frame.reset_index(drop=True)
+    frame[S.COL_OUTCOME_ID] = [f"OC{i:07d}" for i in range(1, len(frame) + 1)]
+    frame[S.COL_DATE] = _date_text(frame["_day"].to_numpy())
     return frame.drop(columns=["_day", "_pos"]), logit, reached
 
 
@@ -1532,16 +1512,16 @@ def _presence(u: _Universe, kinds: _Kinds, as_of: date, rng: np.random.Generator
     staff = np.maximum(5, np.round(u.employees[local][f] * np.sqrt(factor))).astype(np.int64)
     frame = pd.DataFrame(
         {
-            "统一社会信用代码": u.ids[local][f],
-            "节点编号": kinds.node_ids[u.kind[local][f]],
-            "年度": y,
-            "产值（万元）": output,
-            "纳税（万元）": tax,
-            "从业人数": staff,
-            "是否链主": np.where(u.leader[local][f], "是", "否"),
+            S.COL_ENTERPRISE_ID: u.ids[local][f],
+            S.COL_NODE_ID: kinds.node_ids[u.kind[local][f]],
+            S.COL_YEAR: y,
+            S.COL_OUTPUT_VALUE_CNY: output,  # 万元
+            S.COL_TAX_CNY: tax,  # 万元
+            S.COL_EMPLOYEES: staff,
+            S.COL_IS_CHAIN_LEADER: np.where(u.leader[local][f], "是", "否"),
         }
     )
-    return frame.sort_values(["节点编号", "统一社会信用代码", "年度"], kind="stable").reset_index(drop=True)
+    return frame.sort_values([S.COL_NODE_ID, S.COL_ENTERPRISE_ID, S.COL_YEAR], kind="stable").reset_index(drop=True)
 
 
 def _dense_codes(values: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -1622,26 +1602,26 @@ def _latest_financing(u: _Universe, sig: _Signals, rng: np.random.Generator) -> 
 def _enterprise_columns(
     u: _Universe, texts: dict[str, np.ndarray], fin: tuple[np.ndarray, np.ndarray], rng: np.random.Generator
 ) -> dict[str, np.ndarray]:
-    """The enterprises file's columns as numpy arrays (object strings; 参保人数 float with NaN)."""
+    """The enterprises file's columns as numpy arrays (object strings; employees float with NaN)."""
     n = len(u.kind)
     return {
-        "企业名称": u.names,
-        "统一社会信用代码": u.ids,
-        "登记状态": u.status,
-        "成立日期": _date_text(u.founded),
-        "注册资本": u.capital_text,
-        "所属省份": u.province,
-        "所属城市": u.city_name,
-        "所属区县": u.district,
-        "国标行业": texts["industry"],
-        "经营范围": texts["scope"],
-        "企业简介": texts["description"],
-        "主营产品": texts["products"],
-        "参保人数": np.where(rng.random(n) < 0.1, np.nan, u.employees),
-        "是否上市": np.where(u.listed, "是", "否").astype(object),
-        "最新融资轮次": fin[0],
-        "最新融资日期": np.where(fin[1] >= 0, _date_text(np.maximum(fin[1], 0)), ""),
-        "曾用名": np.where(rng.random(n) < 0.05, u.names + V.FORMER_NAME_NOTE, ""),
+        S.COL_NAME: u.names,
+        S.COL_ENTERPRISE_ID: u.ids,
+        S.COL_STATUS: u.status,
+        S.COL_FOUNDED: _date_text(u.founded),
+        S.COL_CAPITAL_CNY: u.capital_text,  # as registries write it: 5000万人民币, 1.2亿美元 …
+        S.COL_PROVINCE: u.province,
+        S.COL_CITY: u.city_name,
+        S.COL_DISTRICT: u.district,
+        S.COL_INDUSTRY_CODE: texts["industry"],  # code and name in one cell: C3976 光电子器件制造
+        S.COL_BUSINESS_SCOPE: texts["scope"],
+        S.COL_DESCRIPTION: texts["description"],
+        S.COL_PRODUCTS: texts["products"],
+        S.COL_EMPLOYEES: np.where(rng.random(n) < 0.1, np.nan, u.employees),
+        S.COL_LISTED: np.where(u.listed, "是", "否").astype(object),
+        S.COL_FINANCING_ROUND: fin[0],
+        S.COL_FINANCING_DATE: np.where(fin[1] >= 0, _date_text(np.maximum(fin[1], 0)), ""),
+        FORMER_NAME: np.where(rng.random(n) < 0.05, u.names + V.FORMER_NAME_NOTE, ""),
     }
 
 
@@ -1660,7 +1640,7 @@ def _add_dirt(
 
     Returns the enterprises frame (duplicates appended, rows sorted by credit code) and the counts.
     """
-    n = len(cols["统一社会信用代码"])
+    n = len(cols[S.COL_ENTERPRISE_ID])
     c = {k: v.copy() for k, v in cols.items()}
     counts: dict[str, int] = {}
     free = np.flatnonzero(~referenced & distractor)
@@ -1672,32 +1652,34 @@ def _add_dirt(
         return np.sort(rng.choice(pool, m, replace=False)) if m else np.zeros(0, dtype=np.int64)
 
     r = rows("traditional_text")
-    for col in ("企业简介", "经营范围", "主营产品"):
+    for col in (S.COL_DESCRIPTION, S.COL_BUSINESS_SCOPE, S.COL_PRODUCTS):
         c[col][r] = _translate(c[col][r], _TRADITIONAL_TABLE)
     r = rows("fullwidth_text")
-    for col in ("企业简介", "主营产品", "注册资本"):
+    for col in (S.COL_DESCRIPTION, S.COL_PRODUCTS, S.COL_CAPITAL_CNY):
         c[col][r] = _translate(c[col][r], _FULLWIDTH)
     r = rows("odd_whitespace")
-    name = c["企业名称"][r]
+    name = c[S.COL_NAME][r]
     head = np.asarray([x[:2] for x in name], dtype=object)
     tail = np.asarray([x[2:] for x in name], dtype=object)
-    c["企业名称"][r] = np.where(np.arange(len(r)) % 2 == 0, " " + name + "  ", head + "\u3000" + tail)
+    c[S.COL_NAME][r] = np.where(np.arange(len(r)) % 2 == 0, " " + name + "  ", head + "\u3000" + tail)
     r = rows("unparseable_capital", free)
-    c["注册资本"][r] = np.asarray(V.UNPARSEABLE_CAPITAL, dtype=object)[np.arange(len(r)) % len(V.UNPARSEABLE_CAPITAL)]
+    c[S.COL_CAPITAL_CNY][r] = np.asarray(V.UNPARSEABLE_CAPITAL, dtype=object)[
+        np.arange(len(r)) % len(V.UNPARSEABLE_CAPITAL)
+    ]
     r = rows("slash_dates", free)
-    c["成立日期"][r] = np.asarray(
-        [f"{int(d[:4])}/{int(d[5:7])}/{int(d[8:10])}" for d in c["成立日期"][r]], dtype=object
+    c[S.COL_FOUNDED][r] = np.asarray(
+        [f"{int(d[:4])}/{int(d[5:7])}/{int(d[8:10])}" for d in c[S.COL_FOUNDED][r]], dtype=object
     )
     r = rows("invalid_credit_code", np.setdiff1d(free, r))
-    c["统一社会信用代码"][r] = _corrupt_codes(c["统一社会信用代码"][r])
+    c[S.COL_ENTERPRISE_ID][r] = _corrupt_codes(c[S.COL_ENTERPRISE_ID][r])
     r = rows("duplicate_rows")
     changed = np.arange(len(r)) % 2 == 1
     dup = {k: v[r].copy() for k, v in c.items()}
-    dup["参保人数"] = np.where(changed, np.nan_to_num(dup["参保人数"]) + 7, dup["参保人数"])
+    dup[S.COL_EMPLOYEES] = np.where(changed, np.nan_to_num(dup[S.COL_EMPLOYEES]) + 7, dup[S.COL_EMPLOYEES])
     merged = {k: np.concatenate([c[k], dup[k]]) for k in c}
-    order = np.argsort(merged["统一社会信用代码"], kind="stable")  # a duplicate follows its original
+    order = np.argsort(merged[S.COL_ENTERPRISE_ID], kind="stable")  # a duplicate follows its original
     frame = pd.DataFrame({k: v[order] for k, v in merged.items()})
-    frame["参保人数"] = pd.array(merged["参保人数"][order], dtype="Int64")
+    frame[S.COL_EMPLOYEES] = pd.array(merged[S.COL_EMPLOYEES][order], dtype="Int64")
     return frame, counts
 
 
@@ -1718,18 +1700,18 @@ def _corrupt_codes(codes: np.ndarray) -> np.ndarray:
 def _signal_frame(sig: _Signals, ids: np.ndarray) -> pd.DataFrame:
     frame = pd.DataFrame(
         {
-            "统一社会信用代码": ids[sig.ent],
-            "事件类型": np.asarray(SIGNAL_LABELS, dtype=object)[sig.kind],
+            S.COL_ENTERPRISE_ID: ids[sig.ent],
+            S.COL_SIGNAL_TYPE: np.asarray(SIGNAL_LABELS, dtype=object)[sig.kind],
             "_day": sig.day,
-            "金额（万元）": sig.amount_wan,
-            "省份": sig.province,
-            "城市": sig.city,
-            "事件描述": sig.description,
+            S.COL_AMOUNT_CNY: sig.amount_wan,  # 万元
+            S.COL_PROVINCE: sig.province,
+            S.COL_CITY: sig.city,
+            S.COL_DESCRIPTION: sig.description,
         }
     )
-    frame = frame.sort_values(["_day", "统一社会信用代码", "事件类型"], kind="stable").reset_index(drop=True)
-    frame.insert(0, "事件编号", [f"EV{i:08d}" for i in range(1, len(frame) + 1)])
-    frame.insert(3, "日期", _date_text(frame["_day"].to_numpy()))
+    frame = frame.sort_values(["_day", S.COL_ENTERPRISE_ID, S.COL_SIGNAL_TYPE], kind="stable").reset_index(drop=True)
+    frame[S.COL_SIGNAL_ID] = [f"EV{i:08d}" for i in range(1, len(frame) + 1)]
+    frame[S.COL_DATE] = _date_text(frame["_day"].to_numpy())
     return frame.drop(columns="_day")
 
 
@@ -1737,18 +1719,19 @@ def _relation_frame(rel: _Relations) -> pd.DataFrame:
     cat = np.concatenate
     frame = pd.DataFrame(
         {
-            "源编号": cat(rel.src),
-            "源类型": cat(rel.src_type),
-            "目标编号": cat(rel.dst),
-            "目标类型": cat(rel.dst_type),
-            "关系类型": cat(rel.label),
-            "强度": cat(rel.weight),
+            S.COL_SRC_ID: cat(rel.src),
+            S.COL_SRC_TYPE: cat(rel.src_type),
+            S.COL_DST_ID: cat(rel.dst),
+            S.COL_DST_TYPE: cat(rel.dst_type),
+            S.COL_RELATION_TYPE: cat(rel.label),
+            S.COL_WEIGHT: cat(rel.weight),
             "_day": cat(rel.day),
         }
     )
-    frame = frame.sort_values(["_day", "关系类型", "源编号", "目标编号"], kind="stable").reset_index(drop=True)
-    frame.insert(0, "关系编号", [f"RL{i:08d}" for i in range(1, len(frame) + 1)])
-    frame["日期"] = _date_text(frame["_day"].to_numpy())
+    order = ["_day", S.COL_RELATION_TYPE, S.COL_SRC_ID, S.COL_DST_ID]
+    frame = frame.sort_values(order, kind="stable").reset_index(drop=True)
+    frame[S.COL_RELATION_ID] = [f"RL{i:08d}" for i in range(1, len(frame) + 1)]
+    frame[S.COL_DATE] = _date_text(frame["_day"].to_numpy())
     return frame.drop(columns="_day")
 
 
@@ -1803,7 +1786,11 @@ def _universe(kinds: _Kinds, colour: np.ndarray, n: int, as_of: int, rng: np.ran
 
 
 def generate_sample(
-    chains: list[Chain], n_enterprises: int, random_state: int, as_of: date = DEFAULT_AS_OF
+    chains: list[Chain],
+    n_enterprises: int,
+    random_state: int,
+    as_of: date = DEFAULT_AS_OF,
+    headers: RawHeaders | None = None,
 ) -> SampleData:
     """Generate the sample zone (湖北省 武汉市 东湖新技术开发区) and its universe of enterprises.
 
@@ -1813,10 +1800,16 @@ def generate_sample(
         n_enterprises: distinct enterprises of the universe (the CSV adds a few duplicate rows).
         random_state: seed; the same (chains, n_enterprises, random_state, as_of) gives identical frames.
         as_of: the sample's "today": no record is dated on or after it.
+        headers: the raw files' headers per table (:func:`recommender.sample.columns.raw_headers`);
+            default: those of the built-in column maps (docs/design.md, "Raw formats").
 
     Returns:
-        SampleData with raw frames (columns ``RAW_COLUMNS``), ``oracle`` (``ORACLE_COLUMNS``) and a
+        SampleData with raw frames (columns ``headers``), ``oracle`` (``ORACLE_COLUMNS``) and a
         JSON-ready manifest.
+
+    Raises:
+        ValueError: bad arguments, too few enterprises for the chains, or ``headers`` naming other columns
+            than the generator fills.
     """
     _check_args(chains, n_enterprises, random_state)
     rng = np.random.default_rng(random_state)
@@ -1848,7 +1841,7 @@ def generate_sample(
         u.kind >= kinds.n_nodes,
         rng,
     )
-    tables = {
+    frames = {
         "enterprises": enterprises,
         "presence": presence,
         "assets": assets.frame,
@@ -1856,6 +1849,8 @@ def generate_sample(
         "signals": _signal_frame(sig, u.ids),
         "outcomes": outcomes,
     }
+    headers = builtin_raw_headers() if headers is None else headers
+    tables = {table: to_raw(table, frame, headers[table]) for table, frame in frames.items()}
     manifest = _manifest(kinds, colour, u, tables, oracle, reached, dirt, int(n_enterprises), int(random_state), as_of)
     return SampleData(**tables, oracle=oracle, manifest=manifest)
 

@@ -1,22 +1,25 @@
-"""Tests of the sample-zone generator (features/sample.py): determinism, formats, dirt, outcomes, oracle."""
+"""Tests of the sample-zone generator (recommender/sample/generate.py): determinism, headers, dirt, outcomes, oracle."""
 
 from __future__ import annotations
 
 import re
 from datetime import date
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from features.chains import Chain, validate_chains
+from features.ingest import ColumnMap, parse_column_map
+from features.io import default_column_map, load_column_map
 from features.validate import CREDIT_CODE_CHARSET, credit_code_check_char, is_valid_credit_code, valid_credit_codes
 from recommender.sample import vocab as V
+from recommender.sample.columns import builtin_raw_headers, raw_headers
 from recommender.sample.generate import (
     DIRT,
     ORACLE_COLUMNS,
     PROGRESS_STAGES,
-    RAW_COLUMNS,
     SampleData,
     credit_check_chars,
     generate_sample,
@@ -25,6 +28,8 @@ from recommender.sample.generate import (
 
 N = 1200
 AS_OF = date(2026, 6, 30)
+ROOT = Path(__file__).resolve().parents[3]
+MAPS_DIR = ROOT / "configs" / "column_maps"
 
 
 def make_chain(chain_id: str, name: str, n_nodes: int = 8) -> dict[str, object]:
@@ -72,53 +77,65 @@ def test_generate_sample_seed_changes_the_data(chains: list[Chain], sample: Samp
     assert not sample.enterprises["统一社会信用代码"].equals(other.enterprises["统一社会信用代码"])
 
 
-def test_generate_sample_writes_the_raw_headers_of_the_design(sample: SampleData) -> None:
-    assert list(sample.enterprises.columns) == [
-        "企业名称", "统一社会信用代码", "登记状态", "成立日期", "注册资本", "所属省份", "所属城市", "所属区县", "国标行业",
-        "经营范围", "企业简介", "主营产品", "参保人数", "是否上市", "最新融资轮次", "最新融资日期", "曾用名",
-    ]  # fmt: skip
-    assert list(sample.presence.columns) == [
-        "统一社会信用代码",
-        "节点编号",
-        "年度",
-        "产值（万元）",
-        "纳税（万元）",
-        "从业人数",
-        "是否链主",
-    ]
-    assert list(sample.assets.columns) == ["资产编号", "资产类型", "名称", "简介", "节点编号", "发布方"]
-    assert list(sample.relations.columns) == [
-        "关系编号",
-        "源编号",
-        "源类型",
-        "目标编号",
-        "目标类型",
-        "关系类型",
-        "强度",
-        "日期",
-    ]
-    assert list(sample.signals.columns) == [
-        "事件编号",
-        "统一社会信用代码",
-        "事件类型",
-        "日期",
-        "金额（万元）",
-        "省份",
-        "城市",
-        "事件描述",
-    ]
-    assert list(sample.outcomes.columns) == [
-        "记录编号",
-        "统一社会信用代码",
-        "节点编号",
-        "阶段",
-        "日期",
-        "金额（万元）",
-        "备注",
-    ]
+def _documented_headers() -> dict[str, list[str]]:
+    """docs/design.md, "Raw formats": column map name -> the headers its bullet lists, in order."""
+    section = (ROOT / "docs" / "design.md").read_text(encoding="utf-8").split("## Raw formats", 1)[1]
+    out = {}
+    for bullet in re.split(r"\n- ", section.split("\n## ", 1)[0]):
+        found = re.search(r"map `([a-z-]+)`:(.*)", bullet, flags=re.S)
+        if found is None:
+            continue
+        text = " ".join(found.group(2).split())
+        while re.search(r"\([^()]*\)", text):  # notes like (YYYY-MM-DD), (e.g. `300万(美元)`)
+            text = re.sub(r"\s*\([^()]*\)", "", text)
+        text = re.split(r"[;.](?:\s|$)", text)[0]  # "; any other column → `extra`.", "`客户` rows …"
+        out[found.group(1)] = [h.strip() for h in text.split(",")]
+    return out
+
+
+def _first_sources(cmap: ColumnMap) -> list[str]:
+    """The map's source headers that fill a column no earlier header fills (its synonyms left out)."""
+    filled: set[str] = set()
+    out = []
+    for rule in cmap.rules:
+        if filled.isdisjoint(rule.targets):
+            out.append(rule.source)
+        filled.update(rule.targets)
+    return out
+
+
+def test_generate_sample_writes_the_column_maps_headers_in_the_documented_order(sample: SampleData) -> None:
+    documented = _documented_headers()
+    assert sorted(documented) == sorted(default_column_map(t) for t in sample.tables())
+    for table, df in sample.tables().items():
+        cmap = load_column_map(default_column_map(table), MAPS_DIR, table)
+        first = _first_sources(cmap)
+        headers = list(df.columns)
+        if table == "enterprises":  # registry exports lead with the name; 曾用名 is unknown to the map (→ extra)
+            assert headers == ["企业名称", *(h for h in first if h != "企业名称"), "曾用名"]
+            assert headers[:-1] == documented[cmap.name]
+        else:
+            assert headers == first == documented[cmap.name], table
     assert list(sample.oracle.columns) == ORACLE_COLUMNS
-    for name, df in sample.tables().items():
-        assert list(df.columns) == RAW_COLUMNS[name]
+    assert builtin_raw_headers() == raw_headers(
+        {t: load_column_map(default_column_map(t), MAPS_DIR, t) for t in sample.tables()}
+    )
+
+
+def test_generate_sample_takes_the_headers_from_the_column_maps(chains: list[Chain], sample: SampleData) -> None:
+    maps = {t: load_column_map(default_column_map(t), MAPS_DIR, t) for t in sample.tables()}
+    maps["assets"] = parse_column_map(
+        {"table": "assets", "columns": {"编号": "asset_id", "资产名称": "name", "类别": "asset_type", "名称": "name",
+                                        "说明": "description", "环节": "node_id", "机构": "owner"}},
+        name="other-assets",
+    )  # fmt: skip
+    other = generate_sample(chains, N, random_state=42, headers=raw_headers(maps))
+    assert list(other.assets.columns) == ["编号", "资产名称", "类别", "说明", "环节", "机构"]
+    pd.testing.assert_frame_equal(
+        other.assets.set_axis(["资产编号", "名称", "资产类型", "简介", "节点编号", "发布方"], axis=1),
+        sample.assets[["资产编号", "名称", "资产类型", "简介", "节点编号", "发布方"]],
+    )
+    pd.testing.assert_frame_equal(other.enterprises, sample.enterprises)
 
 
 def test_generate_sample_uses_the_raw_vocabularies(sample: SampleData) -> None:
