@@ -67,6 +67,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from recommender.refresh import pipeline as batch  # noqa: E402
+from recommender.refresh import steps as real_steps  # noqa: E402
+from recommender.refresh.context import Step  # noqa: E402
 from recommender.settings import Settings, load_chains, load_settings  # noqa: E402
 
 D1, D2 = date(2026, 6, 30), date(2026, 7, 1)
@@ -162,8 +164,8 @@ def part1(n: int, changed: float, e5_sample: int, n_index: int, tmp: Path) -> di
     write_snapshot(ent, ws / "snapshots", "enterprises")
     t_build = time.perf_counter() - t0
     steps = [
-        batch.Step("ingest", batch.step_ingest, always=True),
-        batch.Step("embed", batch.step_embed, batch._embed_inputs),
+        Step("ingest", real_steps.step_ingest, always=True),
+        Step("embed", real_steps.step_embed, real_steps._embed_inputs),
     ]
     enc = StandInEncoder()
     t0 = time.perf_counter()
@@ -211,9 +213,9 @@ def index_seconds(ent: pd.DataFrame, n_index: int, changed: float, tmp: Path) ->
     head = ent.head(n_index)
     write_snapshot(head, ws / "snapshots", "enterprises")
     steps = [
-        batch.Step("ingest", batch.step_ingest, always=True),
-        batch.Step("embed", batch.step_embed, batch._embed_inputs),
-        batch.Step("index", batch.step_index, batch._embed_inputs),
+        Step("ingest", real_steps.step_ingest, always=True),
+        Step("embed", real_steps.step_embed, real_steps._embed_inputs),
+        Step("index", real_steps.step_index, real_steps._embed_inputs),
     ]
     full = batch.run_refresh(settings, D1, steps=steps, encoder=StandInEncoder())
     write_snapshot(change_profiles(head, changed, 1)[0], ws / "snapshots", "enterprises")

@@ -56,7 +56,7 @@ def _executor(value: str | None) -> Any:
 
 
 def _logging(settings: Settings, log_json: bool) -> Path:
-    from recommender.refresh.pipeline import configure_logging
+    from recommender.refresh.logs import configure_logging
     from recommender.workspace import Workspace
 
     env = os.environ.get("SANSETU_LOG_FORMAT", "").lower()
@@ -76,7 +76,8 @@ def refresh(
     config: ConfigOpt = None,
 ) -> None:
     """Run the nightly refresh for one as-of date and publish it atomically (resumes after a crash)."""
-    from recommender.refresh.pipeline import KILL_ENV, refresh_once
+    from recommender.refresh.pipeline import KILL_ENV
+    from recommender.refresh.schedule import refresh_once
 
     day, kind = _as_of(as_of), _executor(executor)
     settings = settings_from(workspace, config)
@@ -203,7 +204,7 @@ def schedule(
     config: ConfigOpt = None,
 ) -> None:
     """Run refresh on the cron expression refresh.schedule, with retries and logs (Ctrl-C stops)."""
-    from recommender.refresh.pipeline import next_fire, refresh_once, run_schedule
+    from recommender.refresh.schedule import next_fire, refresh_once, run_schedule
     from recommender.settings import ConfigError
 
     kind = _executor(executor)

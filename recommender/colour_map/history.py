@@ -24,6 +24,7 @@ import pandas as pd
 from features.chains import Chain, edges_frame, nodes_frame
 from features.schema import SCHEMAS
 from recommender.colour_map.colours import compute_map, diff_maps
+from recommender.colour_map.priority import gap_priority
 from recommender.colour_map.render import render_chain_html, render_chain_svg, render_index_html
 
 if TYPE_CHECKING:
@@ -188,9 +189,5 @@ def _priority(
     presence: pd.DataFrame,
     paths_config: PathsConfig | None,
 ) -> pd.Series:
-    """Gap priority of red and blue nodes (NaN for green), or all NaN while that part is absent."""
-    try:
-        from recommender.colour_map.priority import gap_priority
-    except ImportError:
-        return pd.Series(float("nan"), index=map_df.index)
+    """Gap priority of red and blue nodes (NaN for green)."""
     return gap_priority(map_df, nodes, enterprises, presence, paths_config)

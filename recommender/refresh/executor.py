@@ -3,18 +3,14 @@
 An executor maps a function over partitions (node partitions of candidates, chunks of changed
 profile texts) and returns the results in input order, so both executors produce the same output.
 ``DaskExecutor`` connects a ``dask.distributed.Client`` to ``address`` or starts a ``LocalCluster``
-when none is given. :func:`train_dask` trains a LightGBM lambdarank model through
-``lightgbm.dask.DaskLGBMRanker`` on the same features as the local ranker (query groups are never
-split across partitions); the ranking code, which must not import ``recommender``, receives it as a
-callable.
+when none is given.
 
-dask, distributed and lightgbm are imported lazily.
+dask and distributed are imported lazily.
 """
 
 from __future__ import annotations
 
 import sys
-import warnings
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
@@ -225,62 +221,3 @@ class PartitionedEncoder:
         self.n_calls += len(parts)
         self.n_texts += len(texts)
         return np.vstack(out)
-
-
-# ---------------------------------------------------------------- training on Dask
-def group_partitions(group: Sequence[int] | np.ndarray, n_parts: int) -> list[tuple[int, int]]:
-    """Split query groups into at most ``n_parts`` consecutive ranges ``[start, end)`` of groups, balanced by rows."""
-    g = np.asarray(group, dtype=np.int64)
-    if len(g) == 0:
-        return []
-    n_parts = max(1, min(n_parts, len(g)))
-    cum = np.cumsum(g)
-    cuts = np.searchsorted(cum, cum[-1] * np.arange(1, n_parts) / n_parts, side="left") + 1
-    bounds = [0, *sorted(set(int(c) for c in cuts if 0 < c < len(g))), len(g)]
-    return list(zip(bounds[:-1], bounds[1:], strict=True))
-
-
-def train_dask(
-    X: np.ndarray | pd.DataFrame,
-    y: Sequence[float] | np.ndarray,
-    group: Sequence[int],
-    params: dict[str, Any],
-    client: Client,
-    n_partitions: int = 2,
-) -> Any:
-    """Fit ``lightgbm.dask.DaskLGBMRanker`` on rows sorted by query; returns the local ``LGBMRanker``.
-
-    Args:
-        X: (n_rows, n_features) features, rows grouped by query in ``group`` order.
-        y: (n_rows,) graded relevance labels.
-        group: sizes of the consecutive query groups (sum = n_rows).
-        params: LightGBM parameters (``objective`` defaults to lambdarank).
-        client: a connected ``dask.distributed.Client``.
-        n_partitions: partitions of whole query groups.
-    """
-    import dask.array as da
-    from lightgbm.dask import DaskLGBMRanker
-
-    g = np.asarray(group, dtype=np.int64)
-    n = len(X)
-    if int(g.sum()) != n:
-        raise ValueError(f"Sum of group sizes ({int(g.sum())}) not equal to the number of rows of X ({n}).")
-    bounds = group_partitions(g, n_partitions)
-    row_chunks = tuple(int(g[a:b].sum()) for a, b in bounds)
-    names = list(X.columns) if isinstance(X, pd.DataFrame) else None
-    xa = np.asarray(X, dtype=np.float64)
-    dx = da.from_array(xa, chunks=(row_chunks, xa.shape[1]))
-    dy = da.from_array(np.asarray(y, dtype=np.float64), chunks=(row_chunks,))
-    dg = da.from_array(g, chunks=(tuple(b - a for a, b in bounds),))
-    kw = {"objective": "lambdarank", **params}
-    for alias in ("n_jobs", "num_threads", "nthread", "num_thread", "nthreads"):
-        kw.pop(alias, None)  # Dask sets threads from each worker's nthreads (and warns if we pass any)
-    model = DaskLGBMRanker(client=client, **kw)
-    fit_kw: dict[str, Any] = {"group": dg}
-    if names is not None:
-        fit_kw["feature_name"] = names
-    with warnings.catch_warnings():
-        # get_params() always carries n_jobs (None), so lightgbm.dask warns that it ignores it on every fit.
-        warnings.filterwarnings("ignore", message=r"Parameter n_jobs will be ignored\.", category=UserWarning)
-        model.fit(dx, dy, **fit_kw)
-    return model.to_local()

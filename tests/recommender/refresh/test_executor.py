@@ -1,4 +1,4 @@
-"""Executors: local and Dask give the same results; partitions keep groups whole; Dask training."""
+"""Executors: local and Dask give the same results; partitions keep groups whole."""
 
 from __future__ import annotations
 
@@ -71,42 +71,3 @@ def test_make_executor_rejects_unknown_kind() -> None:
     msg = "The 'executor' parameter must be one of ['local', 'dask']. Got 'spark' instead."
     with pytest.raises(ValueError, match=re.escape(msg)):
         ex.make_executor("spark")  # type: ignore[arg-type]
-
-
-def test_group_partitions_never_split_a_group() -> None:
-    assert ex.group_partitions([5, 5, 5, 5], 2) == [(0, 2), (2, 4)]
-    assert ex.group_partitions([10, 1, 1], 3) == [(0, 1), (1, 3)]  # at most n_parts, balanced by rows
-    assert ex.group_partitions([3], 4) == [(0, 1)]
-
-
-def _ranking_data(random_state: int) -> tuple[np.ndarray, np.ndarray, list[int]]:
-    rng = np.random.default_rng(random_state)
-    group = [20] * 12
-    X = rng.normal(size=(sum(group), 4))
-    y = np.clip(np.round(X[:, 0] + 0.5 * X[:, 1] ** 2 + rng.normal(scale=0.3, size=len(X))), 0, 3)
-    return X, y, group
-
-
-def test_train_dask_matches_local_lgbm_ranker(dask_executor: ex.DaskExecutor, random_seed: int) -> None:
-    import lightgbm as lgb
-
-    X, y, group = _ranking_data(random_seed)
-    params = {
-        "n_estimators": 20,
-        "num_leaves": 7,
-        "min_child_samples": 5,
-        "deterministic": True,
-        "force_row_wise": True,
-        "seed": 0,
-        "n_jobs": 1,
-        "verbose": -1,
-    }
-    model = ex.train_dask(X, y, group, params, dask_executor.client, n_partitions=1)
-    local = lgb.LGBMRanker(objective="lambdarank", **params).fit(X, y, group=group)
-    np.testing.assert_allclose(model.predict(X), local.predict(X), rtol=1e-9, atol=1e-12)
-
-
-def test_train_dask_rejects_group_sizes_that_do_not_sum(dask_executor: ex.DaskExecutor) -> None:
-    msg = "Sum of group sizes (3) not equal to the number of rows of X (4)."
-    with pytest.raises(ValueError, match=re.escape(msg)):
-        ex.train_dask(np.zeros((4, 2)), np.zeros(4), [3], {}, dask_executor.client)

@@ -24,9 +24,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from recommender.refresh import context, logs, schedule
 from recommender.refresh import pipeline as batch
+from recommender.refresh import steps as real_steps
 from recommender.runs import directory as runs
-from recommender.settings import Settings, load_settings
+from recommender.settings import ConfigError, Settings, load_settings
 
 D1, D2 = date(2026, 11, 21), date(2026, 11, 28)
 NOW = datetime(2026, 11, 28, 2, 30)
@@ -70,13 +72,13 @@ def write_universe(ws: Path, changed: Sequence[int] = (), n: int = 40) -> None:
     pd.DataFrame(rows).to_parquet(ws / "src" / "universe.parquet")
 
 
-def fake_ingest(ctx: batch.RunContext) -> batch.StepResult:
+def fake_ingest(ctx: context.RunContext) -> context.StepResult:
     src = ctx.workspace.root / "src" / "universe.parquet"
     doc = {"universe": runs.sha256_file(src)}
-    return batch.StepResult((ctx.write_json(doc, "inputs.json"),), {"inputs": doc})
+    return context.StepResult((ctx.write_json(doc, "inputs.json"),), {"inputs": doc})
 
 
-def fake_embed(ctx: batch.RunContext) -> batch.StepResult:
+def fake_embed(ctx: context.RunContext) -> context.StepResult:
     from features.embeddings import EmbeddingCache, embed_with_cache
 
     enc = CountingEncoder(ctx.workspace.root / "encoder.log")
@@ -85,10 +87,10 @@ def fake_embed(ctx: batch.RunContext) -> batch.StepResult:
     vectors, stats = embed_with_cache(uni["text"].tolist(), enc, cache, "passage", 16, 16)
     np.save(ctx.staging / "vectors.npy", vectors)
     info = {"encoder_calls": stats.n_encoded, "changed_profiles": stats.n_misses}
-    return batch.StepResult(("vectors.npy",), info)
+    return context.StepResult(("vectors.npy",), info)
 
 
-def fake_score(ctx: batch.RunContext) -> batch.StepResult:
+def fake_score(ctx: context.RunContext) -> context.StepResult:
     uni = pd.read_parquet(ctx.workspace.root / "src" / "universe.parquet")
     vectors = np.load(ctx.staging / "vectors.npy")
     nodes = {"optical_comm.preform": 0, "optical_comm.optical_chip": 3}
@@ -126,16 +128,16 @@ def fake_score(ctx: batch.RunContext) -> batch.StepResult:
     if os.environ.get("FAKE_WAIT_FOR"):  # hold the lock until the test says go
         while not Path(os.environ["FAKE_WAIT_FOR"]).exists():
             time.sleep(0.05)
-    return batch.StepResult(("map.parquet", "targets.parquet"), {"counts": {"targets": len(targets)}})
+    return context.StepResult(("map.parquet", "targets.parquet"), {"counts": {"targets": len(targets)}})
 
 
-def fake_steps() -> list[batch.Step]:
+def fake_steps() -> list[context.Step]:
     return [
-        batch.Step("ingest", fake_ingest, always=True),
-        batch.Step("embed", fake_embed),
-        batch.Step("score", fake_score),
-        batch.Step("diff", batch.step_diff, lambda c: {"previous": c.previous.name if c.previous else None}),
-        batch.Step("export", batch.step_export),
+        context.Step("ingest", fake_ingest, always=True),
+        context.Step("embed", fake_embed),
+        context.Step("score", fake_score),
+        context.Step("diff", real_steps.step_diff, lambda c: {"previous": c.previous.name if c.previous else None}),
+        context.Step("export", real_steps.step_export),
     ]
 
 
@@ -293,11 +295,11 @@ def test_two_concurrent_refreshes_one_runs_one_is_locked(ws: Path, tmp_path: Pat
 def test_run_refresh_step_failure_names_the_step_and_keeps_published(ws: Path) -> None:
     run_fake(ws, D1)
 
-    def boom(ctx: batch.RunContext) -> batch.StepResult:
+    def boom(ctx: context.RunContext) -> context.StepResult:
         raise KeyError("node_id")
 
     steps = fake_steps()
-    steps[2] = batch.Step("score", boom)
+    steps[2] = context.Step("score", boom)
     with pytest.raises(batch.StepFailed, match=re.escape("step 'score' failed: KeyError: 'node_id'")):
         batch.run_refresh(settings_for(ws), D2, steps=steps, now=NOW)
     assert os.readlink(ws / "published") == "runs/2026-11-21"
@@ -313,7 +315,7 @@ def test_run_refresh_backfill_does_not_replace_a_newer_published_run(ws: Path) -
 
 def test_run_refresh_rejects_inputs_that_are_not_a_folder(ws: Path) -> None:
     msg = f"--inputs must be a folder of raw files; {ws / 'nope'} is not a folder"
-    with pytest.raises(batch.InputError, match=re.escape(msg)):
+    with pytest.raises(context.InputError, match=re.escape(msg)):
         batch.run_refresh(settings_for(ws), D1, steps=fake_steps(), inputs=ws / "nope")
 
 
@@ -322,23 +324,23 @@ def test_raw_files_error_lists_expected_files(tmp_path: Path) -> None:
         f"--inputs {tmp_path} holds none of the raw files ['enterprises.csv', 'presence.csv', 'assets.csv', "
         "'relations.csv', 'signals.csv', 'outcomes.csv'] (.csv, .xlsx or .parquet)"
     )
-    with pytest.raises(batch.InputError, match=re.escape(msg)):
-        batch._raw_files(tmp_path)
+    with pytest.raises(context.InputError, match=re.escape(msg)):
+        real_steps._raw_files(tmp_path)
 
 
 def test_configure_logging_writes_json_lines(ws: Path) -> None:
     import io
 
-    path = batch.configure_logging(ws / "logs", json_format=True, stream=io.StringIO())
+    path = logs.configure_logging(ws / "logs", json_format=True, stream=io.StringIO())
     run_fake(ws, D1)
-    logging.getLogger(batch.LOGGER_NAME).handlers[0].flush()
+    logging.getLogger(logs.LOGGER_NAME).handlers[0].flush()
     lines = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines()]
     done = [x for x in lines if x.get("event") == "step_done"]
     assert [x["step"] for x in done] == list(FAKE_STEPS)
     assert lines[-1]["event"] == "published" and lines[-1]["run"] == "2026-11-21"
     assert {"ts", "level", "logger", "msg"} <= set(lines[0])
-    for h in list(logging.getLogger(batch.LOGGER_NAME).handlers):
-        logging.getLogger(batch.LOGGER_NAME).removeHandler(h)
+    for h in list(logging.getLogger(logs.LOGGER_NAME).handlers):
+        logging.getLogger(logs.LOGGER_NAME).removeHandler(h)
         h.close()
 
 
@@ -353,27 +355,27 @@ def test_normalise_targets_orders_contract_columns() -> None:
         }
     )
     mp = pd.DataFrame({"node_id": ["c.a", "c.b"], "chain_id": ["c", "c"]})
-    out = batch.normalise_targets(t, mp)
-    assert out.columns.tolist() == batch.TARGET_COLUMNS
+    out = real_steps.normalise_targets(t, mp)
+    assert out.columns.tolist() == real_steps.TARGET_COLUMNS
     assert out[["node_id", "reasons", "routes"]].values.tolist() == [["c.a", "[]", "[]"], ["c.b", "[]", "[]"]]
 
 
 # ---------------------------------------------------------------- schedule
 def test_next_fire_follows_the_cron_expression() -> None:
-    assert batch.next_fire("30 2 * * *", datetime(2026, 11, 28, 1, 0)) == datetime(2026, 11, 28, 2, 30)
-    assert batch.next_fire("30 2 * * *", datetime(2026, 11, 28, 2, 30)) == datetime(2026, 11, 29, 2, 30)
+    assert schedule.next_fire("30 2 * * *", datetime(2026, 11, 28, 1, 0)) == datetime(2026, 11, 28, 2, 30)
+    assert schedule.next_fire("30 2 * * *", datetime(2026, 11, 28, 2, 30)) == datetime(2026, 11, 29, 2, 30)
 
 
 def test_next_fire_rejects_a_bad_expression() -> None:
     msg = "refresh.schedule must be a cron expression like '30 2 * * *'; got '61 2 * * *'"
-    with pytest.raises(batch.ConfigError, match=re.escape(msg)):
-        batch.next_fire("61 2 * * *", NOW)
+    with pytest.raises(ConfigError, match=re.escape(msg)):
+        schedule.next_fire("61 2 * * *", NOW)
 
 
 def test_with_retries_retries_failed_steps_with_growing_waits() -> None:
     codes = iter([1, 1, 0])
     sleeps: list[float] = []
-    out = batch.with_retries(lambda: batch.RefreshOutcome(next(codes), "m"), 2, 60.0, sleeps.append)
+    out = schedule.with_retries(lambda: schedule.RefreshOutcome(next(codes), "m"), 2, 60.0, sleeps.append)
     assert (out.code, sleeps) == (0, [60.0, 120.0])
 
 
@@ -381,11 +383,11 @@ def test_with_retries_does_not_retry_a_locked_or_bad_input_run() -> None:
     for code in (2, 3):
         calls: list[int] = []
 
-        def attempt(c: int = code, log: list[int] = calls) -> batch.RefreshOutcome:
+        def attempt(c: int = code, log: list[int] = calls) -> schedule.RefreshOutcome:
             log.append(1)
-            return batch.RefreshOutcome(c, "m")
+            return schedule.RefreshOutcome(c, "m")
 
-        out = batch.with_retries(attempt, 5, 1.0, lambda s: None)
+        out = schedule.with_retries(attempt, 5, 1.0, lambda s: None)
         assert (out.code, len(calls)) == (code, 1)
 
 
@@ -399,11 +401,11 @@ def test_run_schedule_sleeps_until_each_fire_time_and_uses_its_date(ws: Path) ->
 
     days: list[date] = []
 
-    def attempt(day: date) -> batch.RefreshOutcome:
+    def attempt(day: date) -> schedule.RefreshOutcome:
         days.append(day)
-        return batch.RefreshOutcome(0, "ok")
+        return schedule.RefreshOutcome(0, "ok")
 
-    out = batch.run_schedule(settings_for(ws), attempt, now=lambda: clock[0], sleep=sleep, max_cycles=2)
+    out = schedule.run_schedule(settings_for(ws), attempt, now=lambda: clock[0], sleep=sleep, max_cycles=2)
     assert out.code == 0
     assert days == [date(2026, 11, 28), date(2026, 11, 29)]
     assert sleeps == [5400.0, 86400.0]

@@ -1,0 +1,407 @@
+"""The production steps of the refresh (:func:`default_steps`), each writing into the staging dir.
+
+    ingest    new raw files from --inputs through features.io.ingest_file; fingerprints of the
+              current table snapshots, chains and settings -> inputs.json          (always runs)
+    map       recommender.colour_map.colours.compute_map (+ gap priority)         -> map.parquet
+    embed     profile texts through the embedding cache: only changed profiles are encoded,
+              distributed on the executor                                          -> embed.json
+    index     recommender.retrieval.index.build_profile_index (updates or reuses the saved index)
+                                                                                   -> index.json
+    retrieve  recommender.retrieval.candidates.retrieve_candidates                 -> candidates.parquet
+    features  features.pairs.build_pair_features by node partitions               -> features.parquet
+    score     the MLflow champion (recommender.ranking.scoring), heuristic fallback -> scored.parquet
+    paths     top-N per node with reasons, routes and theme                        -> targets.parquet
+    diff      against the previous complete run (recommender.runs.directory.diff_runs) -> diff.json
+    export    targets/<node_id>.csv (UTF-8-BOM) and workbook.xlsx
+
+What one step computes, a later step of the same process takes from ``ctx.cache`` (the loaders
+``_tables``, ``_map``, ``_candidates``, ...); a resumed run reads it back from the staging dir.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Final
+
+import pandas as pd
+
+from features.chains import nodes_frame
+from features.embeddings import EmbeddingCache, embed_with_cache
+from features.io import ingest_file, load_tables
+from features.pairs import build_pair_features
+from features.profiles import enterprise_texts
+from features.schema import TABLES
+from models.embedder import load_embedder
+from recommender.colour_map.colours import compute_map
+from recommender.colour_map.priority import gap_priority
+from recommender.paths.targets import build_path_list
+from recommender.ranking.scoring import load_champion, score_candidates
+from recommender.refresh.context import HEURISTIC, InputError, RunContext, Step, StepResult
+from recommender.refresh.executor import PartitionedEncoder, node_partitions
+from recommender.retrieval.candidates import retrieve_candidates
+from recommender.retrieval.index import build_profile_index, model_key
+from recommender.runs import directory as runs
+from recommender.runs.export import export_workbook, write_node_csvs
+from recommender.settings import load_chains
+
+# raw file stem -> (table, built-in column map); any of .csv / .xlsx / .parquet
+RAW_INPUTS: Final[dict[str, tuple[str, str]]] = {
+    "enterprises": ("enterprises", "registry-cn"),
+    "presence": ("presence", "zone-presence"),
+    "assets": ("assets", "zone-assets"),
+    "relations": ("relations", "zone-relations"),
+    "signals": ("signals", "zone-signals"),
+    "outcomes": ("outcomes", "zone-outcomes"),
+}
+RAW_SUFFIXES: Final = (".csv", ".xlsx", ".parquet")
+
+
+def default_steps() -> list[Step]:
+    """The production pipeline (see the module docstring)."""
+    return [
+        Step("ingest", step_ingest, _ingest_inputs, always=True),
+        Step("map", step_map, lambda c: {"map": c.settings.map.model_dump(), "chains": _chains_fp(c)}),
+        Step("embed", step_embed, _embed_inputs),
+        Step("index", step_index, _embed_inputs),
+        Step(
+            "retrieve", step_retrieve, lambda c: {"retrieval": c.settings.retrieval.model_dump(), "as_of": str(c.as_of)}
+        ),
+        Step("features", step_features, lambda c: {"zone_province": c.settings.zone_province}),
+        Step("score", step_score, lambda c: {"model_version": _model_version(c), "top_n": c.settings.refresh.top_n}),
+        Step(
+            "paths", step_paths, lambda c: {"paths": c.settings.paths.model_dump(), "top_n": c.settings.refresh.top_n}
+        ),
+        Step("diff", step_diff, lambda c: {"previous": c.previous.name if c.previous else None}),
+        Step("export", step_export, lambda c: {"format": 1}),
+    ]
+
+
+def _raw_files(inputs: Path) -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    for stem in RAW_INPUTS:
+        for suffix in RAW_SUFFIXES:
+            if (inputs / f"{stem}{suffix}").is_file():
+                found[stem] = inputs / f"{stem}{suffix}"
+                break
+    if not found:
+        expected = [f"{s}{RAW_SUFFIXES[0]}" for s in RAW_INPUTS]
+        raise InputError(f"--inputs {inputs} holds none of the raw files {expected} (.csv, .xlsx or .parquet)")
+    return found
+
+
+def _ingest_inputs(ctx: RunContext) -> Any:
+    if ctx.inputs is None:
+        return None
+    return {stem: runs.sha256_file(p) for stem, p in sorted(_raw_files(ctx.inputs).items())}
+
+
+def current_snapshots(snapshots_dir: Path) -> dict[str, Path]:
+    """The newest snapshot file of each table (``snapshots/<table>/<stamp>.parquet``)."""
+    out: dict[str, Path] = {}
+    for table in TABLES:
+        files = sorted((snapshots_dir / table).glob("*.parquet"))
+        if files:
+            out[table] = files[-1]
+    return out
+
+
+def step_ingest(ctx: RunContext) -> StepResult:
+    """Ingest raw files not ingested before; fingerprint the current snapshots, chains and settings."""
+    ingested = _ingest_new(ctx) if ctx.inputs is not None else []
+    snaps = current_snapshots(ctx.workspace.snapshots)
+    if "enterprises" not in snaps:
+        raise InputError(
+            f"no enterprises snapshot in {ctx.workspace.snapshots}: run 'sansetu ingest' or pass --inputs with raw files"
+        )
+    fps = {t: {"file": p.name, "sha256": runs.sha256_file(p)} for t, p in snaps.items()}
+    # only what the later steps read: a rerun that ingests nothing new must fingerprint the same
+    doc = {"snapshots": fps, "chains": _chains_fp(ctx)}
+    return StepResult((ctx.write_json(doc, "inputs.json"),), {"inputs": fps, "ingested": ingested})
+
+
+def _ingest_new(ctx: RunContext) -> list[str]:
+    assert ctx.inputs is not None
+    state_path = ctx.workspace.runs / "ingested.json"
+    state = runs.read_json(state_path) if state_path.is_file() else {}
+    done = []
+    for stem, path in _raw_files(ctx.inputs).items():
+        digest = runs.sha256_file(path)
+        table, column_map = RAW_INPUTS[stem]
+        if state.get(stem) == digest and (ctx.workspace.snapshots / table).is_dir():
+            continue
+        ctx.log.info("ingest %s as %s (%s)", path.name, table, column_map, extra={"event": "ingest", "file": str(path)})
+        cfg = ctx.settings.ingest
+        try:
+            report = ingest_file(
+                path, table, column_map, ctx.workspace.snapshots, ctx.workspace.rejects, mode="replace",
+                maps_dir=ctx.settings.resolve(cfg.column_maps_dir), to_simplified=cfg.traditional_to_simplified,
+                max_text_chars=cfg.max_text_chars,
+            )  # fmt: skip
+        except (ValueError, KeyError) as exc:
+            raise InputError(f"ingest of {path} as table '{table}' failed: {exc}") from exc
+        ctx.log.info("ingested %s: %s", path.name, report, extra={"event": "ingested", "table": table})
+        state[stem] = digest
+        runs.write_json_atomic(state_path, state)
+        done.append(stem)
+    return done
+
+
+def _chains_fp(ctx: RunContext) -> str:
+    folder = ctx.settings.resolve(ctx.settings.chains_dir)
+    return runs.sha256_json({p.name: runs.sha256_file(p) for p in sorted(folder.glob("*.yaml"))})
+
+
+def _tables(ctx: RunContext) -> dict[str, pd.DataFrame]:
+    if "tables" not in ctx.cache:
+        ctx.cache["tables"] = load_tables(ctx.workspace.snapshots)
+    tables: dict[str, pd.DataFrame] = ctx.cache["tables"]
+    return tables
+
+
+def _nodes(ctx: RunContext) -> pd.DataFrame:
+    if "nodes" not in ctx.cache:
+        ctx.cache["nodes"] = nodes_frame(load_chains(ctx.settings))
+    nodes: pd.DataFrame = ctx.cache["nodes"]
+    return nodes
+
+
+def _map(ctx: RunContext) -> pd.DataFrame:
+    if "map" not in ctx.cache:
+        ctx.cache["map"] = ctx.read_parquet("map.parquet")
+    m: pd.DataFrame = ctx.cache["map"]
+    return m
+
+
+def step_map(ctx: RunContext) -> StepResult:
+    """The colour map with gap priority."""
+    tables, nodes = _tables(ctx), _nodes(ctx)
+    map_df = compute_map(nodes, tables["presence"], tables["enterprises"], ctx.settings.map, as_of_year=None)
+    map_df["priority"] = gap_priority(map_df, nodes, tables["enterprises"], tables["presence"], ctx.settings.paths)
+    ctx.cache["map"] = map_df
+    counts = {f"nodes_{c}": int((map_df["colour"] == c).sum()) for c in ("red", "blue", "green")}
+    return StepResult((ctx.write_parquet(map_df, "map.parquet"),), {"counts": {"nodes": len(map_df), **counts}})
+
+
+def _embed_inputs(ctx: RunContext) -> Any:
+    r = ctx.settings.retrieval
+    enc = ctx.encoder
+    model = f"{enc.model_id}@{enc.revision}" if enc is not None else r.embedder
+    return {"embedder": model, "max_chars": getattr(r, "profile_max_chars", None)}
+
+
+def _encoder(ctx: RunContext) -> Any:
+    """The dense encoder (None for ``embedder: tfidf``), loaded once per process."""
+    if ctx.encoder is not None:
+        return ctx.encoder
+    if "encoder" not in ctx.cache:
+        name = ctx.settings.retrieval.embedder
+        if name == "tfidf":
+            ctx.cache["encoder"] = None
+        else:
+            ctx.cache["encoder"] = load_embedder(name, ctx.workspace.model_cache)
+    return ctx.cache["encoder"]
+
+
+def step_embed(ctx: RunContext) -> StepResult:
+    """Encode only the profiles whose text is not in the embedding cache (changed or new)."""
+    encoder = _encoder(ctx)
+    enterprises = _tables(ctx)["enterprises"]
+    if encoder is None:
+        info = {"encoder_calls": 0, "changed_profiles": 0, "n_profiles": len(enterprises)}
+        return StepResult((ctx.write_json(info, "embed.json"),), info)
+    r = ctx.settings.retrieval
+    texts = enterprise_texts(enterprises, max_chars=r.profile_max_chars).tolist()
+    cache = EmbeddingCache(ctx.workspace.embedding_cache / model_key(r.embedder, encoder), encoder.model_id,
+                           encoder.revision, encoder.dim)  # fmt: skip
+    dask = ctx.executor.kind == "dask"
+    enc = PartitionedEncoder(encoder, ctx.executor, chunk_size=2048) if dask else encoder
+    _, stats = embed_with_cache(texts, enc, cache, "passage", r.batch_size, 8192 if dask else 2048, ctx.progress)
+    info = {"encoder_calls": stats.n_encoded, "changed_profiles": stats.n_misses, "n_profiles": len(texts),
+            "cache_hits": stats.n_hits, "encode_batches": stats.n_encoder_calls}  # fmt: skip
+    return StepResult((ctx.write_json(info, "embed.json"),), info)
+
+
+def _index(ctx: RunContext) -> Any:
+    if "index" not in ctx.cache:
+        ws = ctx.workspace
+        ctx.cache["index"] = build_profile_index(
+            _tables(ctx)["enterprises"], _encoder(ctx), ws.index, ws.embedding_cache, ctx.settings.retrieval,
+            progress=ctx.progress,
+        )  # fmt: skip
+    return ctx.cache["index"]
+
+
+def step_index(ctx: RunContext) -> StepResult:
+    """Build or reuse the dense + lexical profile index (every vector comes from the cache by now)."""
+    b = _index(ctx)
+    extra = b.embed_stats.n_encoded if b.embed_stats is not None else 0
+    info = {"model_key": b.model_key, "fingerprint": b.fingerprint, "n_profiles": b.n_profiles, "reused": b.reused}
+    return StepResult((ctx.write_json(info, "index.json"),), {"index_reused": b.reused, "index_encoded": extra})
+
+
+def step_retrieve(ctx: RunContext) -> StepResult:
+    """Candidates of every red and blue node."""
+    b = _index(ctx)
+    cands = retrieve_candidates(
+        _nodes(ctx), _map(ctx), _tables(ctx), _encoder(ctx), b.dense, b.lexical, ctx.settings.retrieval,
+        as_of=ctx.as_of_ts,
+    )  # fmt: skip
+    ctx.cache["candidates"] = cands
+    n_nodes = int(cands["node_id"].nunique())
+    return StepResult(
+        (ctx.write_parquet(cands, "candidates.parquet"),),
+        {"counts": {"candidates": len(cands), "target_nodes": n_nodes}},
+    )
+
+
+def _candidates(ctx: RunContext) -> pd.DataFrame:
+    if "candidates" not in ctx.cache:
+        ctx.cache["candidates"] = ctx.read_parquet("candidates.parquet")
+    c: pd.DataFrame = ctx.cache["candidates"]
+    return c
+
+
+def _partitions(ctx: RunContext, df: pd.DataFrame) -> list[pd.DataFrame]:
+    n = 1 if ctx.executor.kind == "local" else max(2, 2 * int(ctx.executor.describe().get("threads", 2)))
+    return node_partitions(df, n)
+
+
+def step_features(ctx: RunContext) -> StepResult:
+    """Point-in-time pair features, computed by node partitions on the executor."""
+    # the tables go to each worker once (``shared``), the node partitions as tasks
+    shared = (_tables(ctx), _nodes(ctx), _map(ctx), ctx.as_of_ts, ctx.settings.zone_province)
+
+    def one(state: tuple[Any, ...], part: pd.DataFrame) -> pd.DataFrame:
+        tables, nodes, map_df, as_of, zone = state
+        return build_pair_features(part, tables, nodes, map_df, as_of, zone_province=zone).set_axis(part.index)
+
+    cands = _candidates(ctx)
+    parts = ctx.executor.map(one, _partitions(ctx, cands), shared=shared, desc="特征" if ctx.progress else "")
+    feats = pd.concat(parts).loc[cands.index] if parts else one(shared, cands)
+    ctx.cache["features"] = feats
+    return StepResult((ctx.write_parquet(feats.reset_index(drop=True), "features.parquet"),), {})
+
+
+def _features(ctx: RunContext) -> pd.DataFrame:
+    if "features" not in ctx.cache:
+        ctx.cache["features"] = ctx.read_parquet("features.parquet").set_axis(_candidates(ctx).index)
+    f: pd.DataFrame = ctx.cache["features"]
+    return f
+
+
+def _champion(ctx: RunContext) -> Any:
+    if "champion" not in ctx.cache:
+        ctx.cache["champion"] = load_champion(ctx.settings)
+    return ctx.cache["champion"]
+
+
+def _model_version(ctx: RunContext) -> str:
+    bundle = _champion(ctx)
+    if bundle is None:
+        return HEURISTIC
+    return str(getattr(bundle, "version", None) or getattr(bundle, "model_version", None) or "champion")
+
+
+def step_score(ctx: RunContext) -> StepResult:
+    """Score candidates with the champion by node partitions; the heuristic when there is none (logged)."""
+    bundle = _champion(ctx)
+    if bundle is None:
+        ctx.log.warning("no champion model in the registry: scoring with the heuristic", extra={"event": "heuristic"})
+    shared = (_tables(ctx), _nodes(ctx), _map(ctx), ctx.as_of_ts, bundle, ctx.settings.zone_province)
+    cands, feats = _candidates(ctx), _features(ctx)
+    items = [(part, feats.loc[part.index]) for part in _partitions(ctx, cands)]
+
+    def one(state: tuple[Any, ...], item: tuple[pd.DataFrame, pd.DataFrame]) -> pd.DataFrame:
+        tables, nodes, map_df, as_of, model, zone = state
+        return score_candidates(item[0], tables, nodes, map_df, as_of, model, zone_province=zone, features=item[1])
+
+    parts = ctx.executor.map(one, items, shared=shared, desc="打分" if ctx.progress else "")
+    scored = pd.concat(parts, ignore_index=True) if parts else _candidates(ctx).assign(score=[], rank=[])
+    scored = scored.sort_values(["node_id", "rank", "enterprise_id"], kind="stable").reset_index(drop=True)
+    if "contributions" in scored.columns:
+        scored["contributions"] = scored["contributions"].map(_json_text)
+    ctx.cache["scored"] = scored
+    version = _model_version(ctx)
+    info = {"model_version": version, "scorer": HEURISTIC if bundle is None else "model"}
+    return StepResult((ctx.write_parquet(scored, "scored.parquet"),), info)
+
+
+def _json_text(v: Any) -> str:
+    return v if isinstance(v, str) else json.dumps(v, ensure_ascii=False, default=float)
+
+
+def step_paths(ctx: RunContext) -> StepResult:
+    """The investment path lists: top-N per node with name, reasons, routes and theme."""
+    scored = ctx.cache.get("scored")
+    if scored is None:
+        scored = ctx.read_parquet("scored.parquet")
+    top_n = ctx.settings.refresh.top_n
+    top = scored[scored["rank"] <= top_n]
+    targets = build_path_list(
+        top, _tables(ctx), _nodes(ctx), _map(ctx), ctx.settings.paths, as_of=ctx.as_of_ts, top_n=top_n,
+        zone_province=ctx.settings.zone_province,
+    )  # fmt: skip
+    targets = normalise_targets(targets, _map(ctx))
+    ctx.cache["targets"] = targets
+    counts = {"targets": len(targets), "target_nodes_listed": int(targets["node_id"].nunique())}
+    return StepResult((ctx.write_parquet(targets, "targets.parquet"),), {"counts": counts})
+
+
+TARGET_COLUMNS: Final = [
+    "chain_id", "node_id", "rank", "enterprise_id", "name", "score", "reasons", "routes", "theme", "sources",
+]  # fmt: skip
+
+
+def normalise_targets(targets: pd.DataFrame, map_df: pd.DataFrame) -> pd.DataFrame:
+    """The investment path list in the contract's columns (extra columns kept after them), sorted."""
+    out = targets.copy()
+    if "chain_id" not in out.columns:
+        out["chain_id"] = out["node_id"].map(dict(zip(map_df["node_id"], map_df["chain_id"], strict=True)))
+    for col in ("reasons", "routes"):
+        out[col] = out[col].map(_json_text) if col in out.columns else "[]"
+    for col in ("theme", "sources", "name"):
+        if col not in out.columns:
+            out[col] = ""
+    missing = [c for c in TARGET_COLUMNS if c not in out.columns]
+    if missing:
+        raise ValueError(f"targets is missing required columns {missing}; got columns {list(targets.columns)}.")
+    out["rank"] = out["rank"].astype(int)
+    cols = TARGET_COLUMNS + [c for c in out.columns if c not in TARGET_COLUMNS]
+    return out[cols].sort_values(["chain_id", "node_id", "rank"], kind="stable").reset_index(drop=True)
+
+
+def _targets(ctx: RunContext) -> pd.DataFrame:
+    if "targets" not in ctx.cache:
+        ctx.cache["targets"] = ctx.read_parquet("targets.parquet")
+    t: pd.DataFrame = ctx.cache["targets"]
+    return t
+
+
+def step_diff(ctx: RunContext) -> StepResult:
+    """Targets new / dropped / moved and colour changes since the previous complete run."""
+    prev_targets = prev_map = None
+    since = None
+    if ctx.previous is not None:
+        since = ctx.previous.name
+        prev_targets = _read_optional(ctx.previous.path / "targets.parquet")
+        prev_map = _read_optional(ctx.previous.path / "map.parquet")
+    d = runs.diff_runs(prev_targets, _targets(ctx), prev_map, _map(ctx), since=since, run_id=ctx.run_id)
+    ctx.cache["diff"] = d
+    return StepResult((ctx.write_json(d, "diff.json"),), {"diff_totals": d["totals"]})
+
+
+def _read_optional(path: Path) -> pd.DataFrame | None:
+    return pd.read_parquet(path) if path.is_file() else None
+
+
+def step_export(ctx: RunContext) -> StepResult:
+    """Per-node CSVs (UTF-8-BOM) and the analysts' workbook."""
+    targets = _targets(ctx)
+    d = ctx.cache.get("diff") or runs.read_json(ctx.staging / "diff.json")
+    node_names = dict(zip(_map(ctx)["node_id"], _map(ctx)["name"], strict=True))
+    csvs = write_node_csvs(targets, ctx.staging / "targets", node_names)
+    names = {c.id: c.name for c in load_chains(ctx.settings)}
+    export_workbook(_map(ctx), targets, ctx.staging / "workbook.xlsx", diff=d, chain_names=names)
+    outputs = tuple(str(p.relative_to(ctx.staging)) for p in csvs) + ("workbook.xlsx",)
+    return StepResult(outputs, {"counts": {"csv_files": len(csvs)}})
