@@ -1130,7 +1130,6 @@ def _network_relations(
     never = np.iinfo(np.int64).max
     spec = NETWORK
     reach = _reach(u)
-    kind_c = np.minimum(u.kind, k - 1)
     node = _network_nodes(kinds)[u.kind]  # chain node, or the node a peripheral industry serves
     member, node_c = ~u.local & (node >= 0), np.maximum(node, 0)
     start_2012 = int(np.datetime64("2012-01-01", "D").astype(np.int64))
@@ -1172,6 +1171,25 @@ def _network_relations(
     _add_supply(u, rel, np.where(upstream, mid, f), np.where(upstream, f, mid), day, rng)
     _co_investors(u, kinds, ties, rel, chain, reach, as_of, start_2016, rng)
     # 4. talent: more alumni (founders, engineers) and lab projects, for firms without one yet
+    _talent_relations(u, kinds, assets, ties, rel, chain, hubei, reach, as_of, start_2016, rng)
+
+
+def _talent_relations(
+    u: _Universe,
+    kinds: _Kinds,
+    assets: _Assets,
+    ties: dict[str, np.ndarray],
+    rel: _Relations,
+    chain: np.ndarray,
+    hubei: np.ndarray,
+    reach: np.ndarray,
+    as_of: int,
+    start_2016: int,
+    rng: np.random.Generator,
+) -> None:
+    """More alumni (founders, engineers) and lab projects (``NETWORK``), for chain firms without one yet."""
+    n, spec, never = len(u.kind), NETWORK, np.iinfo(np.int64).max
+    kind_c = np.minimum(u.kind, kinds.n_nodes - 1)
     for tie, label, key in (("alumni", "校友", "alumni"), ("lab", "产学研合作", "lab")):
         p = np.where(hubei, spec[key]["hubei"], spec[key]["other"]) * reach * kinds.rd_factor[kind_c]
         e = np.flatnonzero(chain & (ties[tie] == never) & (rng.random(n) < p))

@@ -1,4 +1,4 @@
-"""Vocabularies of the sample-zone generator (``features/sample.py``): geography, industries, names.
+"""Vocabularies of the sample-zone generator (``recommender/sample/generate.py``): geography, industries, names.
 
 Everything here is static data: Chinese provinces / cities / districts with their GB/T 2260 codes and
 a realistic weight (share of China's high-tech enterprises, roughly), GB/T 4754-2017 industry names,
