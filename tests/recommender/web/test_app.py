@@ -229,7 +229,7 @@ def fake_training(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
         release.wait(10)
         return {"version": "1", "promoted": promote_if_better}
 
-    monkeypatch.setattr("recommender.web.app.train_with_feedback", job)
+    monkeypatch.setattr("recommender.web.state.train_with_feedback", job)
     return release
 
 
@@ -517,7 +517,7 @@ def test_api_training_reads_the_feedback(
     import pandas as pd
 
     from recommender.ranking import jobs as service
-    from recommender.web import app as api
+    from recommender.web import state as api
 
     engine = client.app.state.engine  # type: ignore[attr-defined]
     store.add_feedback(engine, enterprise_id=E1, node_id=NODE, stage="签约", author="小王")

@@ -1,0 +1,44 @@
+"""The app's exception handlers: bad input as ``{"detail": [{field, problem, got}]}``, HTTP errors as
+JSON for the API and as a Chinese page for the web pages, and the redirect of a page without login."""
+
+from __future__ import annotations
+
+from fastapi import Request
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from recommender.web.deps import cookie_user, login_redirect, web_state
+from recommender.web.problems import problems
+
+API_PREFIXES = ("/api/", "/health", "/docs", "/openapi", "/static/")
+TITLES = {403: "没有权限", 404: "未找到", 422: "输入有误"}
+MESSAGES = {403: "当前令牌的角色不能执行此操作，请联系管理员。"}
+
+
+async def bad_input(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    return JSONResponse(status_code=422, content={"detail": problems(exc.errors())})
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    """JSON for the API; a Chinese page for the web pages (unknown node, enterprise, no role)."""
+    assert isinstance(exc, StarletteHTTPException)
+    if request.url.path.startswith(API_PREFIXES):
+        return await http_exception_handler(request, exc)
+    detail = exc.detail
+    if isinstance(detail, list):
+        detail = "；".join(f"{d.get('field')}: {d.get('problem')}（{d.get('got')}）" for d in detail)
+    st = web_state(request)
+    return st.templates.TemplateResponse(
+        request,
+        "error.html",
+        {"chains": st.chains, "user": cookie_user(request, st), "title": TITLES.get(exc.status_code, "出错了"),
+         "message": MESSAGES.get(exc.status_code, str(detail))},
+        status_code=exc.status_code,
+    )  # fmt: skip
+
+
+async def to_login(_: Request, exc: Exception) -> RedirectResponse:
+    return login_redirect()

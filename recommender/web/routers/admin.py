@@ -1,0 +1,38 @@
+"""Token management and the audit log (admin)."""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query
+
+from recommender import store
+from recommender.web.deps import Admin, State, require
+from recommender.web.schemas import TokenIn
+from recommender.web.serialize import iso
+
+router = APIRouter(tags=["tokens"], dependencies=[Depends(require("admin"))])
+
+
+@router.get("/api/tokens")
+def api_tokens(st: State) -> list[dict[str, Any]]:
+    return [iso(t) for t in store.list_tokens(st.engine)]
+
+
+@router.post("/api/tokens", status_code=201)
+def api_token_create(body: TokenIn, who: Admin, st: State) -> dict[str, Any]:
+    return {
+        "name": body.name,
+        "role": body.role,
+        "token": store.create_token(st.engine, body.name, body.role, actor=who.name),
+    }
+
+
+@router.delete("/api/tokens/{token_id}")
+def api_token_revoke(token_id: int, who: Admin, st: State) -> dict[str, Any]:
+    if not store.revoke_token(st.engine, token_id, who.name):
+        raise HTTPException(status_code=404, detail=f"unknown token id {token_id}")
+    return {"revoked": token_id}
+
+
+@router.get("/api/audit")
+def api_audit(st: State, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict[str, Any]]:
+    return [iso(r) for r in store.audit_rows(st.engine, limit)]

@@ -1,0 +1,36 @@
+"""The chains and their published three-colour map (viewer)."""
+
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import Response
+
+from recommender.web import views
+from recommender.web.deps import State, require
+from recommender.web.lookups import chain_or_404, run_or_404
+from recommender.web.serialize import records
+
+router = APIRouter(tags=["map"], dependencies=[Depends(require("viewer"))])
+
+
+@router.get("/api/chains")
+def api_chains(st: State) -> list[dict[str, Any]]:
+    return views.chain_records(st)
+
+
+@router.get("/api/map")
+def api_map(st: State, chain_id: str | None = None) -> list[dict[str, Any]]:
+    view = run_or_404(st)
+    m = view.map
+    if chain_id is not None:
+        chain_or_404(st, chain_id, "query.chain_id")
+        m = m[m["chain_id"] == chain_id]
+    return records(m)
+
+
+@router.get("/api/chains/{chain_id}/map.svg")
+def api_map_svg(chain_id: str, st: State) -> Response:
+    chain_or_404(st, chain_id)
+    view = run_or_404(st)
+    rows = view.map[view.map["chain_id"] == chain_id] if not view.map.empty else view.map
+    return Response(views.chain_svg(st.chain_index[chain_id], rows), media_type="image/svg+xml")

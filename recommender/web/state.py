@@ -1,0 +1,248 @@
+"""What one app keeps between requests: the store, the published-run cache, the current tables and
+their per-node lists, the search indexes, the background trainer, the chains and the templates.
+
+Everything here is built by :func:`build_state` without reading a file; the caches fill on the
+first request that needs them and follow new snapshots and new published runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+from fastapi.templating import Jinja2Templates
+
+from features import schema as S
+from recommender import store
+from recommender.runs.published import PublishedCache, RunView
+from recommender.web.filters import INFO_COLUMNS, route_themes, with_info
+from recommender.web.serialize import clean, target_records
+from recommender.workspace import Workspace
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from features.chains import Chain, ChainNode
+    from recommender.settings import Settings
+
+TEMPLATES_DIR = Path(__file__).parent / "templates"
+STATIC_DIR = Path(__file__).parent / "static"
+
+
+class Tables:
+    """The current ingested tables, reloaded when a new snapshot appears.
+
+    Besides the tables it keeps what every list request needs, built once per snapshot: the
+    enterprises indexed by id (filters join only the node's rows) and the ids with any signal.
+    """
+
+    def __init__(self, ws: Workspace) -> None:
+        self.ws = ws
+        self._key: tuple[str, ...] = ()
+        self._tables: dict[str, pd.DataFrame] = {}
+        self._ent_by_id = pd.DataFrame()
+        self._signal_ids: frozenset[str] = frozenset()
+        self._ent_info = pd.DataFrame()
+        self._lock = threading.Lock()
+
+    def key(self) -> tuple[str, ...]:
+        return tuple(sorted(str(p) for p in self.ws.snapshots.glob("*/*.parquet")))
+
+    def get(self) -> dict[str, pd.DataFrame]:
+        from features.io import load_tables
+
+        key = self.key()
+        with self._lock:
+            if key != self._key:
+                tables = load_tables(self.ws.snapshots)
+                ent = tables.get("enterprises", pd.DataFrame())
+                sig = tables.get("signals", pd.DataFrame())
+                self._ent_by_id = (
+                    ent.drop_duplicates(S.COL_ENTERPRISE_ID).set_index(S.COL_ENTERPRISE_ID)
+                    if S.COL_ENTERPRISE_ID in ent
+                    else pd.DataFrame()
+                )
+                self._signal_ids = (
+                    frozenset(sig[S.COL_ENTERPRISE_ID].astype(str)) if S.COL_ENTERPRISE_ID in sig else frozenset()
+                )
+                self._ent_info = self._ent_by_id[[c for c in INFO_COLUMNS if c in self._ent_by_id.columns]]
+                self._tables, self._key = tables, key
+            return self._tables
+
+    def enterprises_by_id(self) -> pd.DataFrame:
+        self.get()
+        return self._ent_by_id
+
+    def enterprise_info(self) -> pd.DataFrame:
+        """Only the columns list filters need (``INFO_COLUMNS`` present), indexed by id: cheap to reindex."""
+        self.get()
+        return self._ent_info
+
+    def signal_ids(self) -> frozenset[str]:
+        self.get()
+        return self._signal_ids
+
+
+class Retrieval:
+    """The search indexes of the current enterprises (built or reused on first search, then cached)."""
+
+    def __init__(self, settings: Settings, ws: Workspace, tables: Tables) -> None:
+        self.settings, self.ws, self.tables = settings, ws, tables
+        self._key: tuple[str, ...] | None = None
+        self._encoder: Any = None
+        self._encoder_loaded = False
+        self._bundle: Any = None
+        self._lock = threading.Lock()
+
+    def search(self, text: str, top_n: int) -> pd.DataFrame:
+        from recommender.retrieval.index import TFIDF, build_profile_index
+        from recommender.retrieval.search import search_text
+
+        enterprises = self.tables.get().get("enterprises", pd.DataFrame())
+        if enterprises.empty:
+            return pd.DataFrame(columns=[S.COL_ENTERPRISE_ID, S.COL_NAME, "score", "sources"])
+        cfg = self.settings.retrieval
+        with self._lock:
+            if not self._encoder_loaded:
+                if cfg.embedder != TFIDF:
+                    from models.embedder import load_embedder
+
+                    self._encoder = load_embedder(cfg.embedder, self.ws.model_cache)
+                self._encoder_loaded = True
+            key = self.tables.key()
+            if key != self._key:
+                self._bundle = build_profile_index(
+                    enterprises, self._encoder, self.ws.index, self.ws.embedding_cache, cfg
+                )
+                self._key = key
+            encoder, bundle = self._encoder, self._bundle
+        return search_text(text, enterprises, encoder, bundle.dense, bundle.lexical, cfg, top_n=top_n)
+
+
+NodeList = tuple[pd.DataFrame, list[dict[str, Any]]]
+
+
+class NodeLists:
+    """Each node's list joined with enterprise info, and its JSON records; per (run, snapshots, node)."""
+
+    def __init__(self, tables: Tables) -> None:
+        self.tables = tables
+        self._cache: dict[tuple[str, tuple[str, ...], str], NodeList] = {}
+
+    def get(self, view: RunView, node_id: str) -> NodeList:
+        key = (str(view.run_dir), self.tables.key(), node_id)
+        got = self._cache.get(key)
+        if got is None:
+            t = with_info(view.node_targets(node_id), self.tables.enterprise_info(), self.tables.signal_ids())
+            recs = target_records(t)
+            themes = [route_themes(r.get("routes")) for r in recs]  # parsed once, not per request
+            got = (t.assign(_route_themes=pd.Series(themes, index=t.index, dtype=object)), recs)
+            if len(self._cache) > 4096 or any(k[:2] != key[:2] for k in list(self._cache)[:1]):
+                self._cache.clear()  # a new run or snapshot: the old entries are dead
+            self._cache[key] = got
+        return got
+
+
+def train_with_feedback(settings: Settings, engine: Any, promote_if_better: bool) -> dict[str, Any]:
+    """Train like ``sansetu train`` on the ingested outcomes plus every feedback row; the gate's decision.
+
+    The service's own training entry point: the outcomes are merged with :func:`store.merge_feedback`
+    before the training set is built, so what analysts recorded is the label the model learns from.
+    """
+    from recommender.ranking import jobs as service
+    from training.train import train_and_evaluate
+
+    inputs = service.load_training_inputs(settings)
+    outcomes = store.merge_feedback(inputs.tables["outcomes"], engine)
+    inputs = dataclasses.replace(inputs, tables={**inputs.tables, "outcomes": outcomes})
+    training_set = service.build_training_data(settings, inputs)
+    fingerprints = service.data_fingerprints(inputs.tables)
+    result = train_and_evaluate(training_set, settings.training, inputs.oracle, fingerprints)
+    decision = service.model_registry(settings).log_training_run(
+        result, settings.training, promote_if_better=promote_if_better
+    )
+    return {"n_outcomes": int(len(outcomes)), **clean(dataclasses.asdict(decision))}
+
+
+class Trainer:
+    """One background training job at a time; its state is readable while it runs."""
+
+    def __init__(self, job: Callable[[bool], dict[str, Any]]) -> None:
+        self._job = job
+        self._lock = threading.Lock()
+        self._state: dict[str, Any] = {"state": "idle"}
+
+    def status(self) -> dict[str, Any]:
+        with self._lock:
+            return dict(self._state)
+
+    def start(self, actor: str, promote_if_better: bool) -> bool:
+        with self._lock:
+            if self._state["state"] == "running":
+                return False
+            self._state = {
+                "state": "running",
+                "by": actor,
+                "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                "promote_if_better": promote_if_better,
+            }
+        threading.Thread(target=self._run, args=(promote_if_better,), daemon=True, name="sansetu-train").start()
+        return True
+
+    def _run(self, promote_if_better: bool) -> None:
+        try:
+            result: dict[str, Any] = {"state": "done", "result": self._job(promote_if_better)}
+        except Exception as exc:  # reported to the admin through GET /api/models
+            result = {"state": "failed", "error": f"{type(exc).__name__}: {exc}"}
+        with self._lock:
+            self._state = {**self._state, **result, "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
+
+
+@dataclass(frozen=True)
+class WebState:
+    """One app's state (``app.state.web``); routes get it through ``recommender.web.deps.State``."""
+
+    settings: Settings
+    ws: Workspace
+    engine: Engine
+    published: PublishedCache
+    tables: Tables
+    node_lists: NodeLists
+    retrieval: Retrieval
+    trainer: Trainer
+    chains: list[Chain]
+    chain_index: dict[str, Chain]
+    node_index: dict[str, tuple[Chain, ChainNode]]
+    templates: Jinja2Templates
+
+    def node_names(self) -> dict[str, str]:
+        """``chain · node`` for every node id."""
+        return {k: f"{c.name} · {n.name}" for k, (c, n) in self.node_index.items()}
+
+
+def build_state(settings: Settings, chains: list[Chain]) -> WebState:
+    """The state of an app serving ``settings.workspace`` (creates the workspace folder and the store)."""
+    ws = Workspace(Path(settings.workspace))
+    ws.root.mkdir(parents=True, exist_ok=True)
+    engine = store.engine_for(settings)
+    tables = Tables(ws)
+    return WebState(
+        settings=settings,
+        ws=ws,
+        engine=engine,
+        published=PublishedCache(ws),
+        tables=tables,
+        node_lists=NodeLists(tables),
+        retrieval=Retrieval(settings, ws, tables),
+        trainer=Trainer(lambda promote: train_with_feedback(settings, engine, promote)),
+        chains=chains,
+        chain_index={c.id: c for c in chains},
+        node_index={n.id: (c, n) for c in chains for n in c.nodes},
+        templates=Jinja2Templates(directory=str(TEMPLATES_DIR)),
+    )
