@@ -2,7 +2,8 @@
 
     ingest    new raw files from --inputs through features.io.ingest_file; fingerprints of the
               current table snapshots, chains and settings -> inputs.json          (always runs)
-    map       recommender.colour_map.colours.compute_map (+ gap priority)         -> map.parquet
+    map       recommender.colour_map.colours.compute_map (+ gap priority) of the presence known
+              at the as-of date (years up to and including its year)              -> map.parquet
     embed     profile texts through the embedding cache: only changed profiles are encoded,
               distributed on the executor                                          -> embed.json
     index     recommender.retrieval.index.build_profile_index (updates or reuses the saved index)
@@ -21,6 +22,7 @@ What one step computes, a later step of the same process takes from ``ctx.cache`
 from __future__ import annotations
 
 import json
+from datetime import date
 from pathlib import Path
 from typing import Any, Final
 
@@ -31,7 +33,7 @@ from features.embeddings import EmbeddingCache, embed_with_cache
 from features.io import ingest_file, load_tables
 from features.pairs import build_pair_features
 from features.profiles import enterprise_texts
-from features.schema import TABLES
+from features.schema import COL_YEAR, TABLES
 from models.embedder import load_embedder
 from recommender.colour_map.colours import compute_map
 from recommender.colour_map.priority import gap_priority
@@ -61,7 +63,7 @@ def default_steps() -> list[Step]:
     """The production pipeline (see the module docstring)."""
     return [
         Step("ingest", step_ingest, _ingest_inputs, always=True),
-        Step("map", step_map, lambda c: {"map": c.settings.map.model_dump(), "chains": _chains_fp(c)}),
+        Step("map", step_map, _map_inputs),
         Step("embed", step_embed, _embed_inputs),
         Step("index", step_index, _embed_inputs),
         Step(
@@ -75,6 +77,11 @@ def default_steps() -> list[Step]:
         Step("diff", step_diff, lambda c: {"previous": c.previous.name if c.previous else None}),
         Step("export", step_export, lambda c: {"format": 1}),
     ]
+
+
+def _map_inputs(ctx: RunContext) -> Any:
+    # the as-of year picks the presence year; the key also keeps runs mapped before that rule from counting as unchanged
+    return {"map": ctx.settings.map.model_dump(), "chains": _chains_fp(ctx), "presence_up_to": ctx.as_of.year}
 
 
 def _raw_files(inputs: Path) -> dict[str, Path]:
@@ -173,11 +180,23 @@ def _map(ctx: RunContext) -> pd.DataFrame:
     return m
 
 
+def presence_known(presence: pd.DataFrame, as_of: date) -> pd.DataFrame:
+    """The presence rows known at ``as_of``: years up to and including its year.
+
+    Before the first recorded year the earliest year stands in (the registry records who is local,
+    not when they arrived; ``recommender.ranking.jobs.yearly_maps`` clamps the same way).
+    """
+    years = presence[COL_YEAR]
+    known = presence[years <= as_of.year]
+    return presence[years == years.min()] if known.empty else known
+
+
 def step_map(ctx: RunContext) -> StepResult:
-    """The colour map with gap priority."""
+    """The colour map with gap priority, of the latest presence year not after the as-of year."""
     tables, nodes = _tables(ctx), _nodes(ctx)
-    map_df = compute_map(nodes, tables["presence"], tables["enterprises"], ctx.settings.map, as_of_year=None)
-    map_df["priority"] = gap_priority(map_df, nodes, tables["enterprises"], tables["presence"], ctx.settings.paths)
+    presence, enterprises = presence_known(tables["presence"], ctx.as_of), tables["enterprises"]
+    map_df = compute_map(nodes, presence, enterprises, ctx.settings.map)
+    map_df["priority"] = gap_priority(map_df, nodes, enterprises, presence, ctx.settings.paths)
     ctx.cache["map"] = map_df
     counts = {f"nodes_{c}": int((map_df["colour"] == c).sum()) for c in ("red", "blue", "green")}
     return StepResult((ctx.write_parquet(map_df, "map.parquet"),), {"counts": {"nodes": len(map_df), **counts}})
