@@ -149,25 +149,21 @@ class NodeLists:
         return got
 
 
-def train_with_feedback(settings: Settings, engine: Any, promote_if_better: bool) -> dict[str, Any]:
-    """Train like ``sansetu train`` on the ingested outcomes plus every feedback row; the gate's decision.
+def train_job(settings: Settings, promote_if_better: bool) -> dict[str, Any]:
+    """The service's training job: ``sansetu train`` and the gate's decision, with ``n_outcomes``.
 
-    The service's own training entry point: the outcomes are merged with :func:`store.merge_feedback`
-    before the training set is built, so what analysts recorded is the label the model learns from.
+    :func:`recommender.ranking.jobs.train_from_workspace` trains on the ingested outcomes merged
+    once with every feedback row (``jobs.with_feedback``). It does not return how many outcomes that
+    was, so ``n_outcomes`` counts the same merge (``jobs.with_feedback`` of the current outcomes
+    snapshot) as the job starts.
     """
-    from recommender.ranking import jobs as service
-    from training.train import train_and_evaluate
+    from features.io import read_snapshot
+    from recommender.ranking import jobs
 
-    inputs = service.load_training_inputs(settings)
-    outcomes = store.merge_feedback(inputs.tables["outcomes"], engine)
-    inputs = dataclasses.replace(inputs, tables={**inputs.tables, "outcomes": outcomes})
-    training_set = service.build_training_data(settings, inputs)
-    fingerprints = service.data_fingerprints(inputs.tables)
-    result = train_and_evaluate(training_set, settings.training, inputs.oracle, fingerprints)
-    decision = service.model_registry(settings).log_training_run(
-        result, settings.training, promote_if_better=promote_if_better
-    )
-    return {"n_outcomes": int(len(outcomes)), **clean(dataclasses.asdict(decision))}
+    ingested = read_snapshot(Workspace(settings.workspace).snapshots, "outcomes")
+    n_outcomes = len(jobs.with_feedback(settings, ingested if ingested is not None else pd.DataFrame()))
+    _result, decision = jobs.train_from_workspace(settings, promote_if_better)
+    return {"n_outcomes": n_outcomes, **clean(dataclasses.asdict(decision))}
 
 
 class Trainer:
@@ -240,7 +236,7 @@ def build_state(settings: Settings, chains: list[Chain]) -> WebState:
         tables=tables,
         node_lists=NodeLists(tables),
         retrieval=Retrieval(settings, ws, tables),
-        trainer=Trainer(lambda promote: train_with_feedback(settings, engine, promote)),
+        trainer=Trainer(lambda promote: train_job(settings, promote)),
         chains=chains,
         chain_index={c.id: c for c in chains},
         node_index={n.id: (c, n) for c in chains for n in c.nodes},

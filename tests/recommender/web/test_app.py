@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from pathlib import Path
 
@@ -225,11 +226,11 @@ def fake_training(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
     """Replace the real training job by one that waits for the returned event."""
     release = threading.Event()
 
-    def job(settings: object, engine: object, promote_if_better: bool) -> dict[str, object]:
+    def job(settings: object, promote_if_better: bool) -> dict[str, object]:
         release.wait(10)
         return {"version": "1", "promoted": promote_if_better}
 
-    monkeypatch.setattr("recommender.web.state.train_with_feedback", job)
+    monkeypatch.setattr("recommender.web.state.train_job", job)
     return release
 
 
@@ -512,12 +513,15 @@ def test_api_before_any_refresh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 
 
 def test_api_training_reads_the_feedback(
-    client: TestClient, tokens: dict[str, str], monkeypatch: pytest.MonkeyPatch
+    client: TestClient, tokens: dict[str, str], published_workspace: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The service trains through jobs.train_from_workspace: the ingested outcome and the feedback row, each once."""
     import pandas as pd
 
+    from features.io import write_snapshot
     from recommender.ranking import jobs as service
     from recommender.web import state as api
+    from training.registry import GateDecision
 
     engine = client.app.state.engine  # type: ignore[attr-defined]
     store.add_feedback(engine, enterprise_id=E1, node_id=NODE, stage="签约", author="小王")
@@ -530,18 +534,35 @@ def test_api_training_reads_the_feedback(
             S.COL_DATE: [pd.Timestamp("2025-01-01")],
         }
     )
-    inputs = service.TrainingInputs({"outcomes": ingested}, pd.DataFrame(), None, pd.DataFrame(), None)
-    seen: list[list[str]] = []
+    write_snapshot(ingested, published_workspace / "snapshots", "outcomes")
+    loaded: list[service.TrainingInputs] = []
+    built: list[service.TrainingInputs] = []
+    real_load = service.load_training_inputs
 
-    class Stop(Exception):
-        pass
+    def load(settings: Settings, oracle_path: Path | None = None) -> service.TrainingInputs:
+        loaded.append(real_load(settings, oracle_path))
+        return loaded[-1]
 
-    def build(settings: object, got: service.TrainingInputs) -> None:
-        seen.append(got.tables["outcomes"][S.COL_STAGE].tolist())
-        raise Stop
+    def build(settings: object, got: service.TrainingInputs) -> str:
+        built.append(got)
+        return "training set"
 
-    monkeypatch.setattr(service, "load_training_inputs", lambda settings: inputs)
+    decision = GateDecision(
+        version="1", run_id="run", metric="ndcg@20", challenger_value=0.5, champion_version=None,
+        champion_value=None, margin=0.0, better=True, promoted=False, reason="no champion yet",
+    )  # fmt: skip
+
+    class Registry:
+        def log_training_run(self, result: object, config: object, promote_if_better: bool) -> GateDecision:
+            assert (result, promote_if_better) == ("result", False)
+            return decision
+
+    monkeypatch.setattr(service, "load_training_inputs", load)
+    monkeypatch.setattr(service, "training_candidates", lambda settings, nodes, tables: pd.DataFrame())
     monkeypatch.setattr(service, "build_training_data", build)
-    with pytest.raises(Stop):
-        api.train_with_feedback(client.app.state.settings, engine, False)  # type: ignore[attr-defined]
-    assert seen == [["接洽", "签约"]]
+    monkeypatch.setattr("training.train.train_and_evaluate", lambda ts, cfg, oracle, fps: "result")
+    monkeypatch.setattr(service, "model_registry", lambda settings: Registry())
+    out = api.train_job(client.app.state.settings, False)  # type: ignore[attr-defined]
+    assert len(loaded) == len(built) == 1 and built[0] is loaded[0]  # built from the one merge, not merged again
+    assert built[0].tables["outcomes"][S.COL_STAGE].tolist() == ["接洽", "签约"]
+    assert out == {"n_outcomes": 2, **dataclasses.asdict(decision)}
