@@ -26,9 +26,11 @@ Everything is vectorised; parsers that need Python run once per distinct value.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any, Final
 
 import numpy as np
@@ -36,7 +38,7 @@ import pandas as pd
 
 from features import schema as S
 from features.text import normalize_series, normalize_text
-from features.validate import parse_capital_series, valid_credit_codes
+from features.validate import date_bound_problem, date_bounds, parse_capital_series, today_in_zone, valid_credit_codes
 
 EXTRA_PREFIX: Final = "extra:"  # apply_column_map keeps unknown enterprise columns under this prefix
 REJECT_COLUMNS: Final = ("file", "row", "field", "value", "reason")
@@ -71,6 +73,8 @@ _EXCEL_SERIAL_RE: Final = re.compile(r"^\d{5}(?:\.0+)?$")
 _EXCEL_EPOCH: Final = pd.Timestamp("1899-12-30")
 _INDUSTRY_CODE_RE: Final = r"^\d{2,4}$"
 _YEAR_RANGE: Final = (1900, 2100)
+# C1 control characters: features.text turns C0 controls, DEL and NEL into spaces; these go the same way.
+_C1_CONTROLS_RE: Final = r"[\x80-\x84\x86-\x9f]"
 _MAP_RULE_KEYS: Final = frozenset({"column", "columns", "scale", "values", "pattern"})
 
 
@@ -280,12 +284,16 @@ def _to_number(v: Any) -> float:
     if isinstance(v, bool):
         raise ValueError(f"not a number: {v!r}")
     if isinstance(v, int | float | np.integer | np.floating):
-        return float(v)
-    text = normalize_text(v).replace(",", "").replace(" ", "")
-    try:
-        return float(text)
-    except ValueError:
-        raise ValueError("not a number") from None
+        number = float(v)
+    else:
+        text = normalize_text(v).replace(",", "").replace(" ", "")
+        try:
+            number = float(text)
+        except ValueError:
+            raise ValueError("not a number") from None
+    if not math.isfinite(number):  # 1e400, inf, nan: never stored
+        raise ValueError("not a finite number")
+    return number
 
 
 def parse_number_series(values: pd.Series) -> tuple[pd.Series, pd.Series]:
@@ -335,10 +343,29 @@ def _make_date(year: int, month: int, day: int) -> pd.Timestamp:
         raise ValueError(f"not a calendar date (year {year}, month {month}, day {day})") from None
 
 
-def parse_date_series(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+_NS_RANGE: Final = (pd.Timestamp.min.ceil("D"), pd.Timestamp.max.floor("D"))
+
+
+def parse_date_series(
+    values: pd.Series, earliest: date | None = None, today: date | None = None
+) -> tuple[pd.Series, pd.Series]:
     """Dates from ``2019-03-01``, ``2019/3/1``, ``2019.3.1``, ``2019年3月1日``, ``20190301``, ``2019-03``
-    (→ the 1st), a trailing time, or an Excel serial day number; returns (datetime64[ns], errors)."""
-    parsed, errors = _per_unique(values, _to_date)
+    (→ the 1st), a trailing time, or an Excel serial day number; returns (datetime64[ns], errors).
+
+    A date before ``earliest`` or after ``today`` is an error naming the bound; one that
+    ``datetime64[ns]`` cannot hold (``9999-12-31``) always is.
+    """
+
+    def parse(v: Any) -> pd.Timestamp:
+        ts = _to_date(v)
+        problem = date_bound_problem(ts, earliest, today) if earliest is not None and today is not None else None
+        if problem is None and not _NS_RANGE[0] <= ts <= _NS_RANGE[1]:
+            problem = f"outside {_NS_RANGE[0].date()} … {_NS_RANGE[1].date()}"
+        if problem is not None:
+            raise ValueError(problem)
+        return ts
+
+    parsed, errors = _per_unique(values, parse)
     dates = pd.to_datetime(pd.Series(parsed, index=values.index, dtype=object)).astype("datetime64[ns]")
     return dates, pd.Series(errors, index=values.index, dtype=object)
 
@@ -384,6 +411,7 @@ def validate_table(
     *,
     to_simplified: bool = True,
     max_text_chars: int | None = None,
+    today: date | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Validate a mapped table against ``features.schema.SCHEMAS[table]``.
 
@@ -395,6 +423,8 @@ def validate_table(
         source: the file name written into the rejects' ``file`` column.
         to_simplified: convert traditional characters to simplified in text.
         max_text_chars: cut long free-text columns (business scope, description, products, note).
+        today: the latest accepted date (default: today in Asia/Shanghai, ``features.validate.today_in_zone``);
+            event dates must also be on or after ``features.schema.EVENT_DATE_MIN``.
 
     Returns:
         ``(good, rejects)``: the valid rows with exactly the schema's columns and dtypes (index
@@ -408,12 +438,13 @@ def validate_table(
     S.check_columns(list(df.columns), schema.required, f"{table} from {source}")
     df = df.reset_index(drop=True)
     problems = _Problems()
+    today = today_in_zone() if today is None else today
     out: dict[str, pd.Series] = {}
     for spec in schema.columns:
         if spec.name == S.COL_EXTRA:
             continue
         values = df[spec.name] if spec.name in df.columns else pd.Series(None, index=df.index, dtype=object)
-        out[spec.name] = _validate_column(values, spec, table, problems, to_simplified, max_text_chars)
+        out[spec.name] = _validate_column(values, spec, table, problems, to_simplified, max_text_chars, today)
     if schema.extra_columns:
         out[S.COL_EXTRA] = _pack_extra(df, to_simplified)
     frame = pd.DataFrame(out, index=df.index)
@@ -436,11 +467,12 @@ def _validate_column(
     problems: _Problems,
     to_simplified: bool,
     max_text_chars: int | None,
+    today: date,
 ) -> pd.Series:
     """Parse one column to its dtype, recording problems; bad optional values are cleared."""
     name, reject = spec.name, spec.required or spec.name in S.SCHEMAS[table].key
     if spec.dtype == "str":
-        parsed = normalize_series(values, to_simplified=to_simplified)
+        parsed = _normalize_text_column(values, to_simplified)
         parsed = parsed.where(parsed.ne(""))
         errors = pd.Series(None, index=values.index, dtype=object)
         if max_text_chars is not None and name in TEXT_COLUMNS:
@@ -452,7 +484,7 @@ def _validate_column(
     elif spec.dtype == "bool":
         parsed, errors = parse_bool_series(values)
     else:
-        parsed, errors = parse_date_series(values)
+        parsed, errors = parse_date_series(values, *date_bounds(table, name, today))
     errors = _check_value(parsed, errors, spec, table)
     shown = values.astype(object)
     problems.add(errors.notna().to_numpy(), name, shown, errors, reject)
@@ -461,6 +493,14 @@ def _validate_column(
         missing = parsed.isna().to_numpy() & errors.isna().to_numpy()
         problems.add(missing, name, shown, "missing required value", True)
     return parsed
+
+
+def _normalize_text_column(values: pd.Series, to_simplified: bool) -> pd.Series:
+    """:func:`normalize_series` with C1 control characters also turned into spaces (so no control
+    character at all is stored: C0, DEL and NEL already become spaces there)."""
+    if not isinstance(values.dtype, pd.StringDtype):
+        values = values.astype("str")
+    return normalize_series(values.str.replace(_C1_CONTROLS_RE, " ", regex=True), to_simplified=to_simplified)
 
 
 def _check_value(parsed: pd.Series, errors: pd.Series, spec: S.ColumnSpec, table: str) -> pd.Series:
@@ -527,13 +567,13 @@ def _pack_extra(df: pd.DataFrame, to_simplified: bool) -> pd.Series:
     """One compact JSON object per row of the ``extra:*`` columns (missing values left out)."""
     cols = [c for c in df.columns if c.startswith(EXTRA_PREFIX)]
     existing = (
-        normalize_series(df[S.COL_EXTRA], to_simplified) if S.COL_EXTRA in df.columns else None
+        _normalize_text_column(df[S.COL_EXTRA], to_simplified) if S.COL_EXTRA in df.columns else None
     )  # identity files: already JSON, kept as it is
     if not cols:
         return existing if existing is not None else pd.Series(np.nan, index=df.index, dtype="str")
     body = np.full(len(df), "", dtype=object)
     for c in cols:
-        text = normalize_series(df[c], to_simplified)
+        text = _normalize_text_column(df[c], to_simplified)
         text = text.where(text.ne(""))
         codes, uniques = pd.factorize(text, use_na_sentinel=True)
         key = json.dumps(c[len(EXTRA_PREFIX) :], ensure_ascii=False) + ":"

@@ -19,7 +19,7 @@ import io
 import os
 import tempfile
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final, Literal
 
@@ -417,6 +417,7 @@ def ingest_file(
     to_simplified: bool = True,
     max_text_chars: int | None = None,
     allow_empty: bool = False,
+    today: date | None = None,
 ) -> IngestReport:
     """Read, map, validate and store one raw file as the table's new snapshot.
 
@@ -437,6 +438,8 @@ def ingest_file(
         maps_dir: folder of the built-in maps.
         to_simplified, max_text_chars: text normalisation options (``IngestConfig``).
         allow_empty: store a file without data rows (``replace``: an empty table).
+        today: the latest accepted date (default: today in Asia/Shanghai); see
+            :func:`features.ingest.validate_table`.
 
     Raises:
         IngestError: unreadable file, unknown map, or required columns missing (the message names
@@ -461,7 +464,7 @@ def ingest_file(
         )
     report.messages += _column_messages(raw, mapped, cmap)
     good, rejects = I.validate_table(
-        mapped, table, Path(path).name, to_simplified=to_simplified, max_text_chars=max_text_chars
+        mapped, table, Path(path).name, to_simplified=to_simplified, max_text_chars=max_text_chars, today=today
     )
     _count(report, rejects, len(good))
     stamp = new_stamp()

@@ -20,6 +20,7 @@ outcomes     historical approach records, one row per stage reached; key ``outco
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Final, Literal, get_args
 
 # ---------------------------------------------------------------- enterprises
@@ -94,6 +95,14 @@ FINANCING_ROUNDS: Final = ("天使轮", "A轮", "B轮", "C轮", "D轮及以后",
 OPERATING_STATUSES: Final = ("存续", "在业", "开业", "正常", "在营", "迁入")
 NODE_STAGES: Final = ("upstream", "midstream", "downstream")
 COLOURS: Final = ("red", "blue", "green")
+
+# ---------------------------------------------------------------- bounds of values from a file
+EVENT_DATE_MIN: Final = date(1949, 10, 1)
+"""Earliest accepted event date (relations, signals, outcomes, financing): the founding of the PRC."""
+FOUNDED_DATE_MIN: Final = date(1800, 1, 1)
+"""Earliest accepted founding date (成立日期 of old firms may precede 1949; earlier than this is a typo)."""
+DATE_TIMEZONE: Final = "Asia/Shanghai"
+"""No accepted date lies after today, the calendar day in this time zone (``features.validate.today_in_zone``)."""
 
 TableName = Literal["enterprises", "presence", "assets", "relations", "signals", "outcomes"]
 TABLES: Final[tuple[TableName, ...]] = get_args(TableName)
@@ -228,6 +237,16 @@ SCHEMAS: Final[dict[str, TableSchema]] = {
         key=(COL_OUTCOME_ID,),
     ),
 }
+
+
+EVENT_DATE_COLUMNS: Final[dict[str, tuple[str, ...]]] = {
+    "enterprises": (COL_FINANCING_DATE,),
+    "relations": (COL_DATE,),
+    "signals": (COL_DATE,),
+    "outcomes": (COL_DATE,),
+}
+"""The event date columns of each table: they must lie in ``EVENT_DATE_MIN`` … today (``DATE_TIMEZONE``).
+Every other date column (``founded``) lies in ``FOUNDED_DATE_MIN`` … today."""
 
 
 def check_columns(df_columns: list[str] | tuple[str, ...], required: list[str], what: str) -> None:

@@ -1,13 +1,17 @@
-"""Field validators: the unified social credit code (GB 32100-2015) and registered capital."""
+"""Field validators: the unified social credit code (GB 32100-2015), registered capital and the
+bounds of dates (``features.schema.EVENT_DATE_MIN`` … today in ``DATE_TIMEZONE``)."""
 
 from __future__ import annotations
 
+import math
 import re
+from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from typing import Final
 
 import numpy as np
 import pandas as pd
 
+from features import schema as S
 from features.text import normalize_text
 
 CREDIT_CODE_CHARSET = "0123456789ABCDEFGHJKLMNPQRTUWXY"  # 31 characters, no I, O, S, V, Z
@@ -59,6 +63,51 @@ def valid_credit_codes(codes: pd.Series) -> np.ndarray:
 def make_credit_codes(bodies: np.ndarray) -> np.ndarray:
     """Append check characters to an array of 17-character bodies (used by the sample generator)."""
     return np.asarray([b + credit_code_check_char(b) for b in bodies], dtype=object)
+
+
+# ---------------------------------------------------------------- dates
+def _zone() -> tzinfo:
+    try:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        return ZoneInfo(S.DATE_TIMEZONE)
+    except (ImportError, ZoneInfoNotFoundError, ValueError):  # no tz database: China has kept UTC+8 since 1991
+        return timezone(timedelta(hours=8), S.DATE_TIMEZONE)
+
+
+def today_in_zone(now: datetime | None = None) -> date:
+    """Today's calendar date in ``features.schema.DATE_TIMEZONE`` (Asia/Shanghai), read when called.
+
+    ``now`` replaces the clock (tests); a naive ``now`` is taken as UTC.
+    """
+    moment = datetime.now(UTC) if now is None else now if now.tzinfo is not None else now.replace(tzinfo=UTC)
+    return moment.astimezone(_zone()).date()
+
+
+def date_bounds(table: str, column: str, today: date | None = None) -> tuple[date, date]:
+    """``(earliest, latest)`` accepted for a date column: event dates (``EVENT_DATE_COLUMNS``) from
+    ``EVENT_DATE_MIN``, other dates (``founded``) from ``FOUNDED_DATE_MIN``; both up to ``today``."""
+    earliest = S.EVENT_DATE_MIN if column in S.EVENT_DATE_COLUMNS.get(table, ()) else S.FOUNDED_DATE_MIN
+    return earliest, today_in_zone() if today is None else today
+
+
+def date_bound_problem(value: date, earliest: date, today: date) -> str | None:
+    """Why ``value`` (a date, datetime or Timestamp; its day counts) is outside ``earliest`` … ``today``, else None."""
+    day = value.date() if isinstance(value, datetime) else value
+    if day < earliest:
+        return f"before {earliest.isoformat()}"
+    if day > today:
+        return f"after today ({today.isoformat()}, {S.DATE_TIMEZONE})"
+    return None
+
+
+def event_date_problem(value: date, today: date | None = None) -> str | None:
+    """Why an event date (an outcome, signal, relation or feedback date) is not acceptable, else None.
+
+    >>> event_date_problem(date(9999, 12, 31), today=date(2026, 12, 3))
+    'after today (2026-12-03, Asia/Shanghai)'
+    """
+    return date_bound_problem(value, S.EVENT_DATE_MIN, today_in_zone() if today is None else today)
 
 
 # ---------------------------------------------------------------- registered capital
@@ -195,7 +244,10 @@ def parse_capital_cny(value: str | None) -> float | None:
         raise ValueError(
             f"registered capital {value!r} has unknown currency {currency!r}; known: {sorted(set(CURRENCY_ALIASES.values()))}"
         )
-    return float(m["num"]) * UNIT_MULTIPLIERS[m["unit"] or ""] * FX_RATES_CNY[code]
+    amount = float(m["num"]) * UNIT_MULTIPLIERS[m["unit"] or ""] * FX_RATES_CNY[code]
+    if not math.isfinite(amount):
+        raise ValueError(f"registered capital {value!r} is not a finite amount")
+    return amount
 
 
 def parse_capital_series(values: pd.Series) -> tuple[pd.Series, pd.Series]:

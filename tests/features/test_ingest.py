@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import date
 
 import numpy as np
 import pandas as pd
@@ -390,3 +391,128 @@ def test_validate_table_customer_row_with_bad_source_reports_source_field() -> N
     assert _rejects(rejects) == [
         (1, "src_id", "BAD", "not a valid unified social credit code for an enterprise end; row rejected")
     ]
+
+
+# ---------------------------------------------------------------- bounds: dates, finite numbers, control characters
+TODAY = date(2026, 12, 3)
+
+
+@pytest.mark.parametrize(
+    ("table", "row"),
+    [
+        ("outcomes", {"outcome_id": "O", "enterprise_id": A, "node_id": "n1", "stage": "签约"}),
+        ("signals", {"signal_id": "O", "enterprise_id": A, "signal_type": "financing"}),
+        ("relations", {"relation_id": "O", "src_id": A, "src_type": "enterprise", "dst_id": B, "dst_type": "enterprise",
+                       "relation_type": "supplier"}),
+    ],
+)  # fmt: skip
+def test_validate_table_event_dates_lie_between_1949_10_01_and_today(table: str, row: dict[str, object]) -> None:
+    dates = ["9999-12-31", "1900-01-01", "1949-09-30", "1949-10-01", "2026-12-03", "2026-12-04", "2262-04-12"]
+    df = _frame([{**row, S.SCHEMAS[table].key[0]: f"X{i}", "date": d} for i, d in enumerate(dates)])
+    good, rejects = validate_table(df, table, "f.csv", today=TODAY)
+    assert good["date"].tolist() == [pd.Timestamp("1949-10-01"), pd.Timestamp("2026-12-03")]
+    assert good["date"].dtype == "datetime64[ns]"
+    after = "after today (2026-12-03, Asia/Shanghai); row rejected"
+    assert _rejects(rejects) == [
+        (1, "date", "9999-12-31", after),
+        (2, "date", "1900-01-01", "before 1949-10-01; row rejected"),
+        (3, "date", "1949-09-30", "before 1949-10-01; row rejected"),
+        (6, "date", "2026-12-04", after),
+        (7, "date", "2262-04-12", after),
+    ]
+
+
+def test_validate_table_enterprise_dates_cleared_outside_their_bounds() -> None:
+    df = _frame(
+        [
+            {"enterprise_id": A, "name": "甲", "founded": "1921-07-01", "financing_date": "1948-01-01"},
+            {"enterprise_id": B, "name": "乙", "founded": "2030-01-01", "financing_date": "9999-12-31"},
+            {"enterprise_id": C, "name": "丙", "founded": "1700-01-01", "financing_date": "2026-12-03"},
+        ]
+    )
+    good, rejects = validate_table(df, "enterprises", "e.csv", today=TODAY)
+    assert good["enterprise_id"].tolist() == [A, B, C]
+    assert good["founded"].tolist()[0] == pd.Timestamp("1921-07-01") and good["founded"].iloc[1:].isna().all()
+    assert good["financing_date"].iloc[:2].isna().all() and good["financing_date"].iloc[2] == pd.Timestamp("2026-12-03")
+    kept = "value cleared, row kept"
+    assert _rejects(rejects) == [
+        (1, "financing_date", "1948-01-01", f"before 1949-10-01; {kept}"),
+        (2, "founded", "2030-01-01", f"after today (2026-12-03, Asia/Shanghai); {kept}"),
+        (2, "financing_date", "9999-12-31", f"after today (2026-12-03, Asia/Shanghai); {kept}"),
+        (3, "founded", "1700-01-01", f"before 1800-01-01; {kept}"),
+    ]
+
+
+def test_validate_table_today_defaults_to_the_clock_in_shanghai(monkeypatch: pytest.MonkeyPatch) -> None:
+    import features.ingest
+
+    monkeypatch.setattr(features.ingest, "today_in_zone", lambda now=None: date(2020, 1, 1))
+    row = {"outcome_id": "O1", "enterprise_id": A, "node_id": "n1", "stage": "签约", "date": "2020-01-02"}
+    good, rejects = validate_table(_frame([row]), "outcomes", "o.csv")
+    assert good.empty and _rejects(rejects) == [
+        (1, "date", "2020-01-02", "after today (2020-01-01, Asia/Shanghai); row rejected")
+    ]
+
+
+def test_validate_table_numbers_must_be_finite() -> None:
+    base = {"enterprise_id": A, "node_id": "n1", "stage": "签约", "date": "2020-01-01"}
+    amounts = ["1e400", "inf", "-Infinity", "nan", "NaN", "1e300", "12.5"]
+    df = _frame([{**base, "outcome_id": f"O{i}", "amount_cny": a} for i, a in enumerate(amounts)])
+    good, rejects = validate_table(df, "outcomes", "o.csv", today=TODAY)
+    assert good["outcome_id"].tolist() == [f"O{i}" for i in range(7)]
+    assert good["amount_cny"].iloc[:5].isna().all() and good["amount_cny"].iloc[5:].tolist() == [1e300, 12.5]
+    assert _rejects(rejects) == [
+        (i + 1, "amount_cny", a, "not a finite number; value cleared, row kept") for i, a in enumerate(amounts[:5])
+    ]
+    presence = _frame(
+        [
+            {"enterprise_id": A, "node_id": "n1", "year": "1e400", "output_value_cny": "5"},
+            {"enterprise_id": B, "node_id": "n1", "year": "2024", "output_value_cny": "1" + "0" * 400},
+        ]
+    )
+    good, rejects = validate_table(presence, "presence", "p.csv", today=TODAY)
+    assert good["enterprise_id"].tolist() == [B] and good["output_value_cny"].isna().all()
+    assert _rejects(rejects) == [
+        (1, "year", "1e400", "not a finite number; row rejected"),
+        (2, "output_value_cny", "1" + "0" * 400, "not a finite number; value cleared, row kept"),
+    ]
+
+
+def test_validate_table_scaled_and_capital_overflow_is_not_finite() -> None:
+    cmap = ColumnMap(
+        "m",
+        "presence",
+        (ColumnRule("id", ("enterprise_id",)), ColumnRule("node", ("node_id",)), ColumnRule("year", ("year",)),
+         ColumnRule("产值（万元）", ("output_value_cny",), scale=10000.0)),
+    )  # fmt: skip
+    raw = pd.DataFrame({"id": [A], "node": ["n1"], "year": ["2024"], "产值（万元）": ["1e305"]}, dtype=object)
+    good, rejects = validate_table(apply_column_map(raw, cmap), "presence", "p.csv", today=TODAY)
+    assert good["output_value_cny"].isna().all()
+    assert _rejects(rejects)[0][1:] == ("output_value_cny", "inf", "not a finite number; value cleared, row kept")
+    huge = "1" + "0" * 400 + "万元"
+    ent = _frame([{"enterprise_id": A, "name": "甲", "registered_capital_cny": huge}])
+    good, rejects = validate_table(ent, "enterprises", "e.csv", today=TODAY)
+    assert good["registered_capital_cny"].isna().all()
+    assert _rejects(rejects) == [
+        (
+            1,
+            "registered_capital_cny",
+            huge,
+            f"registered capital {huge!r} is not a finite amount; value cleared, row kept",
+        )
+    ]
+
+
+def test_validate_table_control_characters_are_stripped_like_normalize_text() -> None:
+    df = _frame(
+        [
+            {"enterprise_id": A, "name": "光谷\x00科技\x07有限公司", "business_scope": "研发\x1b[31m\x85\x9f光器件\x7f",
+             "extra:备注": "甲\x00乙"},
+        ]
+    )  # fmt: skip
+    good, rejects = validate_table(df, "enterprises", "e.csv", today=TODAY)
+    assert rejects.empty
+    assert good["name"].tolist() == ["光谷 科技 有限公司"]
+    assert good["business_scope"].tolist() == ["研发 [31m 光器件"]
+    assert json.loads(good["extra"].iloc[0]) == {"备注": "甲 乙"}
+    assert not good[["name", "business_scope", "extra"]].stack().str.contains(r"[\x00-\x1f\x7f-\x9f]").any()

@@ -425,3 +425,51 @@ def test_ingest_file_header_only_keeps_the_table_unless_allow_empty(tmp_path: Pa
     assert (meant.n_read, meant.n_ok, meant.n_total) == (0, 0, 0) and meant.snapshot is not None
     replaced = read_snapshot(tmp_path / "snap", "assets")
     assert replaced is not None and replaced.empty and list(replaced.columns) == S.SCHEMAS["assets"].column_names
+
+
+def test_ingest_file_outcome_dated_9999_is_rejected_with_field_and_reason(tmp_path: Path) -> None:
+    from datetime import date
+
+    path = tmp_path / "outcomes.csv"
+    path.write_bytes(
+        (
+            ",".join(ZONE_HEADERS["outcomes"]) + "\n"
+            f"O1,{A},n1,签约,9999-12-31,100,正常\n"
+            f"O2,{A},n1,落地,2024-05-06,1e400,备注\x00带控制符\n"
+            f"O3,{B},n1,接洽,2024-05-07,inf,\n"
+        ).encode("utf-8")
+    )
+    report = ingest_file(
+        path, "outcomes", None, tmp_path / "snap", tmp_path / "rej", maps_dir=MAPS, today=date(2026, 12, 3)
+    )
+    assert (report.n_read, report.n_ok, report.n_rejected, report.n_cleared) == (3, 2, 1, 2)
+    assert report.rejects is not None
+    assert Path(report.rejects).read_text(encoding="utf-8-sig").splitlines()[1:] == [
+        'outcomes.csv,1,date,9999-12-31,"after today (2026-12-03, Asia/Shanghai); row rejected"',
+        'outcomes.csv,2,amount_cny,1e400,"not a finite number; value cleared, row kept"',
+        'outcomes.csv,3,amount_cny,inf,"not a finite number; value cleared, row kept"',
+    ]
+    df = read_snapshot(tmp_path / "snap", "outcomes")
+    assert df is not None and df["outcome_id"].tolist() == ["O2", "O3"]
+    assert df["note"].tolist()[0] == "备注 带控制符" and df["amount_cny"].isna().all()
+
+
+def test_ingest_file_identity_parquet_with_infinite_numbers_and_nul_text(tmp_path: Path) -> None:
+    from datetime import date
+
+    path = tmp_path / "signals.parquet"
+    pd.DataFrame(
+        {
+            "signal_id": ["S1", "S2"],
+            "enterprise_id": [A, B],
+            "signal_type": ["financing", "hiring"],
+            "date": [pd.Timestamp("2024-01-01"), pd.Timestamp("1900-01-01")],
+            "amount_cny": [float("inf"), 5.0],
+            "description": ["融资\x00完成", None],
+        }
+    ).to_parquet(path)
+    report = ingest_file(path, "signals", "identity", tmp_path / "snap", tmp_path / "rej", today=date(2026, 12, 3))
+    assert (report.n_ok, report.n_rejected, report.n_cleared) == (1, 1, 1)
+    df = read_snapshot(tmp_path / "snap", "signals")
+    assert df is not None and df[["signal_id", "description"]].values.tolist() == [["S1", "融资 完成"]]
+    assert np.isnan(df["amount_cny"].iloc[0])

@@ -128,3 +128,40 @@ def test_parse_capital_series_values_and_errors() -> None:
         None,
         None,
     ]
+
+
+# ---------------------------------------------------------------- date bounds
+def test_event_date_bounds_are_importable_constants() -> None:
+    from datetime import date
+
+    from features.schema import DATE_TIMEZONE, EVENT_DATE_COLUMNS, EVENT_DATE_MIN, FOUNDED_DATE_MIN
+
+    assert (EVENT_DATE_MIN, FOUNDED_DATE_MIN, DATE_TIMEZONE) == (date(1949, 10, 1), date(1800, 1, 1), "Asia/Shanghai")
+    assert EVENT_DATE_COLUMNS == {
+        "enterprises": ("financing_date",),
+        "relations": ("date",),
+        "signals": ("date",),
+        "outcomes": ("date",),
+    }
+
+
+def test_today_in_zone_is_the_shanghai_calendar_day() -> None:
+    from datetime import UTC, date, datetime
+
+    from features.validate import today_in_zone
+
+    assert today_in_zone(datetime(2026, 12, 3, 15, 59, tzinfo=UTC)) == date(2026, 12, 3)
+    assert today_in_zone(datetime(2026, 12, 3, 16, 0, tzinfo=UTC)) == date(2026, 12, 4)
+    assert isinstance(today_in_zone(), date)
+
+
+def test_event_date_problem_names_the_bound() -> None:
+    from datetime import date, datetime
+
+    from features.validate import event_date_problem
+
+    today = date(2026, 12, 3)
+    assert event_date_problem(date(9999, 12, 31), today=today) == "after today (2026-12-03, Asia/Shanghai)"
+    assert event_date_problem(datetime(1949, 9, 30, 23, 0), today=today) == "before 1949-10-01"
+    assert event_date_problem(pd.Timestamp("1949-10-01"), today=today) is None
+    assert event_date_problem(today, today=today) is None
