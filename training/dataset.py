@@ -27,16 +27,31 @@ test are evaluated on full candidate lists.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date
 from typing import Final
 
 import numpy as np
 import pandas as pd
 
 from features.pairs import COL_AS_OF, FEATURE_NAMES, build_pair_features
-from features.schema import COL_DATE, COL_ENTERPRISE_ID, COL_FOUNDED, COL_NODE_ID, COL_STAGE, check_columns
+from features.schema import (
+    COL_DATE,
+    COL_ENTERPRISE_ID,
+    COL_FOUNDED,
+    COL_NODE_ID,
+    COL_OUTCOME_ID,
+    COL_STAGE,
+    EVENT_DATE_MIN,
+    STAGES,
+    check_columns,
+)
+from features.validate import date_bound_problem, today_in_zone
 from training.config import TrainingConfig
+
+log = logging.getLogger(__name__)
 
 COL_QUERY: Final = "query_id"
 COL_LABEL: Final = "label"
@@ -81,6 +96,80 @@ def query_groups(frame: pd.DataFrame) -> np.ndarray:
     if len(starts) != len(pd.unique(q)):
         raise ValueError("Rows are not sorted by query: some query_id appears in more than one run of rows.")
     return sizes
+
+
+SET_ASIDE_COLUMNS: Final = (COL_OUTCOME_ID, "field", "value", "reason")
+
+
+def usable_outcomes(outcomes: pd.DataFrame, today: date | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The outcome rows training can use, and the others set aside with a reason (pure).
+
+    A row is set aside when its ``date`` is missing, not a date, before
+    ``features.schema.EVENT_DATE_MIN`` or after ``today`` (default: today in Asia/Shanghai,
+    ``features.validate.today_in_zone``) — e.g. ``9999-12-31``, which ``datetime64[ns]`` cannot even
+    hold — or when its enterprise, node or stage is missing or the stage is not one of
+    ``features.schema.STAGES``. Validated snapshots hold no such row; the analysts' feedback and
+    older snapshots may.
+
+    Returns:
+        ``(usable, set_aside)``: ``usable`` is ``outcomes`` itself when every row is usable, else its
+        usable rows (index and order kept); ``set_aside`` has one row per set-aside row (its index
+        label from ``outcomes``) with ``outcome_id, field, value, reason`` (the first problem of the row).
+    """
+    today = today_in_zone() if today is None else today
+    n = len(outcomes)
+    field = np.full(n, None, dtype=object)
+    value = np.full(n, "", dtype=object)
+    reason = np.full(n, None, dtype=object)
+    for col in (COL_ENTERPRISE_ID, COL_NODE_ID, COL_STAGE):
+        if col not in outcomes:
+            continue
+        values = outcomes[col]
+        missing = values.isna().to_numpy()
+        bad = missing if col != COL_STAGE else missing | ~values.isin(STAGES).to_numpy()
+        first = bad & pd.isna(reason)
+        field[first], value[first] = col, values[first].astype(str).where(~missing[first], "").to_numpy()
+        reason[first] = np.where(missing[first], "missing value", f"not one of {list(STAGES)}")
+    if COL_DATE in outcomes:
+        problems, shown = _date_problems(outcomes[COL_DATE], today)
+        first = pd.notna(problems) & pd.isna(reason)
+        field[first], value[first], reason[first] = COL_DATE, shown[first], problems[first]
+    bad = pd.notna(reason)
+    ids = outcomes[COL_OUTCOME_ID].astype(str).to_numpy() if COL_OUTCOME_ID in outcomes else np.arange(n).astype(str)
+    set_aside = pd.DataFrame(
+        {COL_OUTCOME_ID: ids[bad], "field": field[bad], "value": value[bad], "reason": reason[bad]},
+        index=outcomes.index[bad],
+    )
+    return (outcomes[~bad] if bad.any() else outcomes), set_aside
+
+
+def _date_problems(dates: pd.Series, today: date) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: why the date cannot be used (None when it can) and the date as shown."""
+    codes, uniques = pd.factorize(dates, use_na_sentinel=True)
+    problems = np.full(len(uniques) + 1, "missing value", dtype=object)
+    shown = np.full(len(uniques) + 1, "", dtype=object)
+    for i, u in enumerate(uniques):
+        try:
+            ts = pd.Timestamp(u)
+        except (ValueError, TypeError, OverflowError):
+            problems[i], shown[i] = "not a date", str(u)
+            continue
+        if pd.isna(ts):
+            continue
+        shown[i] = ts.strftime("%Y-%m-%d") if ts == ts.normalize() else str(ts)
+        problems[i] = date_bound_problem(ts, EVENT_DATE_MIN, today)
+    return problems[codes], shown[codes]
+
+
+def describe_set_aside(set_aside: pd.DataFrame, first: int = 5) -> str:
+    """'training sets aside 2 outcome rows it cannot use: fb-1 (date 9999-12-31: after today (…)), O7 (…)'."""
+    n = len(set_aside)
+    shown = [
+        f"{r[COL_OUTCOME_ID]} ({r['field']}{' ' + r['value'] if r['value'] else ''}: {r['reason']})"
+        for r in set_aside.head(first).to_dict("records")
+    ]
+    more = f" and {n - first} more" if n > first else ""
+    return f"training sets aside {n} outcome row{'s' if n != 1 else ''} it cannot use: {', '.join(shown)}{more}"
 
 
 def approaches(outcomes: pd.DataFrame, config: TrainingConfig) -> pd.DataFrame:
@@ -208,8 +297,13 @@ def build_training_set(
     config: TrainingConfig,
     *,
     zone_province: str,
+    today: date | None = None,
 ) -> TrainingSet:
     """Queries, candidates, labels and point-in-time features from the outcome history.
+
+    Outcome rows training cannot use (a date outside 1949-10-01 … ``today``, a missing enterprise,
+    node or stage: :func:`usable_outcomes`) are left out with a warning naming the first few; one bad
+    row never stops training.
 
     Args:
         tables: the six tables (``features.io.load_tables``).
@@ -219,10 +313,17 @@ def build_training_set(
             lexical_score, lexical_rank``), retrieved without the in-zone filter.
         config: labels, periods, sampling.
         zone_province: the zone's province.
+        today: the latest usable outcome date (default: today in Asia/Shanghai).
     """
     outcomes = tables.get("outcomes")
     if outcomes is None or len(outcomes) == 0:
         raise ValueError("Cannot build a training set: the outcomes table is empty (no approach history).")
+    outcomes, set_aside = usable_outcomes(outcomes, today)
+    if len(set_aside):
+        log.warning(describe_set_aside(set_aside))
+        if len(outcomes) == 0:
+            raise ValueError("Cannot build a training set: no outcome row is usable (see the warning above).")
+        tables = {**tables, "outcomes": outcomes}
     appr = mature(approaches(outcomes, config), outcomes, config.label_maturity_days)
     appr = appr[appr[COL_NODE_ID].isin(set(nodes[COL_NODE_ID].astype(str)))]
     enterprises = tables.get("enterprises", pd.DataFrame(columns=[COL_ENTERPRISE_ID]))

@@ -8,13 +8,15 @@ colour maps and retrieval candidates into ``training``; every MLflow call stays 
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import pandas as pd
 
-from features.schema import COL_NODE_ID, COL_YEAR
+from features.schema import COL_NODE_ID, COL_OUTCOME_ID, COL_YEAR
 from recommender.ranking.scoring import model_registry
 from recommender.workspace import Workspace
 
@@ -26,6 +28,8 @@ if TYPE_CHECKING:
 
 
 DEFAULT_ORACLE: Final = Path("sample") / "oracle.parquet"  # relative to the workspace
+SET_ASIDE_REJECTS: Final = "training-outcomes"  # rejects/training-outcomes-<stamp>.csv
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -93,16 +97,60 @@ def load_training_inputs(settings: Settings, oracle_path: Path | None = None) ->
     return TrainingInputs(tables, nodes, map_df, candidates, oracle)
 
 
-def with_feedback(settings: Settings, outcomes: pd.DataFrame) -> pd.DataFrame:
-    """The ingested outcomes plus the analysts' feedback (stage transitions recorded in the service).
+def with_feedback(settings: Settings, outcomes: pd.DataFrame, today: date | None = None) -> pd.DataFrame:
+    """The ingested outcomes plus the analysts' feedback (stage transitions recorded in the service),
+    less the rows training cannot use.
 
-    Before any service store exists (no ``serve.database_url``, no ``service.db``) there is none.
+    Before any service store exists (no ``serve.database_url``, no ``service.db``) there is no
+    feedback. Rows of either source that ``training.dataset.usable_outcomes`` sets aside (a date
+    outside 1949-10-01 … ``today`` in Asia/Shanghai such as ``9999-12-31``, a missing enterprise, node
+    or stage) are left out before the merge, logged as a warning naming the first few and listed in
+    ``rejects/training-outcomes-<stamp>.csv``; ``outcomes`` itself is returned when nothing changes.
     """
     from recommender import store
+    from training.dataset import usable_outcomes
 
-    if settings.serve.database_url is None and not Workspace(settings.workspace).service_db.exists():
-        return outcomes
-    return store.merge_feedback(outcomes, store.engine_for(settings))
+    usable, set_aside = usable_outcomes(outcomes, today)
+    parts = [("outcomes", outcomes, set_aside)]
+    if settings.serve.database_url is not None or Workspace(settings.workspace).service_db.exists():
+        feedback = store.feedback_outcomes(store.engine_for(settings))
+        if COL_OUTCOME_ID in outcomes:  # rows also ingested count once (as merge_outcomes does)
+            feedback = feedback[~feedback[COL_OUTCOME_ID].isin(set(outcomes[COL_OUTCOME_ID]))]
+        feedback = feedback.reset_index(drop=True)
+        feedback_usable, feedback_aside = usable_outcomes(feedback, today)
+        parts.append(("feedback", feedback, feedback_aside))
+        usable = store.merge_outcomes(usable, feedback_usable)
+    if any(len(aside) for _, _, aside in parts):
+        _report_set_aside(settings, parts)
+    return usable
+
+
+def _report_set_aside(settings: Settings, parts: list[tuple[str, pd.DataFrame, pd.DataFrame]]) -> None:
+    """Warn about the outcome rows training leaves out and list them in the workspace's rejects."""
+    from features.io import write_rejects
+    from training.dataset import describe_set_aside
+
+    asides = [aside for _, _, aside in parts if len(aside)]
+    rejects = pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "file": source,
+                    "row": frame.index.get_indexer(aside.index) + 1,  # 1-based row of the snapshot / of the feedback
+                    "field": aside["field"].to_numpy(),
+                    "value": aside["value"].to_numpy(),
+                    "reason": (
+                        aside["reason"] + "; set aside from training (outcome " + aside[COL_OUTCOME_ID] + ")"
+                    ).to_numpy(),
+                }
+            )
+            for source, frame, aside in parts
+            if len(aside)
+        ],
+        ignore_index=True,
+    )
+    path = write_rejects(rejects, Workspace(settings.workspace).rejects, SET_ASIDE_REJECTS)
+    log.warning("%s; listed in %s", describe_set_aside(pd.concat(asides)), path)
 
 
 def data_fingerprints(tables: dict[str, pd.DataFrame]) -> dict[str, str]:

@@ -120,3 +120,61 @@ def test_time_split_keeps_periods_whole_and_ordered() -> None:
         ValueError, match=re.escape("A time split needs at least 6 query periods (1 train, 2 valid, 3 test); got 5:")
     ):
         time_split(dates, valid_periods=2, test_periods=3)
+
+
+# ---------------------------------------------------------------- rows training cannot use
+def test_usable_outcomes_sets_aside_bad_dates_and_missing_values_with_reasons() -> None:
+    from datetime import date, datetime
+
+    from training.dataset import usable_outcomes
+
+    raw = pd.DataFrame(
+        {
+            "outcome_id": ["O1", "fb-9", "O3", "O4", "O5", "O6", "O7"],
+            "enterprise_id": ["A", "A", "B", "B", None, "C", "C"],
+            "node_id": ["n1", "n1", "n1", "n1", "n1", "n1", "n2"],
+            "stage": ["接洽", "签约", "接洽", "接洽", "接洽", "开会", "考察"],
+            "date": [datetime(2023, 1, 5), datetime(9999, 12, 31), datetime(1900, 1, 1), None,
+                     datetime(2023, 2, 1), datetime(2023, 3, 1), datetime(2026, 12, 3)],
+        }
+    )  # fmt: skip
+    raw["date"] = pd.to_datetime(raw["date"])  # as the feedback merge makes it: datetime64[us]
+    usable, set_aside = usable_outcomes(raw, today=date(2026, 12, 3))
+    assert usable["outcome_id"].tolist() == ["O1", "O7"]
+    assert set_aside.to_dict("list") == {
+        "outcome_id": ["fb-9", "O3", "O4", "O5", "O6"],
+        "field": ["date", "date", "date", "enterprise_id", "stage"],
+        "value": ["9999-12-31", "1900-01-01", "", "", "开会"],
+        "reason": [
+            "after today (2026-12-03, Asia/Shanghai)",
+            "before 1949-10-01",
+            "missing value",
+            "missing value",
+            "not one of ['线索', '接洽', '考察', '洽谈', '签约', '落地', '终止']",
+        ],
+    }
+    assert set_aside.index.tolist() == [1, 2, 3, 4, 5]
+    clean, none = usable_outcomes(_outcomes(), today=date(2026, 12, 3))
+    assert none.empty and clean.equals(_outcomes())
+
+
+def test_build_training_set_sets_aside_an_outcome_dated_9999_and_warns(
+    world: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    from datetime import datetime
+
+    cfg = TrainingConfig()
+    args = (world["nodes"], world["map_df"], world["candidates"], cfg)
+    outcomes = world["tables"]["outcomes"]
+    expected = build_training_set(world["tables"], *args, zone_province="湖北省").frame
+    bad = outcomes.iloc[[0]].assign(outcome_id="BAD-1")
+    bad["date"] = pd.Series([datetime(9999, 12, 31)], index=bad.index, dtype="datetime64[us]")
+    tables = {**world["tables"], "outcomes": pd.concat([outcomes, bad], ignore_index=True)}
+    assert tables["outcomes"]["date"].dtype == "datetime64[us]"
+    with caplog.at_level("WARNING", logger="training.dataset"):
+        ts = build_training_set(tables, *args, zone_province="湖北省")
+    pd.testing.assert_frame_equal(ts.frame, expected)
+    assert [r.getMessage() for r in caplog.records] == [
+        "training sets aside 1 outcome row it cannot use: BAD-1 (date 9999-12-31: after today "
+        f"({pd.Timestamp.now(tz='Asia/Shanghai').date()}, Asia/Shanghai))"
+    ]
