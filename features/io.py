@@ -36,6 +36,7 @@ EXCEL_SUFFIXES: Final = frozenset({".xlsx", ".xlsm"})
 PARQUET_SUFFIXES: Final = frozenset({".parquet", ".pq"})
 IDENTITY_MAP: Final = "identity"
 _SNIFF_BYTES: Final = 1 << 20
+_CSV_BLOCK_BYTES: Final = 1 << 22  # Arrow parses blocks in parallel; a record must fit in one (grown on demand)
 _DELIMITERS: Final = ",\t;|"
 IngestMode = Literal["replace", "upsert"]
 
@@ -180,21 +181,35 @@ def _unique_names(header: list[str]) -> list[str]:
 
 
 def _parse_csv_utf8(data: bytes, names: list[str], sep: str) -> pd.DataFrame:
-    """Parse UTF-8 CSV bytes with Arrow (multi-threaded); every column a string, blanks missing."""
+    """Parse UTF-8 CSV bytes with Arrow (multi-threaded); every column a string, blanks missing.
+
+    Arrow cuts the bytes into blocks parsed in parallel, and one record (a row, with its quoted line
+    breaks) must fit in a block: a file with a cell of several MB is parsed again with blocks eight
+    times larger, up to the whole file in one block, so no row is lost to the block size.
+    """
     import pyarrow as pa
     import pyarrow.compute as pc
     from pyarrow import csv as pcsv
 
-    table = pcsv.read_csv(
-        io.BytesIO(data),
-        read_options=pcsv.ReadOptions(column_names=names, skip_rows=1),
-        parse_options=pcsv.ParseOptions(delimiter=sep, newlines_in_values=True),
-        convert_options=pcsv.ConvertOptions(
-            column_types=dict.fromkeys(names, pa.large_string()),
-            strings_can_be_null=True,
-            quoted_strings_can_be_null=True,
-        ),
-    )
+    block = _CSV_BLOCK_BYTES
+    while True:
+        try:
+            table = pcsv.read_csv(
+                io.BytesIO(data),
+                read_options=pcsv.ReadOptions(column_names=names, skip_rows=1, block_size=block),
+                parse_options=pcsv.ParseOptions(delimiter=sep, newlines_in_values=True),
+                convert_options=pcsv.ConvertOptions(
+                    column_types=dict.fromkeys(names, pa.large_string()),
+                    strings_can_be_null=True,
+                    quoted_strings_can_be_null=True,
+                ),
+            )
+            break
+        except ArrowInvalid as exc:
+            larger = min(block * 8, len(data) + 1, (1 << 31) - 1)
+            if "straddl" not in str(exc) or larger <= block:
+                raise
+            block = larger
     out = {}
     for name, col in zip(names, table.columns, strict=True):
         blank = pc.equal(pc.utf8_trim_whitespace(col), "")

@@ -473,3 +473,20 @@ def test_ingest_file_identity_parquet_with_infinite_numbers_and_nul_text(tmp_pat
     df = read_snapshot(tmp_path / "snap", "signals")
     assert df is not None and df[["signal_id", "description"]].values.tolist() == [["S1", "融资 完成"]]
     assert np.isnan(df["amount_cny"].iloc[0])
+
+
+# ---------------------------------------------------------------- limits
+def test_ingest_file_csv_with_a_5_mb_cell_keeps_every_row(tmp_path: Path) -> None:
+    big = "光" * (5 * 1024 * 1024 // 3 + 10)  # 5 MB of UTF-8 in one quoted cell, with a line break inside
+    rows = [f"F{i},基金,基金{i},简介{i}" for i in range(49)]
+    rows.insert(20, f'B1,实验室,大实验室,"{big[:1000]}\n{big}"')
+    path = tmp_path / "assets.csv"
+    path.write_text("资产编号,资产类型,名称,简介\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    assert path.stat().st_size > 5 * 1024 * 1024
+    raw = read_raw(path)
+    assert len(raw) == 50 and raw["简介"].str.len().max() == len(big) + 1001
+    report = ingest_file(path, "assets", None, tmp_path / "snap", tmp_path / "rej", maps_dir=MAPS, max_text_chars=2000)
+    assert (report.n_read, report.n_ok, report.n_rejected, report.rejects) == (50, 50, 0, None)
+    df = read_snapshot(tmp_path / "snap", "assets")
+    assert df is not None and df["asset_id"].tolist()[19:22] == ["F19", "B1", "F20"]
+    assert len(df.loc[df["asset_id"] == "B1", "description"].iloc[0]) == 2000
