@@ -8,7 +8,7 @@ retrieval's day-one heuristic; the ranker is not needed for a path benchmark), t
 
 * ``paths_seconds``: build the relation graph, fit the route finder (asset side) and compute the
   best routes of all top-``--top`` targets of all red/blue nodes — the figure of issue 5 (< 60 s);
-* ``path_list_seconds``: the full investment path list (routes + reasons + theme) for the same rows;
+* ``targets_seconds``: the full targets (routes + reasons + theme) for the same rows;
 * coverage: per red/blue node, the share of its top-20 targets with at least one route (goal ≥ 60%),
   with a diagnosis of the nodes below the goal;
 * hop check: every hop of every route is walked against the input relations (violations must be 0).
@@ -159,8 +159,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from recommender.colour_map.priority import gap_priority
     from recommender.paths.graph import build_graph
     from recommender.paths.routes import RouteFinder, routes_for_targets
-    from recommender.paths.targets import build_path_list
-    from recommender.retrieval.candidates import rank_target_lists, retrieve_candidates
+    from recommender.paths.targets import build_targets
+    from recommender.retrieval.candidates import rank_live_targets, retrieve_candidates
     from recommender.sample.generate import generate_sample
     from recommender.settings import load_chains, load_settings
 
@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     t = time.perf_counter()
     index, index_kind = lexical_index(tables["enterprises"])
     candidates = retrieve_candidates(nodes, map_df, tables, None, None, index, settings.retrieval, as_of)
-    targets = rank_target_lists(candidates, tables["enterprises"], nodes, args.top)
+    targets = rank_live_targets(candidates, tables["enterprises"], nodes, args.top)
     timings["targets_s"] = time.perf_counter() - t
 
     # ---- the measured figure: graph + asset side + routes of every target
@@ -198,7 +198,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     paths_seconds = time.perf_counter() - t
 
     t = time.perf_counter()
-    path_list = build_path_list(
+    targets_out = build_targets(
         targets.drop(columns=["reasons", "routes", "theme"], errors="ignore"),
         tables,
         nodes,
@@ -209,7 +209,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         graph=graph,
         zone_province=settings.zone_province,
     )
-    path_list_seconds = time.perf_counter() - t
+    targets_seconds = time.perf_counter() - t
 
     has_route = routes.map(len) > 0
     top20 = targets["rank"] <= COVERAGE_TOP
@@ -237,8 +237,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "routes": round(paths_seconds - t_graph - t_fit, 3),
         },
         "paths_under_a_minute": paths_seconds < 60,
-        "path_list_seconds": round(path_list_seconds, 3),
-        "path_list_rows": int(len(path_list)),
+        "targets_seconds": round(targets_seconds, 3),
+        "targets_rows": int(len(targets_out)),
         "share_targets_with_route_all": round(float(has_route.mean()), 4),
         f"top{COVERAGE_TOP}_coverage_min": round(float(per_node.min()), 4) if len(per_node) else None,
         f"top{COVERAGE_TOP}_coverage_median": round(float(per_node.median()), 4) if len(per_node) else None,

@@ -16,7 +16,7 @@ from recommender.settings import ConfigError, Settings, load_settings
 
 app = typer.Typer(
     name="sansetu",
-    help="招商三色图 engine: chain map, target lists, approach paths.",
+    help="招商三色图 engine: chain map, targets, approach paths.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -97,4 +97,4 @@ def parse_as_of(value: str | None, option: str = "--as-of") -> date | None:
 
 @app.callback()
 def _root() -> None:
-    """招商三色图 engine: chain map, target lists, approach paths."""
+    """招商三色图 engine: chain map, targets, approach paths."""

@@ -16,7 +16,16 @@ from typing import Annotated, Any
 
 import typer
 
-from recommender.cli.common import ConfigOpt, FormatOpt, WorkspaceOpt, app, check_format, emit_records, settings_from
+from recommender.cli.common import (
+    ConfigOpt,
+    FormatOpt,
+    WorkspaceOpt,
+    app,
+    check_format,
+    emit_records,
+    parse_as_of,
+    settings_from,
+)
 from recommender.settings import Settings
 
 AsOfOpt = Annotated[
@@ -41,12 +50,8 @@ LogJsonOpt = Annotated[bool, typer.Option("--log-json", help="Structured JSON lo
 
 
 def _as_of(value: str | None) -> date:
-    if value is None:
-        return date.today()
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise typer.BadParameter(f"must be a date YYYY-MM-DD; got {value!r}", param_hint="--as-of") from None
+    """The run's as-of date: the option's, else today."""
+    return parse_as_of(value) or date.today()
 
 
 def _executor(value: str | None) -> Any:

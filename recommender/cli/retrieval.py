@@ -37,7 +37,7 @@ def query(
     workspace: WorkspaceOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """A node's investment path list: the published, ranked list with reasons and routes when a refresh
+    """A node's targets: the published, ranked list with reasons and routes when a refresh
     has published one, else (or with --live) candidates retrieved now, ordered by the day-one heuristic."""
     check_format(fmt)
     settings = settings_from(workspace, config)

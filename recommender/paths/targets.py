@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     import networkx as nx
 
 
-def build_path_list(
+def build_targets(
     scored: pd.DataFrame,
     tables: Mapping[str, pd.DataFrame],
     nodes: pd.DataFrame | None = None,
@@ -33,7 +33,7 @@ def build_path_list(
     *,
     zone_province: str,
 ) -> pd.DataFrame:
-    """The investment path list: the top ``top_n`` targets of each node with reasons, routes and theme.
+    """The targets: the top ``top_n`` targets of each node with reasons, routes and theme.
 
     Args:
         scored: ``node_id, enterprise_id, score`` (+ ``rank``; + contributions as a ``contributions``

@@ -13,9 +13,10 @@ import pandas as pd
 from features.chains import nodes_frame
 from features.io import load_tables
 from recommender.colour_map.colours import compute_map
-from recommender.paths.targets import build_path_list
+from recommender.paths.targets import build_targets
 from recommender.ranking import scoring
-from recommender.runs.published import load_run, published_dir
+from recommender.runs.directory import published_dir
+from recommender.runs.published import load_run
 from recommender.settings import load_chains
 from recommender.workspace import Workspace
 
@@ -39,7 +40,7 @@ def pick_detail(settings: Settings, enterprise_id: str, node: str, as_of: date |
 
 def published_detail(settings: Settings, enterprise_id: str, node: str) -> dict[str, Any] | None:
     """The pair as the published run lists it, or None (no run, or the pair is not in it)."""
-    run_dir = published_dir(Workspace(settings.workspace))
+    run_dir = published_dir(Workspace(settings.workspace).root)
     if run_dir is None:
         return None
     targets = load_run(run_dir).targets
@@ -74,7 +75,7 @@ def live_detail(settings: Settings, enterprise_id: str, node: str, as_of: date |
     map_df = live_map(settings, nodes, tables)
     day = pd.Timestamp(as_of or _today())  # one date for scoring and for the facts of the reasons
     scored, mode = score_live(settings, enterprise_id, node, tables, nodes, map_df, day)
-    out = build_path_list(
+    out = build_targets(
         scored, tables, nodes, map_df, settings.paths, day, top_n=1, zone_province=settings.zone_province
     )
     row = out.iloc[0]

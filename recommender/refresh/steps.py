@@ -37,7 +37,7 @@ from features.schema import COL_YEAR, TABLES
 from models.embedder import load_embedder
 from recommender.colour_map.colours import compute_map
 from recommender.colour_map.priority import gap_priority
-from recommender.paths.targets import build_path_list
+from recommender.paths.targets import build_targets
 from recommender.ranking.scoring import load_champion, score_candidates
 from recommender.refresh.context import HEURISTIC, InputError, RunContext, Step, StepResult
 from recommender.refresh.executor import PartitionedEncoder, node_partitions
@@ -351,13 +351,13 @@ def _json_text(v: Any) -> str:
 
 
 def step_paths(ctx: RunContext) -> StepResult:
-    """The investment path lists: top-N per node with name, reasons, routes and theme."""
+    """The targets: top-N per node with name, reasons, routes and theme."""
     scored = ctx.cache.get("scored")
     if scored is None:
         scored = ctx.read_parquet("scored.parquet")
     top_n = ctx.settings.refresh.top_n
     top = scored[scored["rank"] <= top_n]
-    targets = build_path_list(
+    targets = build_targets(
         top, _tables(ctx), _nodes(ctx), _map(ctx), ctx.settings.paths, as_of=ctx.as_of_ts, top_n=top_n,
         zone_province=ctx.settings.zone_province,
     )  # fmt: skip
@@ -373,7 +373,7 @@ TARGET_COLUMNS: Final = [
 
 
 def normalise_targets(targets: pd.DataFrame, map_df: pd.DataFrame) -> pd.DataFrame:
-    """The investment path list in the contract's columns (extra columns kept after them), sorted."""
+    """The targets in the contract's columns (extra columns kept after them), sorted."""
     out = targets.copy()
     if "chain_id" not in out.columns:
         out["chain_id"] = out["node_id"].map(dict(zip(map_df["node_id"], map_df["chain_id"], strict=True)))

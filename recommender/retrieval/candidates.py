@@ -357,8 +357,8 @@ def signal_strength(tables: dict[str, pd.DataFrame], as_of: pd.Timestamp | None,
     return 1.0 - np.exp(-total)
 
 
-# --------------------------------------------------------------------------------- target lists
-TARGET_LIST_COLUMNS: Final = [
+# ---------------------------------------------------------------------------------- live targets
+LIVE_TARGET_COLUMNS: Final = [
     "chain_id",
     COL_NODE_ID,
     "rank",
@@ -374,13 +374,13 @@ TARGET_LIST_COLUMNS: Final = [
 ]
 
 
-def rank_target_lists(
+def rank_live_targets(
     candidates: pd.DataFrame, enterprises: pd.DataFrame, nodes: pd.DataFrame, top_n: int
 ) -> pd.DataFrame:
-    """Per-node target lists: the ``top_n`` candidates of each node by ``heuristic_score``.
+    """Live targets of each node (``sansetu query --live``): the ``top_n`` candidates by ``heuristic_score``.
 
     Returns:
-        ``TARGET_LIST_COLUMNS`` rows sorted by chain, node and rank (1-based); ``score`` is the
+        ``LIVE_TARGET_COLUMNS`` rows sorted by chain, node and rank (1-based); ``score`` is the
         heuristic score (the ranking model replaces it once a champion exists).
     """
     check_columns(
@@ -395,10 +395,10 @@ def rank_target_lists(
     )
     out = top.merge(info, on=COL_ENTERPRISE_ID, how="left").rename(columns={"heuristic_score": "score"})
     out = out.merge(nodes[["chain_id", COL_NODE_ID]], on=COL_NODE_ID, how="left")
-    for c in TARGET_LIST_COLUMNS:
+    for c in LIVE_TARGET_COLUMNS:
         if c not in out.columns:
             out[c] = pd.Series(pd.NA, index=out.index, dtype=object)
-    return out.sort_values(["chain_id", COL_NODE_ID, "rank"]).reset_index(drop=True)[TARGET_LIST_COLUMNS]
+    return out.sort_values(["chain_id", COL_NODE_ID, "rank"]).reset_index(drop=True)[LIVE_TARGET_COLUMNS]
 
 
 def _table(tables: dict[str, pd.DataFrame], name: str, columns: list[str]) -> pd.DataFrame:

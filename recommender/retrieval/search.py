@@ -21,7 +21,7 @@ from recommender.retrieval.candidates import (
     filter_candidates,
     heuristic_score,
     lexical_hits,
-    rank_target_lists,
+    rank_live_targets,
     retrieve_candidates,
     union_hits,
 )
@@ -102,7 +102,7 @@ def query_node(settings: Settings, node_id: str, top_n: int) -> tuple[list[dict[
     cands = retrieve_candidates(
         nodes, map_df, tables, encoder, bundle.dense, bundle.lexical, settings.retrieval, node_ids=[node_id]
     )
-    lists = rank_target_lists(cands, tables["enterprises"], nodes, top_n)
+    lists = rank_live_targets(cands, tables["enterprises"], nodes, top_n)
     row = nodes.set_index("node_id").loc[node_id]
     colour = "" if map_df is None else str(map_df.set_index("node_id")["colour"].get(node_id, ""))
     title = f"{row['chain_name']} · {row['name']} ({node_id}{', ' + colour if colour else ''}) — top {top_n}"

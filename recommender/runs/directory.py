@@ -395,7 +395,7 @@ def prune_runs(runs_dir: Path, workspace_root: Path, keep: int) -> list[Path]:
 _DIFF_TARGET_COLS = ["node_id", "enterprise_id", "rank"]
 
 
-def _target_lists(targets: pd.DataFrame | None) -> pd.DataFrame:
+def _targets_frame(targets: pd.DataFrame | None) -> pd.DataFrame:
     if targets is None or targets.empty:
         return pd.DataFrame({"node_id": [], "enterprise_id": [], "rank": [], "name": []})
     missing = [c for c in _DIFF_TARGET_COLS if c not in targets.columns]
@@ -424,7 +424,7 @@ def diff_runs(
     with any change. Each ``moved`` entry has ``rank_before``, ``rank`` and ``change``
     (``rank_before - rank``: positive = moved up). With no previous run, every target is new.
     """
-    prev, cur = _target_lists(previous_targets), _target_lists(current_targets)
+    prev, cur = _targets_frame(previous_targets), _targets_frame(current_targets)
     merged = prev.merge(cur, on=["node_id", "enterprise_id"], how="outer", suffixes=("_before", ""), indicator=True)
     merged["name"] = merged["name"].where(merged["name"].notna(), merged["name_before"]).fillna("")
     names = _node_names(previous_map, current_map)

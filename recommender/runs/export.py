@@ -261,7 +261,7 @@ def workbook_bytes(
 
     Args:
         map_df: the colour map (``chain_id, node_id, name, stage, colour, reason, ...``).
-        targets_df: the investment path lists (``chain_id, node_id, rank, enterprise_id, name, score,
+        targets_df: the targets (``chain_id, node_id, rank, enterprise_id, name, score,
             reasons, routes, theme, sources``).
         diff: :func:`recommender.runs.directory.diff_runs` output for the ``本周新增`` sheet (empty sheet if None).
         chain_names: chain id -> display name used as the sheet title (default: the chain id).

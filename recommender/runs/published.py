@@ -23,14 +23,9 @@ if TYPE_CHECKING:
     from recommender.settings import Settings
 
 
-def published_dir(ws: Workspace) -> Path | None:
-    """The directory of the published run (see :func:`recommender.runs.directory.published_dir`)."""
-    return runs.published_dir(ws.root)
-
-
 @dataclass
 class RunView:
-    """The frames of one published run, with the target lists indexed by node."""
+    """The frames of one published run, with the targets indexed by node."""
 
     run_dir: Path
     manifest: dict[str, Any]
@@ -50,7 +45,7 @@ class RunView:
         return str(self.manifest.get("run_id", self.run_dir.name))
 
     def node_targets(self, node_id: str) -> pd.DataFrame:
-        """The target list of one node, best rank first (empty with the run's columns when none)."""
+        """The targets of one node, best rank first (empty with the run's columns when none)."""
         got = self.by_node.get(node_id)
         return got if got is not None else self.targets.iloc[0:0]
 
@@ -91,7 +86,7 @@ class PublishedCache:
     def get(self) -> RunView | None:
         """The published run; a run pruned while being read is retried on the new pointer."""
         for attempt in range(3):
-            current = published_dir(self.ws)
+            current = runs.published_dir(self.ws.root)
             if current is None:
                 return None
             with self._lock:

@@ -29,7 +29,7 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(
         title="sansetu 招商三色图 API",
         version="0.1.0",
-        description="Chains and their three-colour map, investment path lists, search, feedback.",
+        description="Chains and their three-colour map, targets per node, search, feedback.",
     )
     app.state.web = state
     app.state.engine = state.engine

@@ -1,4 +1,4 @@
-"""The six filters of an investment path list (one model for the JSON list, its Excel file and the
+"""The six filters of a node's targets (one model for the JSON list, its Excel file and the
 node page) and the pure functions that apply them."""
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ _PAGE_BOOL: Final = {"1": True, "0": False}
 
 
 class ListFilters(BaseModel):
-    """Filters of an investment path list; None means "any".
+    """Filters of a node's targets; None means "any".
 
     The API reads it from the query string (``Annotated[ListFilters, Query()]``): types and ranges
     are checked there, ``size`` and ``theme`` by :meth:`checked` once the node is known to exist.

@@ -49,7 +49,7 @@ def json_field(value: Any) -> Any:
 
 
 def target_records(df: pd.DataFrame) -> list[dict[str, Any]]:
-    """Records of a target list with ``reasons`` and ``routes`` parsed (``[]`` when empty)."""
+    """Records of a node's targets with ``reasons`` and ``routes`` parsed (``[]`` when empty)."""
     out = records(df)
     for r in out:
         for k in ("reasons", "routes"):

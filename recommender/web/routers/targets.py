@@ -1,4 +1,4 @@
-"""Investment path lists (filtered, paged, as Excel) and free-text search (viewer)."""
+"""Targets (filtered, paged, as Excel) and free-text search (viewer)."""
 
 from typing import Annotated, Any
 

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from features.io import write_snapshot
 from recommender.cli.common import app
-from recommender.paths.targets import build_path_list
+from recommender.paths.targets import build_targets
 from recommender.ranking import detail as ranking_detail
 
 NODE = "optical_comm.optical_module"
@@ -136,7 +136,7 @@ def test_explain_reads_the_published_run(workspace):
             "contributions": [{"signals_financing_90d": 0.4, "ties_leader": 0.3, "bias": -0.2}],
         }
     )
-    targets = build_path_list(scored, tables(), as_of="2025-07-01", zone_province="湖北省").drop(
+    targets = build_targets(scored, tables(), as_of="2025-07-01", zone_province="湖北省").drop(
         columns=["contributions"]
     )
     _publish(workspace, targets)

@@ -1,4 +1,4 @@
-"""`sansetu query` / `sansetu search` on a tiny workspace with the lexical (tfidf) embedder; target lists."""
+"""`sansetu query` / `sansetu search` on a tiny workspace with the lexical (tfidf) embedder; published targets."""
 
 from __future__ import annotations
 
@@ -201,7 +201,7 @@ def test_build_profile_index_encodes_only_changed_profiles(workspace: tuple[Path
     assert ids[0, 0] == changed.loc[2, "enterprise_id"]
 
 
-def test_query_reads_the_published_investment_path_list(published_workspace: Path) -> None:
+def test_query_reads_the_published_targets(published_workspace: Path) -> None:
     result = CliRunner().invoke(
         app, ["query", "optical_comm.optical_chip", "--format", "json", "--workspace", str(published_workspace)]
     )

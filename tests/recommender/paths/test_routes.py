@@ -24,7 +24,7 @@ from recommender.paths.routes import (
     routes_json,
     scenario_overlap,
 )
-from recommender.paths.targets import build_path_list
+from recommender.paths.targets import build_targets
 from recommender.paths.wording import hop_phrase
 from recommender.settings import PathsConfig
 
@@ -333,7 +333,7 @@ def test_every_route_hop_exists_in_input_relations(random_seed):
     assert n > 20
 
 
-def test_build_path_list_top_n_priority_order_reasons_routes():
+def test_build_targets_top_n_priority_order_reasons_routes():
     t = zone_tables()
     scored = pd.DataFrame(
         {
@@ -351,7 +351,7 @@ def test_build_path_list_top_n_priority_order_reasons_routes():
     )
     map_df = pd.DataFrame({"node_id": ["n.a", "n.b"], "colour": ["blue", "red"], "priority": [0.2, 0.9]})
     cfg = PathsConfig(routes_per_target=2, recency_half_life_days=HALF)
-    out = build_path_list(scored, t, map_df=map_df, config=cfg, as_of="2025-07-01", top_n=1, zone_province="湖北省")
+    out = build_targets(scored, t, map_df=map_df, config=cfg, as_of="2025-07-01", top_n=1, zone_province="湖北省")
     assert out[["node_id", "enterprise_id", "rank", "theme", "n_routes", "name"]].to_dict("records") == [
         {"node_id": "n.b", "enterprise_id": "Q", "rank": 1, "theme": "场景招商", "n_routes": 1, "name": "丙公司"},
         {

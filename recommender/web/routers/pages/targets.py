@@ -1,4 +1,4 @@
-"""A node's investment path list (filters, Excel link), search, and what is new in the run."""
+"""A node's targets (filters, Excel link), search, and what is new in the run."""
 
 from typing import Annotated
 
