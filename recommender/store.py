@@ -37,6 +37,7 @@ from sqlalchemy import (
 )
 
 from features import schema as S
+from features.validate import event_date_problem, today_in_zone
 
 if TYPE_CHECKING:
     from recommender.settings import Settings
@@ -294,10 +295,21 @@ def record_audit(engine: Engine, actor: str, action: str, detail: dict[str, Any]
         _audit(conn, actor, action, detail)
 
 
-def check_feedback_values(stage: str, on: date, note: str | None, amount_cny: float | None) -> None:
-    """Raise ``ValueError`` naming the field when a feedback value could not be a real stage transition."""
+def check_feedback_values(
+    stage: str, on: date, note: str | None, amount_cny: float | None, today: date | None = None
+) -> None:
+    """Raise ``ValueError`` naming the field when a feedback value could not be a real stage transition.
+
+    ``date`` must lie in 1949-10-01 … today in Asia/Shanghai (``features.validate.event_date_problem``),
+    like every event date ingested from a file; ``today`` replaces the clock in tests.
+    """
     if stage not in FEEDBACK_STAGES:
         raise ValueError(f"stage must be one of {list(FEEDBACK_STAGES)}; got {stage!r}")
+    problem = event_date_problem(on, today)
+    if problem is not None:
+        raise ValueError(
+            f"date must lie between {S.EVENT_DATE_MIN.isoformat()} and today; got {on.isoformat()} ({problem})"
+        )
     if amount_cny is not None and not (math.isfinite(amount_cny) and amount_cny >= 0):
         raise ValueError(f"amount_cny must be a finite number >= 0; got {amount_cny!r}")
     if note is not None and _CONTROL.search(note):
@@ -317,14 +329,15 @@ def add_feedback(
 ) -> dict[str, Any]:
     """Append one stage transition (and its audit record) in one transaction; returns the stored row."""
     created = _now()
-    check_feedback_values(stage, on or created.date(), note, amount_cny)
+    on = on or today_in_zone(created)  # the analyst's calendar day, not UTC's
+    check_feedback_values(stage, on, note, amount_cny)
     outcome_id = "fb-" + secrets.token_hex(8)
     row = {
         "outcome_id": outcome_id,
         "enterprise_id": enterprise_id,
         "node_id": node_id,
         "stage": stage,
-        "date": datetime.combine(on or created.date(), datetime.min.time()),
+        "date": datetime.combine(on, datetime.min.time()),
         "amount_cny": amount_cny,
         "note": note,
         "author": author,

@@ -272,6 +272,8 @@ def test_store_feedback_withdrawal_is_audited_and_leaves_training(engine: Engine
         ({"amount_cny": float("inf")}, "amount_cny must be a finite number >= 0; got inf"),
         ({"amount_cny": -1.0}, "amount_cny must be a finite number >= 0; got -1.0"),
         ({"note": "签约\x00"}, "note must not contain control characters"),
+        ({"on": date(9999, 12, 31)}, "date must lie between 1949-10-01 and today; got 9999-12-31 (after today ("),
+        ({"on": date(1900, 1, 1)}, "date must lie between 1949-10-01 and today; got 1900-01-01 (before 1949-10-01)"),
     ],
 )
 def test_store_feedback_refuses_values_no_stage_transition_has(
@@ -297,3 +299,10 @@ def test_store_adds_the_new_feedback_columns_to_an_older_database(tmp_path: Path
     engine = store.make_engine(f"sqlite:///{path}")
     assert [r["outcome_id"] for r in store.feedback_rows(engine)] == ["fb-old"]
     assert store.withdraw_feedback(engine, "fb-old", ADMIN, "旧数据")["withdrawn_by"] == "管理员"
+
+
+def test_store_feedback_date_is_checked_against_today_in_shanghai() -> None:
+    late_utc = date(2026, 12, 3)  # 2026-12-02 20:00 UTC is already 2026-12-03 in Asia/Shanghai
+    store.check_feedback_values("签约", late_utc, None, None, today=date(2026, 12, 3))
+    with pytest.raises(ValueError, match=re.escape("got 2026-12-04 (after today (2026-12-03, Asia/Shanghai))")):
+        store.check_feedback_values("签约", date(2026, 12, 4), None, None, today=date(2026, 12, 3))
