@@ -18,6 +18,7 @@ import csv
 import io
 import os
 import tempfile
+import zipfile
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -39,6 +40,24 @@ _SNIFF_BYTES: Final = 1 << 20
 _CSV_BLOCK_BYTES: Final = 1 << 22  # Arrow parses blocks in parallel; a record must fit in one (grown on demand)
 _DELIMITERS: Final = ",\t;|"
 IngestMode = Literal["replace", "upsert"]
+MB: Final = 1_000_000
+_RATIO_MIN_MEMBER_BYTES: Final = MB  # smaller members may compress any amount: harmless
+
+
+@dataclass(frozen=True)
+class ReadLimits:
+    """How much a raw file may make the reader do (settings ``ingest.max_xlsx_*``).
+
+    An XLSX is a zip archive: before parsing, the uncompressed sizes its directory declares (which
+    the zip reader enforces while inflating) must stay under ``max_xlsx_uncompressed_bytes`` in
+    total, and no member over 1 MB may inflate more than ``max_xlsx_ratio`` times (a "zip bomb").
+    """
+
+    max_xlsx_uncompressed_bytes: int = 200 * MB
+    max_xlsx_ratio: float = 100.0
+
+
+DEFAULT_LIMITS: Final = ReadLimits()
 
 
 class IngestError(ValueError):
@@ -75,20 +94,28 @@ class IngestReport:
 
 
 # ================================================================ raw files
-def read_raw(path: str | Path, sheet: str | int | None = None, encoding: str | None = None) -> pd.DataFrame:
+def read_raw(
+    path: str | Path,
+    sheet: str | int | None = None,
+    encoding: str | None = None,
+    *,
+    limits: ReadLimits = DEFAULT_LIMITS,
+) -> pd.DataFrame:
     """Read a raw CSV / XLSX / Parquet file; every value a string, empty cells missing.
 
     Args:
         path: the file; the type comes from its suffix (.csv/.txt/.tsv, .xlsx/.xlsm, .parquet/.pq).
         sheet: Excel sheet name or 0-based index (default: the first sheet).
         encoding: force a CSV encoding instead of detecting it.
+        limits: size limits checked before an XLSX is parsed (:class:`ReadLimits`).
 
     Returns:
         Shape (n_rows, n_columns), columns as in the file's header row; ``attrs["encoding"]`` says
         which encoding a CSV was read with.
 
     Raises:
-        IngestError: missing file, unknown type, undecodable or malformed content, unknown sheet.
+        IngestError: missing file, unknown type, undecodable or malformed content, unknown sheet,
+            an XLSX over the limits.
     """
     p = Path(path)
     if not p.is_file():
@@ -98,12 +125,13 @@ def read_raw(path: str | Path, sheet: str | int | None = None, encoding: str | N
         if suffix in CSV_SUFFIXES:
             return _read_csv(p, encoding)
         if suffix in EXCEL_SUFFIXES:
+            _check_xlsx_size(p, limits)
             return _read_excel(p, sheet)
         if suffix in PARQUET_SUFFIXES:
             return _as_strings(pd.read_parquet(p))
     except IngestError:
         raise
-    except (ValueError, OSError, KeyError, UnicodeError, csv.Error, ArrowInvalid) as exc:
+    except (ValueError, OSError, KeyError, UnicodeError, csv.Error, ArrowInvalid, zipfile.BadZipFile) as exc:
         raise IngestError(f"cannot read {p} as {suffix.lstrip('.')}: {exc}") from exc
     if suffix == ".xls":
         raise IngestError(f"cannot read {p}: the old Excel .xls format is not supported; save it as .xlsx or .csv")
@@ -216,6 +244,33 @@ def _parse_csv_utf8(data: bytes, names: list[str], sep: str) -> pd.DataFrame:
         col = pc.if_else(blank, pa.scalar(None, pa.large_string()), col)
         out[name] = pd.Series(pd.arrays.ArrowStringArray(col.combine_chunks()).astype("str"), name=name)
     return pd.DataFrame(out)
+
+
+def _check_xlsx_size(p: Path, limits: ReadLimits) -> None:
+    """Refuse, from the zip directory alone (no inflating), a workbook over ``limits``."""
+    try:
+        with zipfile.ZipFile(p) as z:
+            members = z.infolist()
+    except zipfile.BadZipFile:
+        raise IngestError(
+            f"cannot read {p}: not an XLSX workbook (an .xlsx file is a zip archive; this one is not): "
+            "if it is a CSV, name it .csv"
+        ) from None
+    total = sum(m.file_size for m in members)
+    if total > limits.max_xlsx_uncompressed_bytes:
+        raise IngestError(
+            f"cannot read {p}: the workbook would inflate to {total / MB:.1f} MB uncompressed, over the limit of "
+            f"{limits.max_xlsx_uncompressed_bytes / MB:.1f} MB (setting ingest.max_xlsx_uncompressed_mb); split it "
+            "or save it as CSV"
+        )
+    for m in members:
+        ratio = m.file_size / max(m.compress_size, 1)
+        if m.file_size > _RATIO_MIN_MEMBER_BYTES and ratio > limits.max_xlsx_ratio:
+            raise IngestError(
+                f"cannot read {p}: {m.filename} would inflate {ratio:.0f} times ({m.file_size / MB:.1f} MB from "
+                f"{m.compress_size} bytes), over the limit of {limits.max_xlsx_ratio:g} times (setting "
+                "ingest.max_xlsx_compression_ratio): not an ordinary spreadsheet; re-save it in Excel"
+            )
 
 
 def _read_excel(p: Path, sheet: str | int | None) -> pd.DataFrame:
@@ -433,6 +488,7 @@ def ingest_file(
     max_text_chars: int | None = None,
     allow_empty: bool = False,
     today: date | None = None,
+    limits: ReadLimits = DEFAULT_LIMITS,
 ) -> IngestReport:
     """Read, map, validate and store one raw file as the table's new snapshot.
 
@@ -449,7 +505,7 @@ def ingest_file(
         snapshots_dir, rejects_dir: the workspace folders.
         mode: ``replace`` stores the file's rows as the whole table; ``upsert`` merges them into
             the current snapshot by key (the file's row wins).
-        sheet, encoding: see :func:`read_raw`.
+        sheet, encoding, limits: see :func:`read_raw` (``limits``: settings ``ingest.max_xlsx_*``).
         maps_dir: folder of the built-in maps.
         to_simplified, max_text_chars: text normalisation options (``IngestConfig``).
         allow_empty: store a file without data rows (``replace``: an empty table).
@@ -464,7 +520,7 @@ def ingest_file(
     if mode not in ("replace", "upsert"):
         raise IngestError(f"mode must be 'replace' or 'upsert'; got {mode!r}")
     cmap = _resolve_map(column_map, table, maps_dir)
-    raw = read_raw(path, sheet=sheet, encoding=encoding)
+    raw = read_raw(path, sheet=sheet, encoding=encoding, limits=limits)
     report = IngestReport(file=str(path), table=table, column_map=cmap.name, mode=mode, n_read=len(raw))
     if "encoding" in raw.attrs:
         report.messages.append(f"read {len(raw)} rows, encoding {raw.attrs['encoding']}")

@@ -37,6 +37,8 @@ class IngestConfig(_Section):
     column_maps_dir: str = "configs/column_maps"
     max_text_chars: int = Field(default=2000, ge=100)
     traditional_to_simplified: bool = True
+    max_xlsx_uncompressed_mb: float = Field(default=200, gt=0)  # an XLSX inflating to more is refused
+    max_xlsx_compression_ratio: float = Field(default=100, gt=1)  # a zip member inflating more times is refused
 
 
 class MapConfig(_Section):

@@ -490,3 +490,77 @@ def test_ingest_file_csv_with_a_5_mb_cell_keeps_every_row(tmp_path: Path) -> Non
     df = read_snapshot(tmp_path / "snap", "assets")
     assert df is not None and df["asset_id"].tolist()[19:22] == ["F19", "B1", "F20"]
     assert len(df.loc[df["asset_id"] == "B1", "description"].iloc[0]) == 2000
+
+
+def _xlsx_bomb(path: Path, padding: int) -> Path:
+    """A valid presence workbook whose sheet XML is padded with ``padding`` spaces (deflates ~1000:1)."""
+    import io
+    import zipfile
+
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    ws = wb.active
+    ws.append(ZONE_HEADERS["presence"][:3])
+    ws.append([A, "n1", 2024])
+    buf = io.BytesIO()
+    wb.save(buf)
+    with zipfile.ZipFile(buf) as src, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            data = src.read(info.filename)
+            if info.filename == "xl/worksheets/sheet1.xml":
+                data = data.replace(b"</sheetData>", b" " * padding + b"</sheetData>")
+            dst.writestr(info.filename, data)
+    return path
+
+
+def test_read_raw_refuses_an_xlsx_that_inflates_past_the_limits(tmp_path: Path) -> None:
+    import time
+
+    from features.io import ReadLimits
+
+    bomb = _xlsx_bomb(tmp_path / "bomb.xlsx", 3_000_000)
+    assert bomb.stat().st_size < 20_000
+    assert len(read_raw(bomb, limits=ReadLimits(max_xlsx_uncompressed_bytes=10_000_000, max_xlsx_ratio=10_000))) == 1
+    t0 = time.perf_counter()
+    with pytest.raises(IngestError) as size:
+        read_raw(bomb, limits=ReadLimits(max_xlsx_uncompressed_bytes=2_000_000, max_xlsx_ratio=10_000))
+    assert str(size.value) == (
+        f"cannot read {bomb}: the workbook would inflate to 3.0 MB uncompressed, over the limit of 2.0 MB "
+        "(setting ingest.max_xlsx_uncompressed_mb); split it or save it as CSV"
+    )
+    with pytest.raises(IngestError) as ratio:
+        read_raw(bomb)  # defaults: 200 MB, ratio 100
+    assert re.fullmatch(
+        re.escape(f"cannot read {bomb}: xl/worksheets/sheet1.xml would inflate ")
+        + r"\d+ times \(3\.0 MB from \d+ bytes\), over the limit of 100 times "
+        + re.escape("(setting ingest.max_xlsx_compression_ratio): not an ordinary spreadsheet; re-save it in Excel"),
+        str(ratio.value),
+    ), str(ratio.value)
+    assert time.perf_counter() - t0 < 2.0
+
+
+def test_read_raw_refuses_an_xlsx_that_is_not_a_workbook(tmp_path: Path) -> None:
+    fake = tmp_path / "presence.xlsx"
+    fake.write_text("统一社会信用代码,节点编号,年度\n", encoding="utf-8")
+    with pytest.raises(IngestError) as exc:
+        read_raw(fake)
+    assert str(exc.value) == (
+        f"cannot read {fake}: not an XLSX workbook (an .xlsx file is a zip archive; this one is not): "
+        "if it is a CSV, name it .csv"
+    )
+
+
+def test_read_raw_xlsx_whose_directory_understates_its_sizes_is_refused_not_inflated(tmp_path: Path) -> None:
+    import struct
+
+    bomb = _xlsx_bomb(tmp_path / "liar.xlsx", 3_000_000)
+    data = bytearray(bomb.read_bytes())
+    name = b"xl/worksheets/sheet1.xml"
+    entry = data.find(b"PK\x01\x02")
+    while data[entry + 46 : entry + 46 + len(name)] != name:  # the sheet's central directory record
+        entry = data.find(b"PK\x01\x02", entry + 4)
+    struct.pack_into("<I", data, entry + 24, 1000)  # declared uncompressed size: 1000 bytes
+    bomb.write_bytes(bytes(data))
+    with pytest.raises(IngestError, match=re.escape(f"cannot read {bomb} as xlsx: ")):
+        read_raw(bomb)

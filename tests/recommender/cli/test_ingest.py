@@ -137,3 +137,32 @@ def test_ingest_header_only_exit_1_table_intact_and_allow_empty_replaces(runner:
     assert (json.loads(result.stdout)["n_total"], json.loads(result.stdout)["n_ok"]) == (0, 0)
     snaps = sorted((ws / "snapshots" / "assets").glob("*.parquet"))
     assert len(snaps) == 2 and len(pd.read_parquet(snaps[-1])) == 0
+
+
+def test_ingest_xlsx_limits_come_from_the_settings(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import zipfile
+
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    wb.active.append(["资产编号", "资产类型", "名称"])
+    wb.active.append(["F1", "基金", "光谷产业基金"])
+    plain = tmp_path / "plain.xlsx"
+    wb.save(plain)
+    path = tmp_path / "assets.xlsx"
+    with zipfile.ZipFile(plain) as src, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            data = src.read(info.filename)
+            if info.filename == "xl/worksheets/sheet1.xml":
+                data = data.replace(b"</sheetData>", b" " * 2_000_000 + b"</sheetData>")
+            dst.writestr(info.filename, data)
+    monkeypatch.setenv("SANSETU_INGEST__MAX_XLSX_COMPRESSION_RATIO", "100000")
+    monkeypatch.setenv("SANSETU_INGEST__MAX_XLSX_UNCOMPRESSED_MB", "1")
+    result = runner.invoke(app, ["ingest", str(path), "-t", "assets", "-w", str(tmp_path / "ws")])
+    assert result.exit_code == 2, result.output
+    assert "over the limit of 1.0 MB (setting ingest.max_xlsx_uncompressed_mb)" in result.stderr
+    monkeypatch.setenv("SANSETU_INGEST__MAX_XLSX_UNCOMPRESSED_MB", "5")
+    result = runner.invoke(app, ["ingest", str(path), "-t", "assets", "-w", str(tmp_path / "ws")])
+    assert result.exit_code == 0, result.output
