@@ -24,7 +24,7 @@ import pandas as pd
 
 from features import schema as S
 from features.chains import Chain
-from features.validate import CREDIT_CODE_CHARSET, CREDIT_CODE_WEIGHTS
+from features.validate import CREDIT_CODE_CHARSET, make_credit_codes
 from recommender.sample import vocab as V
 from recommender.sample.columns import FORMER_NAME, RawHeaders, builtin_raw_headers, to_raw
 
@@ -450,21 +450,15 @@ def _to_base(values: np.ndarray, base: int, width: int) -> np.ndarray:
     return out
 
 
-def credit_check_chars(bodies: np.ndarray) -> np.ndarray:
-    """Vectorised GB 32100-2015 check character for an (n, 17) array of charset indices."""
-    total = (bodies * np.asarray(CREDIT_CODE_WEIGHTS)).sum(axis=1)
-    return np.asarray(list(CREDIT_CODE_CHARSET), dtype=object)[(31 - total % 31) % 31]
-
-
 def _credit_codes(region: np.ndarray, founded: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Unique valid 统一社会信用代码: ``91`` + region + organisation code (+ check) + check character.
+    """Unique valid 统一社会信用代码: ``91`` + region + organisation code (+ check) + check character
+    (``features.validate.make_credit_codes``).
 
     Firms founded since 2015-10 carry new-style ``MA…`` organisation codes, older ones 8 digits; an
     affine bijection of the row index keeps every code unique.
     """
     n = len(region)
     charset = np.asarray(list(CREDIT_CODE_CHARSET))
-    value_of = {c: i for i, c in enumerate(CREDIT_CODE_CHARSET)}
     new_style = founded >= np.datetime64("2015-10-01", "D").astype(np.int64)
     idx = np.arange(n, dtype=np.int64)
     old = _to_base((idx * 7_654_321 + int(rng.integers(0, 10**8))) % 10**8, 10, 8)
@@ -485,17 +479,7 @@ def _credit_codes(region: np.ndarray, founded: np.ndarray, rng: np.random.Genera
     body_chars = np.hstack(
         [np.tile(np.asarray(["9", "1"]), (n, 1)), region_chars, org_chars, org_check.astype("<U1")[:, None]]
     ).astype("<U1")
-    lut = np.full(128, -1, dtype=np.int64)
-    for c, v in value_of.items():
-        lut[ord(c)] = v
-    body_vals = lut[body_chars.view(np.int32).reshape(n, 17)]
-    return _join_chars(body_chars) + credit_check_chars(body_vals)
-
-
-def _join_chars(chars: np.ndarray) -> np.ndarray:
-    """(n, w) array of single characters -> (n,) object array of strings, without a Python loop."""
-    n, w = chars.shape
-    return np.ascontiguousarray(chars.astype("<U1")).view(f"<U{w}").reshape(n).astype(object)
+    return make_credit_codes(np.ascontiguousarray(body_chars).view("<U17").reshape(n))
 
 
 def _names(

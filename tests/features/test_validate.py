@@ -59,6 +59,29 @@ def test_credit_code_check_char_rejects_wrong_length() -> None:
         credit_code_check_char("914")
 
 
+@given(st.lists(bodies, max_size=30))
+@settings(max_examples=100, deadline=None)
+def test_make_credit_codes_appends_the_scalar_check_character(good: list[str]) -> None:
+    codes = make_credit_codes(np.array(good, dtype=object))
+    assert codes.dtype == object
+    assert codes.tolist() == [b + credit_code_check_char(b) for b in good]
+    assert make_credit_codes(np.array(good, dtype="<U17")).tolist() == codes.tolist()
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("914", "credit code body must have 17 characters; got 3 ('914')"),
+        ("91420100MA4K0000XJ", "credit code body must have 17 characters; got 18 ('91420100MA4K0000XJ')"),
+        ("91420100MA4K0000I", "credit code body '91420100MA4K0000I' has a character outside"),
+        ("91420100MA4K0000光", "credit code body '91420100MA4K0000光' has a character outside"),
+    ],
+)
+def test_make_credit_codes_rejects_a_bad_body_as_the_scalar_function(body: str, message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        make_credit_codes(np.array(["91420100MA4K0000X", body], dtype=object))
+
+
 CAPITAL = [
     ("5000万人民币", 5e7),
     ("1.2亿美元", 1.2e8 * 7.1),

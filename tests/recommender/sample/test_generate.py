@@ -6,14 +6,13 @@ import re
 from datetime import date
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
 from features.chains import Chain, validate_chains
 from features.ingest import ColumnMap, parse_column_map
 from features.io import default_column_map, load_column_map
-from features.validate import CREDIT_CODE_CHARSET, credit_code_check_char, is_valid_credit_code, valid_credit_codes
+from features.validate import credit_code_check_char, is_valid_credit_code, valid_credit_codes
 from recommender.sample import vocab as V
 from recommender.sample.columns import builtin_raw_headers, raw_headers
 from recommender.sample.generate import (
@@ -21,7 +20,6 @@ from recommender.sample.generate import (
     ORACLE_COLUMNS,
     PROGRESS_STAGES,
     SampleData,
-    credit_check_chars,
     generate_sample,
     industry_label,
 )
@@ -193,13 +191,6 @@ def test_generate_sample_credit_codes_are_valid_except_the_dirt(sample: SampleDa
     good = codes[valid]
     assert all(credit_code_check_char(c[:17]) == c[17] for c in good)
     assert all(c.startswith("91") for c in good)
-
-
-def test_credit_check_chars_matches_the_scalar_function(random_seed: int) -> None:
-    rng = np.random.default_rng(random_seed)
-    bodies = rng.integers(0, 31, (200, 17))
-    expected = [credit_code_check_char("".join(CREDIT_CODE_CHARSET[v] for v in row)) for row in bodies]
-    assert list(credit_check_chars(bodies)) == expected
 
 
 def test_generate_sample_region_codes_match_the_province(sample: SampleData) -> None:
