@@ -117,10 +117,13 @@ def step_ingest(ctx: RunContext) -> StepResult:
     """Ingest raw files not ingested before; fingerprint the current snapshots, chains and settings."""
     ingested = _ingest_new(ctx) if ctx.inputs is not None else []
     snaps = current_snapshots(ctx.workspace.snapshots)
-    if "enterprises" not in snaps:
-        raise InputError(
-            f"no enterprises snapshot in {ctx.workspace.snapshots}: run 'sansetu ingest' or pass --inputs with raw files"
+    if "enterprises" not in snaps or _parquet_rows(snaps["enterprises"]) == 0:
+        what = (
+            "no enterprises snapshot"
+            if "enterprises" not in snaps
+            else f"no enterprises in {snaps['enterprises'].name}"
         )
+        raise InputError(f"{what} in {ctx.workspace.snapshots}: run 'sansetu ingest' or pass --inputs with raw files")
     fps = {t: {"file": p.name, "sha256": runs.sha256_file(p)} for t, p in snaps.items()}
     # only what the later steps read: a rerun that ingests nothing new must fingerprint the same
     doc = {"snapshots": fps, "chains": _chains_fp(ctx)}
@@ -147,11 +150,23 @@ def _ingest_new(ctx: RunContext) -> list[str]:
             )  # fmt: skip
         except (ValueError, KeyError) as exc:
             raise InputError(f"ingest of {path} as table '{table}' failed: {exc}") from exc
+        if report.snapshot is None:  # nothing valid in the file: the table is unchanged, a person must look
+            reasons = "; ".join(report.messages) or "no valid rows"
+            raise InputError(
+                f"ingest of {path} as table '{table}' stored nothing ({reasons}); see {ctx.workspace.rejects}"
+            )
         ctx.log.info("ingested %s: %s", path.name, report, extra={"event": "ingested", "table": table})
         state[stem] = digest
         runs.write_json_atomic(state_path, state)
         done.append(stem)
     return done
+
+
+def _parquet_rows(path: Path) -> int:
+    """Rows of a Parquet snapshot, read from its footer."""
+    import pyarrow.parquet as pq
+
+    return int(pq.ParquetFile(path).metadata.num_rows)
 
 
 def _chains_fp(ctx: RunContext) -> str:

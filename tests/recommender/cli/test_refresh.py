@@ -114,6 +114,31 @@ def test_refresh_without_data_exits_2_and_logs_json(tmp_path: Path) -> None:
     assert not (tmp_path / runs.LOCK_NAME).exists()
 
 
+def test_refresh_with_an_empty_enterprises_table_exits_2(tmp_path: Path) -> None:
+    """A 0-row enterprises snapshot (an earlier release stored one for a header-only file) is 'no enterprises'."""
+    from features.io import write_snapshot
+    from features.schema import SCHEMAS
+
+    snap = write_snapshot(
+        pd.DataFrame(columns=SCHEMAS["enterprises"].column_names), tmp_path / "snapshots", "enterprises"
+    )
+    res = runner.invoke(app, ["refresh", "--as-of", "2026-11-28", "--workspace", str(tmp_path)])
+    assert res.exit_code == 2, res.output
+    assert f"no enterprises in {snap.name} in {tmp_path / 'snapshots'}" in res.output.replace("\n", "")
+    assert not (tmp_path / "published").exists()
+
+
+def test_refresh_inputs_with_a_header_only_enterprises_file_exits_2_and_keeps_the_table(tmp_path: Path) -> None:
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    (inputs / "enterprises.csv").write_text("企业名称,统一社会信用代码\n", encoding="utf-8")
+    ws = tmp_path / "ws"
+    res = runner.invoke(app, ["refresh", "--as-of", "2026-11-28", "--inputs", str(inputs), "--workspace", str(ws)])
+    assert res.exit_code == 2, res.output
+    assert "as table 'enterprises' stored nothing" in res.output.replace("\n", "")
+    assert not list((ws / "snapshots").glob("enterprises/*.parquet"))
+
+
 def test_refresh_rejects_a_bad_as_of_date(tmp_path: Path) -> None:
     res = runner.invoke(app, ["refresh", "--as-of", "28/11/2026", "--workspace", str(tmp_path)])
     assert res.exit_code == 2
