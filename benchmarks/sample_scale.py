@@ -25,15 +25,6 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
-INGEST_ORDER = (
-    ("enterprises", "enterprises.csv"),
-    ("presence", "presence.xlsx"),
-    ("assets", "assets.csv"),
-    ("relations", "relations.csv"),
-    ("signals", "signals.csv"),
-    ("outcomes", "outcomes.csv"),
-)
-
 
 def _peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # Linux: KiB
@@ -71,6 +62,7 @@ def phase_generate(n: int, seed: int, out: Path) -> dict[str, object]:
 
 def phase_ingest(out: Path, workspace: Path) -> dict[str, object]:
     from features.io import ingest_file
+    from recommender.sample.write import INGEST_ORDER
     from recommender.settings import load_settings
     from recommender.workspace import Workspace
 

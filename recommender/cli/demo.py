@@ -22,16 +22,6 @@ from recommender.workspace import Workspace
 
 T = TypeVar("T")
 
-# the sample's raw files in the order they are ingested (enterprises first: others refer to them)
-DEMO_FILES = (
-    ("enterprises", "enterprises.csv"),
-    ("presence", "presence.xlsx"),
-    ("assets", "assets.csv"),
-    ("relations", "relations.csv"),
-    ("signals", "signals.csv"),
-    ("outcomes", "outcomes.csv"),
-)
-
 
 def _step(n: int, total: int, title: str, fn: Callable[[], T]) -> T:
     from rich.console import Console
@@ -82,12 +72,12 @@ def demo(
 
 def _run_demo(settings: Settings, enterprises: int, random_state: int) -> DemoRun:
     """The six steps, each shown with its duration: sample, ingest, map, train, refresh, summary."""
-    from recommender.cli.sample import write_sample
     from recommender.colour_map.history import update_map
     from recommender.ranking.jobs import train_from_workspace
     from recommender.refresh.pipeline import run_refresh
     from recommender.runs.directory import published_dir
     from recommender.sample.generate import generate_sample
+    from recommender.sample.write import write_sample
     from recommender.settings import load_chains
 
     ws = Workspace(Path(settings.workspace)).ensure()
@@ -120,13 +110,14 @@ def _run_demo(settings: Settings, enterprises: int, random_state: int) -> DemoRu
 
 def _ingest_sample(settings: Settings, ws: Workspace, sample_dir: Path) -> list[Any]:
     from features.io import ingest_file
+    from recommender.sample.write import INGEST_ORDER
 
     maps_dir = settings.resolve(settings.ingest.column_maps_dir)
     return [
         ingest_file(sample_dir / fname, table, None, ws.snapshots, ws.rejects, maps_dir=maps_dir,
                     to_simplified=settings.ingest.traditional_to_simplified,
                     max_text_chars=settings.ingest.max_text_chars)
-        for table, fname in DEMO_FILES
+        for table, fname in INGEST_ORDER
     ]  # fmt: skip
 
 

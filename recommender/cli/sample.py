@@ -7,16 +7,13 @@ The generator is :mod:`recommender.sample.generate`, the file writer :mod:`recom
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
 from recommender.cli.common import ConfigOpt, WorkspaceOpt, app, settings_from
 from recommender.settings import ConfigError, load_chains
 from recommender.workspace import Workspace
-
-if TYPE_CHECKING:
-    from recommender.sample.generate import SampleData
 
 
 @app.command("sample")
@@ -58,11 +55,3 @@ def sample(
         n_rows = written.rows(name)
         rows = f"{n_rows:>9,} rows" if n_rows is not None else " " * 14
         typer.echo(f"  {rows}  {path}")
-
-
-def write_sample(data: SampleData, out_dir: Path) -> dict[str, Path]:
-    """Old home of :func:`recommender.sample.write.write_sample`, kept only for ``recommender/cli/demo.py``
-    until it imports that function from there; then delete this."""
-    from recommender.sample.write import write_sample as write
-
-    return write(data, out_dir)

@@ -22,6 +22,7 @@ from typing import Any, Final
 import pandas as pd
 
 from features.chains import Chain
+from features.schema import TABLES
 from recommender.sample.generate import SampleData, generate_sample
 
 # file name -> (table, encoding); encoding None = binary writer
@@ -35,6 +36,10 @@ SAMPLE_FILES: Final[dict[str, tuple[str, str | None]]] = {
     "oracle.parquet": ("oracle", None),
 }
 MANIFEST_FILE: Final = "sample_manifest.json"
+INGEST_ORDER: Final[tuple[tuple[str, str], ...]] = tuple(
+    (table, name) for table in TABLES for name, (t, _) in SAMPLE_FILES.items() if t == table
+)
+"""(table, raw file) in the order the tables are ingested (enterprises first: the others refer to them)."""
 
 
 @dataclass(frozen=True)
