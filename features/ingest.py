@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Final
@@ -76,6 +76,24 @@ _YEAR_RANGE: Final = (1900, 2100)
 # C1 control characters: features.text turns C0 controls, DEL and NEL into spaces; these go the same way.
 _C1_CONTROLS_RE: Final = r"[\x80-\x84\x86-\x9f]"
 _MAP_RULE_KEYS: Final = frozenset({"column", "columns", "scale", "values", "pattern"})
+UNCACHED_FORMULA: Final = "formula without a cached value: re-save the file in Excel"
+
+
+@dataclass(frozen=True)
+class CellProblem:
+    """A source cell whose value could not be read, e.g. an XLSX formula Excel never computed.
+
+    Attributes:
+        row: 0-based row position in the frame (reported as row ``row + 1``).
+        column: the source header before :func:`map_cell_problems`, the mapped column after it.
+        value: what the rejects file shows (the formula).
+        reason: why the value is missing (:data:`UNCACHED_FORMULA`).
+    """
+
+    row: int
+    column: str
+    value: str
+    reason: str
 
 
 # ================================================================ column maps
@@ -215,6 +233,39 @@ def apply_column_map(raw: pd.DataFrame, column_map: ColumnMap) -> pd.DataFrame:
             out[EXTRA_PREFIX + normalize_text(src)] = raw[src]
             used.add(src)
     return pd.DataFrame(out, index=raw.index)
+
+
+def column_targets(columns: Sequence[str], column_map: ColumnMap) -> dict[str, tuple[str, ...]]:
+    """The columns of :func:`apply_column_map`'s result that each source column feeds (same matching:
+    rules in map order, then schema names, then ``extra:<header>`` for enterprises); dropped sources
+    are absent."""
+    schema = S.SCHEMAS[column_map.table]
+    by_header = {normalize_header(c): c for c in columns}
+    out: dict[str, tuple[str, ...]] = {}
+    filled: set[str] = set()
+    for rule in column_map.rules:
+        src = by_header.get(normalize_header(rule.source))
+        if src is not None:
+            out[src] = out.get(src, ()) + rule.targets
+            filled.update(rule.targets)
+    for key, src in by_header.items():
+        if src in out:
+            continue
+        if key in schema.column_names and key not in filled:
+            out[src] = (key,)
+            filled.add(key)
+        elif schema.extra_columns and key != S.COL_EXTRA:
+            out[src] = (EXTRA_PREFIX + normalize_text(src),)
+    return out
+
+
+def map_cell_problems(
+    problems: Sequence[CellProblem], columns: Sequence[str], column_map: ColumnMap
+) -> list[CellProblem]:
+    """Source-cell problems re-addressed to the mapped columns their cells feed (one per target;
+    none for a dropped column), for :func:`validate_table`'s ``unread``."""
+    targets = column_targets(columns, column_map)
+    return [CellProblem(p.row, target, p.value, p.reason) for p in problems for target in targets.get(p.column, ())]
 
 
 def unmapped_columns(raw: pd.DataFrame, column_map: ColumnMap) -> list[str]:
@@ -412,6 +463,7 @@ def validate_table(
     to_simplified: bool = True,
     max_text_chars: int | None = None,
     today: date | None = None,
+    unread: Sequence[CellProblem] = (),
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Validate a mapped table against ``features.schema.SCHEMAS[table]``.
 
@@ -425,6 +477,10 @@ def validate_table(
         max_text_chars: cut long free-text columns (business scope, description, products, note).
         today: the latest accepted date (default: today in Asia/Shanghai, ``features.validate.today_in_zone``);
             event dates must also be on or after ``features.schema.EVENT_DATE_MIN``.
+        unread: cells of ``df`` (mapped columns, see :func:`map_cell_problems`) whose source value
+            could not be read; a cell left without a value is reported with its reason (row
+            rejected for a required or key column, value cleared otherwise) instead of
+            ``missing required value``, and its row is never taken for a blank one.
 
     Returns:
         ``(good, rejects)``: the valid rows with exactly the schema's columns and dtypes (index
@@ -439,17 +495,23 @@ def validate_table(
     df = df.reset_index(drop=True)
     problems = _Problems()
     today = today_in_zone() if today is None else today
+    by_column: dict[str, list[CellProblem]] = {}
+    for u in unread:
+        by_column.setdefault(S.COL_EXTRA if u.column.startswith(EXTRA_PREFIX) else u.column, []).append(u)
     out: dict[str, pd.Series] = {}
     for spec in schema.columns:
         if spec.name == S.COL_EXTRA:
             continue
         values = df[spec.name] if spec.name in df.columns else pd.Series(None, index=df.index, dtype=object)
-        out[spec.name] = _validate_column(values, spec, table, problems, to_simplified, max_text_chars, today)
+        cells = by_column.get(spec.name, [])
+        out[spec.name] = _validate_column(values, spec, table, problems, to_simplified, max_text_chars, today, cells)
     if schema.extra_columns:
         out[S.COL_EXTRA] = _pack_extra(df, to_simplified)
+        _add_unread(problems, by_column.get(S.COL_EXTRA, []), S.COL_EXTRA, len(df), None, False)
     frame = pd.DataFrame(out, index=df.index)
     frame = _derive(frame, table, problems)
-    blank = df.isna().all(axis=1).to_numpy()  # empty rows (e.g. inside a sheet) are skipped, not reported
+    blank = df.isna().all(axis=1).to_numpy().copy()  # empty rows (e.g. inside a sheet) are skipped, not reported
+    blank[[u.row for u in unread]] = False  # a row of unreadable cells is not empty
     problems.drop(blank)
     bad = problems.rejected_rows(len(frame))
     keep, dup_rejects = _resolve_duplicates(frame, bad | blank, schema, source)
@@ -468,6 +530,7 @@ def _validate_column(
     to_simplified: bool,
     max_text_chars: int | None,
     today: date,
+    unread: list[CellProblem],
 ) -> pd.Series:
     """Parse one column to its dtype, recording problems; bad optional values are cleared."""
     name, reject = spec.name, spec.required or spec.name in S.SCHEMAS[table].key
@@ -489,10 +552,28 @@ def _validate_column(
     shown = values.astype(object)
     problems.add(errors.notna().to_numpy(), name, shown, errors, reject)
     parsed = parsed.where(errors.isna())
+    missing = parsed.isna().to_numpy() & errors.isna().to_numpy()
+    missing &= ~_add_unread(problems, unread, name, len(values), missing, reject)
     if spec.required:
-        missing = parsed.isna().to_numpy() & errors.isna().to_numpy()
         problems.add(missing, name, shown, "missing required value", True)
     return parsed
+
+
+def _add_unread(
+    problems: _Problems, unread: list[CellProblem], name: str, n: int, missing: np.ndarray | None, reject: bool
+) -> np.ndarray:
+    """Report the unreadable cells of a column that are left without a value (``missing``; None: all)."""
+    hit = np.zeros(n, dtype=bool)
+    if not unread:
+        return hit
+    shown = np.full(n, None, dtype=object)
+    reasons = np.full(n, None, dtype=object)
+    for u in unread:
+        hit[u.row], shown[u.row], reasons[u.row] = True, u.value, u.reason
+    if missing is not None:
+        hit &= missing
+    problems.add(hit, name, pd.Series(shown), reasons, reject)
+    return hit
 
 
 def _normalize_text_column(values: pd.Series, to_simplified: bool) -> pd.Series:

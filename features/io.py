@@ -274,26 +274,32 @@ def _check_xlsx_size(p: Path, limits: ReadLimits) -> None:
 
 
 def _read_excel(p: Path, sheet: str | int | None) -> pd.DataFrame:
-    from openpyxl import load_workbook
+    """The sheet as strings; formulas give their cached values (what Excel last computed).
 
-    wb = load_workbook(p, read_only=True, data_only=True)
-    try:
-        names = wb.sheetnames
-        if sheet is None:
-            ws = wb[names[0]]
-        elif isinstance(sheet, int) or (isinstance(sheet, str) and sheet.isdigit() and sheet not in names):
-            idx = int(sheet)
-            if not 0 <= idx < len(names):
-                raise IngestError(f"cannot read {p}: sheet index {idx} out of range; sheets: {names}")
-            ws = wb[names[idx]]
-        elif sheet in names:
-            ws = wb[sheet]
-        else:
-            raise IngestError(f"cannot read {p}: no sheet {sheet!r}; sheets: {names}")
-        rows = list(ws.iter_rows(values_only=True))
-    finally:
-        wb.close()
+    A formula without a cached value (a workbook written by a program, never opened and saved in
+    Excel) is a missing cell; it is listed in ``attrs["uncached_formulas"]`` as
+    :class:`features.ingest.CellProblem` (0-based row of the frame, header, formula) so that
+    validation reports it instead of a silent gap.
+    """
+    from openpyxl.worksheet.formula import ArrayFormula, DataTableFormula
+
+    rows, name = _sheet_rows(p, sheet, data_only=False)
+    formulas = {
+        (i, j): _formula_text(v)
+        for i, r in enumerate(rows)
+        for j, v in enumerate(r)
+        if (isinstance(v, str) and v.startswith("=")) or isinstance(v, ArrayFormula | DataTableFormula)
+    }
+    uncached: dict[tuple[int, int], str] = {}
+    if formulas:  # a second pass for the cached values, only for workbooks that hold formulas
+        cached, _ = _sheet_rows(p, name, data_only=True)
+        for (i, j), f in formulas.items():
+            rows[i][j] = cached[i][j] if i < len(cached) and j < len(cached[i]) else None
+            if rows[i][j] is None:
+                uncached[(i, j)] = f
     filled = [sum(v is not None and str(v).strip() != "" for v in r) for r in rows]
+    for i, _ in uncached:
+        filled[i] += 1
     while filled and filled[-1] == 0:  # formatted but empty rows at the end of a sheet
         rows.pop()
         filled.pop()
@@ -305,7 +311,43 @@ def _read_excel(p: Path, sheet: str | int | None) -> pd.DataFrame:
     data = [list(r[:width]) + [None] * (width - len(r)) for r in rows[head + 1 :]]
     frame = _as_strings(pd.DataFrame(data, columns=names_, dtype=object))
     frame.attrs["header_row"] = head + 1
+    frame.attrs["uncached_formulas"] = [
+        I.CellProblem(i - head - 1, names_[j], f, I.UNCACHED_FORMULA)
+        for (i, j), f in sorted(uncached.items())
+        if i > head and j < width
+    ]
     return frame
+
+
+def _sheet_rows(p: Path, sheet: str | int | None, data_only: bool) -> tuple[list[list[Any]], str]:
+    """Every row of a sheet as a list of cell values, and the sheet's name (read-only, streamed)."""
+    from openpyxl import load_workbook
+
+    wb = load_workbook(p, read_only=True, data_only=data_only)
+    try:
+        names = wb.sheetnames
+        if sheet is None:
+            name = names[0]
+        elif isinstance(sheet, int) or (isinstance(sheet, str) and sheet.isdigit() and sheet not in names):
+            idx = int(sheet)
+            if not 0 <= idx < len(names):
+                raise IngestError(f"cannot read {p}: sheet index {idx} out of range; sheets: {names}")
+            name = names[idx]
+        elif sheet in names:
+            name = sheet
+        else:
+            raise IngestError(f"cannot read {p}: no sheet {sheet!r}; sheets: {names}")
+        return [list(r) for r in wb[name].iter_rows(values_only=True)], name
+    finally:
+        wb.close()
+
+
+def _formula_text(v: Any) -> str:
+    """The formula of a formula cell read with ``data_only=False``: ``=A1*2``, an array formula's text."""
+    if isinstance(v, str):
+        return v
+    text = getattr(v, "text", None)  # ArrayFormula
+    return str(text) if text is not None else f"=TABLE({getattr(v, 'r1', '') or ''},{getattr(v, 'r2', '') or ''})"
 
 
 def _header_index(filled: list[int], look: int = 10) -> int:
@@ -534,8 +576,15 @@ def ingest_file(
             f"{missing}; got columns {[str(c) for c in raw.columns]}"
         )
     report.messages += _column_messages(raw, mapped, cmap)
+    unread = I.map_cell_problems(raw.attrs.get("uncached_formulas", []), list(raw.columns), cmap)
     good, rejects = I.validate_table(
-        mapped, table, Path(path).name, to_simplified=to_simplified, max_text_chars=max_text_chars, today=today
+        mapped,
+        table,
+        Path(path).name,
+        to_simplified=to_simplified,
+        max_text_chars=max_text_chars,
+        today=today,
+        unread=unread,
     )
     _count(report, rejects, len(good))
     stamp = new_stamp()

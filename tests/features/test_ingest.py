@@ -516,3 +516,59 @@ def test_validate_table_control_characters_are_stripped_like_normalize_text() ->
     assert good["business_scope"].tolist() == ["研发 [31m 光器件"]
     assert json.loads(good["extra"].iloc[0]) == {"备注": "甲 乙"}
     assert not good[["name", "business_scope", "extra"]].stack().str.contains(r"[\x00-\x1f\x7f-\x9f]").any()
+
+
+# ---------------------------------------------------------------- unreadable cells (XLSX formulas without a value)
+def test_column_targets_match_apply_column_map_and_map_cell_problems() -> None:
+    from features.ingest import UNCACHED_FORMULA, CellProblem, column_targets, map_cell_problems
+
+    cmap = parse_column_map(
+        {"table": "enterprises", "columns": {"企业名称": "name", "公司名称": "name", "国标行业": INDUSTRY}}, name="t"
+    )
+    columns = ["公司名称", "企业名称", "統一社會信用代碼", "enterprise_id", "国标行业", "数据来源", "name"]
+    targets = column_targets(columns, cmap)
+    assert targets == {
+        "企业名称": ("name",),
+        "公司名称": ("name",),
+        "国标行业": ("industry_code", "industry_name"),
+        "enterprise_id": ("enterprise_id",),
+        "統一社會信用代碼": ("extra:统一社会信用代码",),
+        "数据来源": ("extra:数据来源",),
+        "name": ("extra:name",),
+    }
+    raw = pd.DataFrame([["x"] * len(columns)], columns=columns, dtype=object)
+    assert {t for ts in targets.values() for t in ts} == set(apply_column_map(raw, cmap).columns)
+    assert column_targets(["资产编号", "备注"], identity_map("assets")) == {}
+    cells = [CellProblem(0, "国标行业", "=A1", UNCACHED_FORMULA), CellProblem(1, "不用", "=B1", UNCACHED_FORMULA)]
+    assert map_cell_problems(cells, ["国标行业", "不用"], cmap) == [
+        CellProblem(0, "industry_code", "=A1", UNCACHED_FORMULA),
+        CellProblem(0, "industry_name", "=A1", UNCACHED_FORMULA),
+        CellProblem(1, "extra:不用", "=B1", UNCACHED_FORMULA),
+    ]
+
+
+def test_validate_table_unread_cells_replace_missing_required_value() -> None:
+    from features.ingest import CellProblem
+
+    df = _frame(
+        [
+            {"asset_id": "F1", "asset_type": "fund", "name": None, "description": None},
+            {"asset_id": "F2", "asset_type": "fund", "name": "乙", "description": None},
+            {"asset_id": None, "asset_type": None, "name": None, "description": None},
+        ]
+    )
+    unread = [
+        CellProblem(0, "name", "=B2", "unreadable"),
+        CellProblem(1, "description", "=D3", "unreadable"),
+        CellProblem(1, "name", "=C3", "unreadable"),  # the cell has a value after all (another source): not reported
+        CellProblem(2, "asset_id", "=A4", "unreadable"),
+    ]
+    good, rejects = validate_table(df, "assets", "a.xlsx", unread=unread)
+    assert good["asset_id"].tolist() == ["F2"]
+    assert _rejects(rejects) == [
+        (1, "name", "=B2", "unreadable; row rejected"),
+        (2, "description", "=D3", "unreadable; value cleared, row kept"),
+        (3, "asset_id", "=A4", "unreadable; row rejected"),
+        (3, "asset_type", "", "missing required value; row rejected"),
+        (3, "name", "", "missing required value; row rejected"),
+    ]

@@ -564,3 +564,65 @@ def test_read_raw_xlsx_whose_directory_understates_its_sizes_is_refused_not_infl
     bomb.write_bytes(bytes(data))
     with pytest.raises(IngestError, match=re.escape(f"cannot read {bomb} as xlsx: ")):
         read_raw(bomb)
+
+
+def test_ingest_file_xlsx_formulas_without_cached_values_are_reported_per_cell(tmp_path: Path) -> None:
+    import zipfile
+
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    ws = wb.active
+    ws.append(["统一社会信用代码", "节点编号", "年度", "产值（万元）"])
+    ws.append([A, "n1", 2024, "=1+1"])  # optional value from a formula Excel never computed
+    ws.append([B, "n1", "=2020+4", 7])  # required value from such a formula
+    ws.append([C, "n2", 2024, "=5*1"])  # a formula with its cached value (set below): read as 5
+    ws.append(["=A2", "=B2", "=C2", None])  # a trailing row of formulas only is not a blank row
+    plain = tmp_path / "plain.xlsx"
+    wb.save(plain)
+    path = tmp_path / "presence.xlsx"
+    with zipfile.ZipFile(plain) as src, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            data = src.read(info.filename)
+            if info.filename == "xl/worksheets/sheet1.xml":
+                data = data.replace(b"<f>5*1</f><v />", b"<f>5*1</f><v>5</v>")
+            dst.writestr(info.filename, data)
+    report = ingest_file(path, "presence", None, tmp_path / "snap", tmp_path / "rej", maps_dir=MAPS)
+    assert (report.n_read, report.n_ok, report.n_rejected, report.n_cleared) == (4, 2, 2, 1)
+    formula = "formula without a cached value: re-save the file in Excel"
+    assert report.rejects is not None
+    assert Path(report.rejects).read_text(encoding="utf-8-sig").splitlines()[1:] == [
+        f'presence.xlsx,1,output_value_cny,=1+1,"{formula}; value cleared, row kept"',
+        f"presence.xlsx,2,year,=2020+4,{formula}; row rejected",
+        f"presence.xlsx,4,enterprise_id,=A2,{formula}; row rejected",
+        f"presence.xlsx,4,node_id,=B2,{formula}; row rejected",
+        f"presence.xlsx,4,year,=C2,{formula}; row rejected",
+    ]
+    assert report.messages == [
+        f"2 × year: {formula}",
+        f"1 × output_value_cny: {formula}",
+        f"1 × enterprise_id: {formula}",
+        f"1 × node_id: {formula}",
+    ]
+    df = read_snapshot(tmp_path / "snap", "presence")
+    assert df is not None
+    assert df[["enterprise_id", "output_value_cny"]].values.tolist()[1] == [C, 50000.0]
+    assert np.isnan(df["output_value_cny"].iloc[0])
+
+
+def test_ingest_file_xlsx_formula_in_an_extra_enterprise_column_is_reported(tmp_path: Path) -> None:
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    ws = wb.active
+    ws.append(["企业名称", "统一社会信用代码", "备注"])
+    ws.append(["甲公司", A, '=CONCAT("a","b")'])
+    path = tmp_path / "e.xlsx"
+    wb.save(path)
+    report = ingest_file(path, "enterprises", None, tmp_path / "snap", tmp_path / "rej", maps_dir=MAPS)
+    assert (report.n_ok, report.n_cleared) == (1, 1)
+    assert report.rejects is not None
+    assert Path(report.rejects).read_text(encoding="utf-8-sig").splitlines()[1] == (
+        'e.xlsx,1,extra,"=CONCAT(""a"",""b"")","formula without a cached value: re-save the file in Excel; value '
+        'cleared, row kept"'
+    )
