@@ -3,14 +3,14 @@ JSON for the API and as a Chinese page for the web pages, and the redirect of a 
 
 from __future__ import annotations
 
-from fastapi import Request
+from fastapi import HTTPException, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from recommender.web.deps import cookie_user, login_redirect, web_state
-from recommender.web.problems import problems
+from recommender.web.problems import FASTAPI_BODY_PARSE_ERROR, NOT_JSON, problems
 
 API_PREFIXES = ("/api/", "/health", "/docs", "/openapi", "/static/")
 TITLES = {403: "没有权限", 404: "未找到", 422: "输入有误"}
@@ -25,6 +25,8 @@ async def bad_input(_: Request, exc: Exception) -> Response:
 async def http_error(request: Request, exc: Exception) -> Response:
     """JSON for the API; a Chinese page for the web pages (unknown node, enterprise, no role)."""
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and exc.detail == FASTAPI_BODY_PARSE_ERROR:  # bytes that are not UTF-8 JSON
+        exc = HTTPException(422, [{"field": "body", "problem": NOT_JSON, "got": None}])
     if request.url.path.startswith(API_PREFIXES):
         return await http_exception_handler(request, exc)
     detail = exc.detail

@@ -16,6 +16,10 @@ else:
     # literal each, so a bad stage is a 422 that lists the allowed ones and the schema an enum.
     FeedbackStage = Literal[store.FEEDBACK_STAGES]
 
+# Ids in the store are SQL INTEGER: 32 bits in PostgreSQL, so a path id is at most 2**31 - 1
+# (a larger one overflowed SQLite's 64-bit integer and answered 500)
+MAX_ID = 2**31 - 1
+
 
 class FeedbackIn(BaseModel):
     """A stage transition recorded by an analyst."""

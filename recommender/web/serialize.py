@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 from typing import Any
@@ -10,28 +11,38 @@ import pandas as pd
 
 
 def clean(value: Any) -> Any:
-    """JSON-safe scalars (NaN → None, timestamps → ISO dates, numpy → Python)."""
+    """JSON-safe values: NaN and ±inf → None, timestamps → ISO dates, numpy → Python, bytes → text.
+
+    Text that UTF-8 cannot encode (a lone surrogate sent as ``"\\ud800"``) has it replaced, so a
+    response echoing what a client sent always encodes.
+    """
     if value is None:
         return None
-    if isinstance(value, float) and math.isnan(value):
+    if isinstance(value, float) and not math.isfinite(value):
         return None
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).decode("utf-8", "replace")
     if isinstance(value, pd.Timestamp):
         return None if pd.isna(value) else value.date().isoformat()
+    if isinstance(value, (dt.date, dt.time)):
+        return value.isoformat()
     if hasattr(value, "item") and not isinstance(value, (list, dict, str)):
         try:
             return clean(value.item())
         except (ValueError, AttributeError):
             return str(value)
-    if isinstance(value, (list, tuple)):
+    if isinstance(value, (list, tuple, set, frozenset)):
         return [clean(v) for v in value]
     if isinstance(value, dict):
-        return {k: clean(v) for k, v in value.items()}
+        return {str(k): clean(v) for k, v in value.items()}
     try:
         if pd.isna(value):
             return None
     except (TypeError, ValueError):
         pass
-    return value
+    return value if isinstance(value, (bool, int, float)) else str(value)
 
 
 def records(df: pd.DataFrame) -> list[dict[str, Any]]:

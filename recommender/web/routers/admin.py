@@ -3,10 +3,11 @@
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import Path as FPath
 
 from recommender import store
 from recommender.web.deps import Admin, State, require
-from recommender.web.schemas import TokenIn
+from recommender.web.schemas import MAX_ID, TokenIn
 from recommender.web.serialize import iso
 
 router = APIRouter(tags=["tokens"], dependencies=[Depends(require("admin"))])
@@ -27,7 +28,7 @@ def api_token_create(body: TokenIn, who: Admin, st: State) -> dict[str, Any]:
 
 
 @router.delete("/api/tokens/{token_id}")
-def api_token_revoke(token_id: int, who: Admin, st: State) -> dict[str, Any]:
+def api_token_revoke(token_id: Annotated[int, FPath(ge=1, le=MAX_ID)], who: Admin, st: State) -> dict[str, Any]:
     if not store.revoke_token(st.engine, token_id, who.name):
         raise HTTPException(status_code=404, detail=f"unknown token id {token_id}")
     return {"revoked": token_id}

@@ -8,6 +8,7 @@ from fastapi import Path as FPath
 from recommender import store
 from recommender.web import views
 from recommender.web.deps import Admin, State, Viewer
+from recommender.web.schemas import MAX_ID
 from recommender.web.serialize import clean
 
 router = APIRouter(tags=["models"])
@@ -35,7 +36,7 @@ def api_train(who: Admin, st: State, promote_if_better: bool = False) -> dict[st
 
 
 @router.post("/api/models/{version}/promote")
-def api_promote(version: Annotated[int, FPath(ge=1)], who: Admin, st: State) -> dict[str, Any]:
+def api_promote(version: Annotated[int, FPath(ge=1, le=MAX_ID)], who: Admin, st: State) -> dict[str, Any]:
     from training.registry import RegistryError
 
     reg = views.registry_or_none(st)

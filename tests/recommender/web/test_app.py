@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import openpyxl
@@ -11,38 +12,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from features import schema as S
-from features.chains import Chain
 from recommender import store
-from recommender.settings import Settings, load_chains, load_settings
-from recommender.web.app import create_app
+from recommender.settings import Settings
 
 E1 = "91420100MA4K0000XJ"  # same ids as the published_workspace fixture in tests/conftest.py
 NODE = "optical_comm.optical_chip"
-
-
-_CHAINS: dict[str, list[Chain]] = {}
-
-
-def _cached_chains(settings: Settings) -> list[Chain]:
-    """load_chains once per chains dir: parsing the 11 chain YAMLs takes ~1 s per app otherwise."""
-    key = str(settings.chains_dir)
-    if key not in _CHAINS:
-        _CHAINS[key] = load_chains(settings)
-    return _CHAINS[key]
-
-
-@pytest.fixture
-def client(published_workspace: Path, monkeypatch: pytest.MonkeyPatch) -> TestClient:
-    monkeypatch.setenv("SANSETU_RETRIEVAL__EMBEDDER", "tfidf")  # lexical search only: no model to load
-    monkeypatch.setattr("recommender.web.app.load_chains", _cached_chains)
-    app = create_app(load_settings(workspace=published_workspace))
-    return TestClient(app)
-
-
-@pytest.fixture
-def tokens(client: TestClient) -> dict[str, str]:
-    engine = client.app.state.engine  # type: ignore[attr-defined]
-    return {r: store.create_token(engine, f"{r}-user", r) for r in store.ROLES}
 
 
 def _h(token: str) -> dict[str, str]:
@@ -496,11 +470,10 @@ def test_cli_tokens_create_list_revoke(published_workspace: Path) -> None:
     assert missing.exit_code == 2 and "no token with id 9" in missing.output
 
 
-def test_api_before_any_refresh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("recommender.web.app.load_chains", _cached_chains)
-    app = create_app(load_settings(workspace=tmp_path / "empty"))
-    c = TestClient(app)
-    h = _h(store.create_token(app.state.engine, "v", "viewer"))
+def test_api_before_any_refresh(tmp_path: Path, make_client: Callable[..., TestClient]) -> None:
+    c = make_client(tmp_path / "empty")
+    app = c.app
+    h = _h(store.create_token(app.state.engine, "v", "viewer"))  # type: ignore[attr-defined]
     assert c.get("/health").json() == {"status": "ok", "published_run": None}
     r = c.get("/api/map", headers=h)
     assert (r.status_code, r.json()) == (404, {"detail": "no published run yet: run `sansetu refresh` first"})
