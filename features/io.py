@@ -39,6 +39,24 @@ IDENTITY_MAP: Final = "identity"
 _SNIFF_BYTES: Final = 1 << 20
 _CSV_BLOCK_BYTES: Final = 1 << 22  # Arrow parses blocks in parallel; a record must fit in one (grown on demand)
 _DELIMITERS: Final = ",\t;|"
+# Signatures of files that are not text, with what to tell the user.
+_BINARY_MAGIC: Final = (
+    (b"\x89PNG\r\n\x1a\n", "it looks like a PNG image"),
+    (b"\xff\xd8\xff", "it looks like a JPEG image"),
+    (b"GIF87a", "it looks like a GIF image"),
+    (b"GIF89a", "it looks like a GIF image"),
+    (b"%PDF-", "it looks like a PDF document"),
+    (b"PK\x03\x04", "it looks like a zip archive, e.g. an .xlsx workbook: name it .xlsx"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "it looks like an old Excel .xls or Office file: save it as .xlsx or CSV"),
+    (b"\x1f\x8b", "it looks like a gzip archive: unpack it first"),
+    (b"PAR1", "it looks like a Parquet file: name it .parquet"),
+    (b"7z\xbc\xaf\x27\x1c", "it looks like a 7z archive: unpack it first"),
+    (b"Rar!\x1a\x07", "it looks like a RAR archive: unpack it first"),
+)
+# C0 controls other than tab, line feed, form feed, carriage return and the old end-of-file mark, and DEL.
+_CONTROL_BYTES: Final = bytes(sorted((set(range(32)) - {9, 10, 12, 13, 26}) | {127}))
+_NOT_UTF8_LEAD_BYTES: Final = bytes(b for b in range(256) if not 0xC2 <= b <= 0xF4)
+_UTF8_EVIDENCE: Final = 16  # multi-byte characters of valid UTF-8 before an invalid byte: UTF-8 text, not GBK
 IngestMode = Literal["replace", "upsert"]
 MB: Final = 1_000_000
 _RATIO_MIN_MEMBER_BYTES: Final = MB  # smaller members may compress any amount: harmless
@@ -163,14 +181,24 @@ def detect_encoding(head: bytes) -> str:
 
 def _read_csv(p: Path, encoding: str | None) -> pd.DataFrame:
     raw = p.read_bytes()
+    _check_text(p, raw[:_SNIFF_BYTES], encoding)
     enc = encoding or detect_encoding(raw[:_SNIFF_BYTES])
+    if encoding is None and enc in ("gb18030", "big5"):  # the start is not UTF-8: unless it was UTF-8 text for long
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            _refuse_mixed(p, raw, exc)
     try:
         text = raw.decode(enc)
     except UnicodeDecodeError as exc:
+        if not enc.lower().replace("_", "-").startswith(("utf-16", "utf16", "utf-32", "utf32")):
+            _refuse_binary(p, raw[:65536], share=0.05)  # undecodable and full of control bytes: not text
         if encoding is None and enc == "utf-8":  # valid UTF-8 at the start only: try the Chinese legacy encoding
+            _refuse_mixed(p, raw, exc)
             return _read_csv(p, "gb18030")
         raise IngestError(
-            f"cannot read {p}: not valid {enc} at byte {exc.start}; pass --encoding (e.g. gb18030, big5, utf-8)"
+            f"cannot read {p}: not valid {enc} at {_position(raw, exc, enc)}; pass --encoding (e.g. gb18030, big5, "
+            "utf-8)"
         ) from exc
     except LookupError as exc:
         raise IngestError(f"cannot read {p}: unknown encoding {enc!r}") from exc
@@ -182,6 +210,61 @@ def _read_csv(p: Path, encoding: str | None) -> pd.DataFrame:
     df = _parse_csv_utf8(text.encode("utf-8"), names, sep) if names else pd.DataFrame()
     df.attrs["encoding"] = enc
     return df
+
+
+def _check_text(p: Path, head: bytes, encoding: str | None) -> None:
+    """Refuse a file that is not text at all (an image, a workbook, random bytes) or UTF-16 without
+    its byte-order mark (a hint to name the encoding) before trying to decode it."""
+    for magic, what in _BINARY_MAGIC:
+        if head.startswith(magic):
+            raise IngestError(f"cannot read {p}: not a text file ({what}); expected a CSV or TSV export")
+    wide = (encoding or "").lower().replace("_", "-").startswith(("utf-16", "utf16", "utf-32", "utf32"))
+    if wide or head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return  # NUL bytes are part of the encoding
+    sample = head[:65536]
+    if encoding is None and len(sample) >= 8:
+        even, odd = sample[0::2], sample[1::2]
+        for zeros, other, name in ((odd, even, "utf-16-le"), (even, odd, "utf-16-be")):
+            if zeros.count(0) > 0.3 * len(zeros) and other.count(0) < 0.05 * len(other):
+                raise IngestError(
+                    f"cannot read {p}: it looks like UTF-16 text without a byte-order mark: pass --encoding {name}"
+                )
+    _refuse_binary(p, sample, share=0.3)  # far too many control bytes for text in any encoding
+
+
+def _refuse_binary(p: Path, sample: bytes, share: float) -> None:
+    """Raise "not a text file" when more than ``share`` of ``sample`` (and at least 8 bytes) are control
+    bytes. Text may hold a few (stripped at validation); random or compressed bytes hold about 11 %."""
+    n_control = len(sample) - len(sample.translate(None, _CONTROL_BYTES))
+    if n_control >= 8 and n_control > share * len(sample):
+        raise IngestError(
+            f"cannot read {p}: not a text file ({n_control} of its first {len(sample)} bytes are control "
+            "characters); expected a CSV or TSV export"
+        )
+
+
+def _position(raw: bytes, exc: UnicodeDecodeError, enc: str) -> str:
+    """'line 52, column 1 (byte 1234: b'\\xb3\\xa4')' of a decoding error: lines and columns count characters."""
+    prefix = raw[: exc.start].decode(enc, errors="replace")
+    line = prefix.count("\n") + 1
+    column = len(prefix) - (prefix.rfind("\n") + 1) + 1
+    return f"line {line}, column {column} (byte {exc.start}: {raw[exc.start : exc.start + 4]!r})"
+
+
+def _refuse_mixed(p: Path, raw: bytes, utf8_error: UnicodeDecodeError) -> None:
+    """Raise when a file is UTF-8 text (many multi-byte characters) up to ``utf8_error``: the rest is
+    in another encoding, and decoding all of it as GB18030 would garble the UTF-8 part."""
+    lead_bytes = len(raw[: utf8_error.start].translate(None, _NOT_UTF8_LEAD_BYTES))
+    if lead_bytes < _UTF8_EVIDENCE:
+        return
+    prefix = raw[: utf8_error.start].decode("utf-8")
+    line = prefix.count("\n") + 1
+    column = len(prefix) - (prefix.rfind("\n") + 1) + 1
+    raise IngestError(
+        f"cannot read {p}: not one encoding: valid UTF-8 up to line {line}, column {column}, where bytes "
+        f"{raw[utf8_error.start : utf8_error.start + 4]!r} are not UTF-8: the file may mix encodings; re-save it in "
+        "one encoding (UTF-8) or pass --encoding (e.g. gb18030, big5, utf-8)"
+    )
 
 
 def _sniff_delimiter(sample: str, suffix: str) -> str:

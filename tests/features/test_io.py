@@ -137,7 +137,10 @@ def test_read_raw_errors(tmp_path: Path) -> None:
     pd.DataFrame({"a": [1]}).to_excel(xlsx, index=False, sheet_name="名单")
     with pytest.raises(IngestError, match=re.escape(f"cannot read {xlsx}: no sheet '其他'; sheets: ['名单']")):
         read_raw(xlsx, sheet="其他")
-    with pytest.raises(IngestError, match=re.escape(f"cannot read {tmp_path / 'e.csv'}: not valid utf-8 at byte 4")):
+    with pytest.raises(
+        IngestError,
+        match=re.escape(f"cannot read {tmp_path / 'e.csv'}: not valid utf-8 at line 2, column 1 (byte 4: b"),
+    ):
         (tmp_path / "e.csv").write_bytes(b"a,b\n" + "光".encode("gbk"))
         read_raw(tmp_path / "e.csv", encoding="utf-8")
 
@@ -626,3 +629,77 @@ def test_ingest_file_xlsx_formula_in_an_extra_enterprise_column_is_reported(tmp_
         'e.xlsx,1,extra,"=CONCAT(""a"",""b"")","formula without a cached value: re-save the file in Excel; value '
         'cleared, row kept"'
     )
+
+
+# ---------------------------------------------------------------- encodings and binary files
+def test_read_raw_mixed_encodings_are_named_by_line_and_column(tmp_path: Path) -> None:
+    path = tmp_path / "mixed.csv"
+    utf8 = "名称,城市\n" + "".join(f"光谷企业{i},武汉\n" for i in range(50))
+    path.write_bytes(utf8.encode("utf-8") + "长沙企业,长沙\n".encode("gbk") + "末行,武汉\n".encode())
+    with pytest.raises(IngestError) as exc:
+        read_raw(path)
+    assert str(exc.value) == (
+        f"cannot read {path}: not one encoding: valid UTF-8 up to line 52, column 1, where bytes "
+        "b'\\xb3\\xa4\\xc9\\xb3' are not UTF-8: the file may mix encodings; re-save it in one encoding (UTF-8) "
+        "or pass --encoding (e.g. gb18030, big5, utf-8)"
+    )
+
+
+def test_read_raw_long_utf8_then_gbk_is_refused_not_garbled(tmp_path: Path) -> None:
+    path = tmp_path / "mixed.csv"
+    utf8 = "名称,城市\n" + "".join(f"光谷企业{i:06d},武汉\n" for i in range(60_000))  # > 1 MB: detected as UTF-8
+    path.write_bytes(utf8.encode("utf-8") + "长沙企业,长沙\n".encode("gbk"))
+    assert path.stat().st_size > 1 << 20
+    with pytest.raises(IngestError, match=re.escape("valid UTF-8 up to line 60002, column 1, where bytes")):
+        read_raw(path)
+    ascii_then_gbk = tmp_path / "gbk.csv"  # an ASCII start is no UTF-8 evidence: GB18030 as before
+    ascii_then_gbk.write_bytes(("a,b\n" + "x,1\n" * 300_000).encode() + "长沙,2\n".encode("gbk"))
+    raw = read_raw(ascii_then_gbk)
+    assert raw.attrs["encoding"] == "gb18030" and raw["a"].iloc[-1] == "长沙"
+
+
+@pytest.mark.parametrize(
+    ("content", "what"),
+    [
+        (b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4, "it looks like a PNG image"),
+        (b"PK\x03\x04" + bytes(200), "it looks like a zip archive, e.g. an .xlsx workbook: name it .xlsx"),
+        (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(200), "it looks like an old Excel .xls or Office file: save it as .xlsx or CSV"),
+        (b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n", "it looks like a PDF document"),
+    ],
+)  # fmt: skip
+def test_read_raw_binary_file_named_csv_is_not_a_text_file(tmp_path: Path, content: bytes, what: str) -> None:
+    path = tmp_path / "企业名录.csv"
+    path.write_bytes(content)
+    with pytest.raises(IngestError) as exc:
+        read_raw(path)
+    assert str(exc.value) == f"cannot read {path}: not a text file ({what}); expected a CSV or TSV export"
+
+
+def test_read_raw_random_bytes_are_not_a_text_file(tmp_path: Path) -> None:
+    path = tmp_path / "random.csv"
+    path.write_bytes(np.random.default_rng(0).integers(0, 256, 3000, dtype=np.uint8).tobytes())
+    with pytest.raises(IngestError) as exc:
+        read_raw(path, encoding="gb18030")
+    assert re.fullmatch(
+        re.escape(f"cannot read {path}: not a text file (")
+        + r"\d+ of its first 3000 bytes are control characters"
+        + re.escape("); expected a CSV or TSV export"),
+        str(exc.value),
+    ), str(exc.value)
+
+
+def test_read_raw_utf16_without_bom_gets_a_hint_and_reads_when_forced(tmp_path: Path) -> None:
+    path = tmp_path / "unicode.txt"
+    path.write_bytes("名称\t城市\nabc\t武汉\ndef\t长沙\n".encode("utf-16-le"))
+    with pytest.raises(IngestError) as exc:
+        read_raw(path)
+    assert str(exc.value) == (
+        f"cannot read {path}: it looks like UTF-16 text without a byte-order mark: pass --encoding utf-16-le"
+    )
+    assert read_raw(path, encoding="utf-16-le")["城市"].tolist() == ["武汉", "长沙"]
+
+
+def test_read_raw_a_few_nul_characters_do_not_make_a_binary_file(tmp_path: Path) -> None:
+    path = tmp_path / "a.csv"
+    path.write_bytes(("资产编号,名称\n" + "".join(f"F{i},基金\x00{i}\n" for i in range(40))).encode("utf-8"))
+    assert len(read_raw(path)) == 40
