@@ -447,7 +447,13 @@ def test_validate_table_today_defaults_to_the_clock_in_shanghai(monkeypatch: pyt
     import features.ingest
 
     monkeypatch.setattr(features.ingest, "today_in_zone", lambda now=None: date(2020, 1, 1))
-    row: dict[str, object] = {"outcome_id": "O1", "enterprise_id": A, "node_id": "n1", "stage": "签约", "date": "2020-01-02"}
+    row: dict[str, object] = {
+        "outcome_id": "O1",
+        "enterprise_id": A,
+        "node_id": "n1",
+        "stage": "签约",
+        "date": "2020-01-02",
+    }
     good, rejects = validate_table(_frame([row]), "outcomes", "o.csv")
     assert good.empty and _rejects(rejects) == [
         (1, "date", "2020-01-02", "after today (2020-01-01, Asia/Shanghai); row rejected")
