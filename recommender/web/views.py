@@ -4,6 +4,7 @@ except the Excel download's headers)."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import quote, urlencode
 
@@ -16,7 +17,8 @@ from recommender import store
 from recommender.runs.published import RunView
 from recommender.web.filters import LIST_COLUMNS, ListFilters, filter_targets
 from recommender.web.lookups import enterprise_or_404, run_or_404
-from recommender.web.serialize import clean, records, target_records
+from recommender.web.problems import not_found
+from recommender.web.serialize import clean, iso, records, target_records
 from recommender.web.state import WebState
 
 if TYPE_CHECKING:
@@ -269,3 +271,40 @@ def registry_or_none(st: WebState) -> Any:
     if tracking_uri(st.settings) == st.ws.mlflow_uri() and not (st.ws.root / "mlflow.db").is_file():
         return None
     return model_registry(st.settings)
+
+
+# ---------------------------------------------------------------- feedback
+def feedback_problems(st: WebState, row: dict[str, Any]) -> list[str]:
+    """What is wrong with a stored feedback row (values from before the checks, ids gone since): [] when nothing."""
+    from recommender.web.schemas import field_problem
+
+    day = row["date"].date() if isinstance(row["date"], dt.datetime) else row["date"]
+    found = [field_problem(f, v) for f, v in (("stage", row["stage"]), ("date", day), ("note", row["note"]),
+                                              ("amount_cny", row["amount_cny"]))]  # fmt: skip
+    if row["node_id"] not in st.node_index:
+        found.append(f"node_id {row['node_id']!r} is not a node of the chains")
+    ent = st.tables.enterprises_by_id()
+    if ent.empty or row["enterprise_id"] not in ent.index:
+        found.append(f"enterprise_id {row['enterprise_id']!r} is not in the ingested enterprises")
+    return [p for p in found if p is not None]
+
+
+def feedback_json(st: WebState, row: dict[str, Any]) -> dict[str, Any]:
+    """A feedback row as the API answers it (:class:`recommender.web.schemas.FeedbackRow`)."""
+    active = row.get("superseded_by") is None and row.get("withdrawn_at") is None
+    return {**iso(row), "active": active, "problems": feedback_problems(st, row)}
+
+
+def feedback_list(
+    st: WebState, enterprise_id: str | None, include_inactive: bool, flagged: bool
+) -> list[dict[str, Any]]:
+    rows = [feedback_json(st, r) for r in store.feedback_rows(st.engine, enterprise_id, include_inactive)]
+    return [r for r in rows if r["problems"]] if flagged else rows
+
+
+def feedback_row(st: WebState, outcome_id: str) -> dict[str, Any]:
+    """One feedback row, active or not, by its id; else a 404 naming ``path.outcome_id``."""
+    for r in store.feedback_rows(st.engine, include_inactive=True):
+        if r["outcome_id"] == outcome_id:
+            return feedback_json(st, r)
+    raise not_found("path.outcome_id", "no feedback with this outcome_id", outcome_id)
