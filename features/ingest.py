@@ -72,7 +72,6 @@ _MONTH_RE: Final = re.compile(r"^(\d{4})\s*[-/.年]\s*(\d{1,2})\s*月?$")
 _EXCEL_SERIAL_RE: Final = re.compile(r"^\d{5}(?:\.0+)?$")
 _EXCEL_EPOCH: Final = pd.Timestamp("1899-12-30")
 _INDUSTRY_CODE_RE: Final = r"^\d{2,4}$"
-_YEAR_RANGE: Final = (1900, 2100)
 # C1 control characters: features.text turns C0 controls, DEL and NEL into spaces; these go the same way.
 _C1_CONTROLS_RE: Final = r"[\x80-\x84\x86-\x9f]"
 _MAP_RULE_KEYS: Final = frozenset({"column", "columns", "scale", "values", "pattern"})
@@ -543,7 +542,7 @@ def _validate_column(
     elif spec.dtype == "float":
         parsed, errors = parse_capital_series(values) if name == S.COL_CAPITAL_CNY else parse_number_series(values)
     elif spec.dtype == "int":
-        parsed, errors = _parse_year_like(values)
+        parsed, errors = _parse_year_like(values, today)
     elif spec.dtype == "bool":
         parsed, errors = parse_bool_series(values)
     else:
@@ -604,11 +603,12 @@ def _check_value(parsed: pd.Series, errors: pd.Series, spec: S.ColumnSpec, table
     return errors
 
 
-def _parse_year_like(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+def _parse_year_like(values: pd.Series, today: date) -> tuple[pd.Series, pd.Series]:
+    """A year of zone figures: from 1949 (``EVENT_DATE_MIN``) up to this year, never a future one."""
     numbers, errors = parse_number_series(values)
     errors = errors.astype(object).copy()
     ok = numbers.notna() & errors.isna()
-    lo, hi = _YEAR_RANGE
+    lo, hi = S.EVENT_DATE_MIN.year, today.year
     errors[ok & (numbers.mod(1).ne(0) | ~numbers.between(lo, hi))] = f"not a year between {lo} and {hi}"
     return numbers.where(errors.isna()).astype("Int64"), errors
 

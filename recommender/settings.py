@@ -169,6 +169,24 @@ class Settings(BaseSettings):
         p = Path(path)
         return p if p.is_absolute() else PACKAGE_ROOT / p
 
+    def ingest_options(self) -> dict[str, Any]:
+        """The keyword arguments of ``features.io.ingest_file`` that the ``ingest`` section sets
+        (column maps folder, traditional → simplified, text length, XLSX size limits): every caller
+        (``sansetu ingest``, the refresh, the demo) ingests under the same rules."""
+        from features.io import MB, ReadLimits
+
+        cfg = self.ingest
+        limits = ReadLimits(
+            max_xlsx_uncompressed_bytes=int(cfg.max_xlsx_uncompressed_mb * MB),
+            max_xlsx_ratio=cfg.max_xlsx_compression_ratio,
+        )
+        return {
+            "maps_dir": self.resolve(cfg.column_maps_dir),
+            "to_simplified": cfg.traditional_to_simplified,
+            "max_text_chars": cfg.max_text_chars,
+            "limits": limits,
+        }
+
 
 class ConfigError(ValueError):
     """A configuration value is wrong; the message names key, expectation and value."""

@@ -112,13 +112,11 @@ def _ingest_sample(settings: Settings, ws: Workspace, sample_dir: Path) -> list[
     from features.io import ingest_file
     from recommender.sample.write import INGEST_ORDER
 
-    maps_dir = settings.resolve(settings.ingest.column_maps_dir)
+    options = settings.ingest_options()
     return [
-        ingest_file(sample_dir / fname, table, None, ws.snapshots, ws.rejects, maps_dir=maps_dir,
-                    to_simplified=settings.ingest.traditional_to_simplified,
-                    max_text_chars=settings.ingest.max_text_chars)
+        ingest_file(sample_dir / fname, table, None, ws.snapshots, ws.rejects, **options)
         for table, fname in INGEST_ORDER
-    ]  # fmt: skip
+    ]
 
 
 def _print_summary(settings: Settings, run: DemoRun) -> None:

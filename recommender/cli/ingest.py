@@ -65,7 +65,7 @@ def ingest(
     fmt: Annotated[str, typer.Option("--format", "-f", help="Output format: table or json.")] = "table",
 ) -> None:
     """Validate a raw file and store it as the table's new snapshot; bad rows go to a rejects CSV."""
-    from features.io import MB, IngestError, ReadLimits, ingest_file
+    from features.io import IngestError, ingest_file
 
     check_format(fmt, ("table", "json"))
     if table not in TABLES:
@@ -84,14 +84,8 @@ def ingest(
             mode="upsert" if mode == "upsert" else "replace",
             sheet=sheet,
             encoding=encoding,
-            maps_dir=settings.resolve(settings.ingest.column_maps_dir),
-            to_simplified=settings.ingest.traditional_to_simplified,
-            max_text_chars=settings.ingest.max_text_chars,
             allow_empty=allow_empty,
-            limits=ReadLimits(
-                max_xlsx_uncompressed_bytes=int(settings.ingest.max_xlsx_uncompressed_mb * MB),
-                max_xlsx_ratio=settings.ingest.max_xlsx_compression_ratio,
-            ),
+            **settings.ingest_options(),
         )
     except IngestError as exc:
         typer.echo(f"ingest failed: {exc}", err=True)

@@ -141,12 +141,10 @@ def _ingest_new(ctx: RunContext) -> list[str]:
         if state.get(stem) == digest and (ctx.workspace.snapshots / table).is_dir():
             continue
         ctx.log.info("ingest %s as %s (%s)", path.name, table, column_map, extra={"event": "ingest", "file": str(path)})
-        cfg = ctx.settings.ingest
         try:
             report = ingest_file(
                 path, table, column_map, ctx.workspace.snapshots, ctx.workspace.rejects, mode="replace",
-                maps_dir=ctx.settings.resolve(cfg.column_maps_dir), to_simplified=cfg.traditional_to_simplified,
-                max_text_chars=cfg.max_text_chars,
+                **ctx.settings.ingest_options(),
             )  # fmt: skip
         except (ValueError, KeyError) as exc:
             raise InputError(f"ingest of {path} as table '{table}' failed: {exc}") from exc

@@ -311,14 +311,16 @@ def test_validate_table_presence_composite_key_duplicates() -> None:
         {"enterprise_id": A, "node_id": "n1", "year": "2023.0", "output_value_cny": None},
         {"enterprise_id": A, "node_id": "n1", "year": "2024", "output_value_cny": None},
         {"enterprise_id": A, "node_id": "n1", "year": "1850", "output_value_cny": None},
+        {"enterprise_id": A, "node_id": "n1", "year": "2027", "output_value_cny": None},  # a year not yet begun
     ]
-    good, rejects = validate_table(_frame(rows), "presence", "p.xlsx")
+    good, rejects = validate_table(_frame(rows), "presence", "p.xlsx", today=date(2026, 12, 3))
     assert good["year"].tolist() == [2023, 2024]
     np.testing.assert_array_equal(good["output_value_cny"].to_numpy(), [10.0, np.nan])
     assert good["year"].dtype == "int64"
     assert _rejects(rejects) == [
         (2, "enterprise_id+node_id+year", f"{A} / n1 / 2023", "duplicate of row 1; row rejected"),
-        (4, "year", "1850", "not a year between 1900 and 2100; row rejected"),
+        (4, "year", "1850", "not a year between 1949 and 2026; row rejected"),
+        (5, "year", "2027", "not a year between 1949 and 2026; row rejected"),
     ]
 
 
