@@ -72,8 +72,6 @@ _MONTH_RE: Final = re.compile(r"^(\d{4})\s*[-/.年]\s*(\d{1,2})\s*月?$")
 _EXCEL_SERIAL_RE: Final = re.compile(r"^\d{5}(?:\.0+)?$")
 _EXCEL_EPOCH: Final = pd.Timestamp("1899-12-30")
 _INDUSTRY_CODE_RE: Final = r"^\d{2,4}$"
-# C1 control characters: features.text turns C0 controls, DEL and NEL into spaces; these go the same way.
-_C1_CONTROLS_RE: Final = r"[\x80-\x84\x86-\x9f]"
 _MAP_RULE_KEYS: Final = frozenset({"column", "columns", "scale", "values", "pattern"})
 UNCACHED_FORMULA: Final = "formula without a cached value: re-save the file in Excel"
 
@@ -576,11 +574,10 @@ def _add_unread(
 
 
 def _normalize_text_column(values: pd.Series, to_simplified: bool) -> pd.Series:
-    """:func:`normalize_series` with C1 control characters also turned into spaces (so no control
-    character at all is stored: C0, DEL and NEL already become spaces there)."""
+    """:func:`normalize_series` of a text column (every control character, C0, DEL and C1, becomes a space)."""
     if not isinstance(values.dtype, pd.StringDtype):
         values = values.astype("str")
-    return normalize_series(values.str.replace(_C1_CONTROLS_RE, " ", regex=True), to_simplified=to_simplified)
+    return normalize_series(values, to_simplified=to_simplified)
 
 
 def _check_value(parsed: pd.Series, errors: pd.Series, spec: S.ColumnSpec, table: str) -> pd.Series:

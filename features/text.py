@@ -35,9 +35,9 @@ OPENCC_CHAR_TABLE = "TSCharacters.txt"
 # Removed outright (a zero-width space inside a word must not become a space).
 _DELETE_CHARS = "\u200b\u200c\u200d\u2060\ufeff\u00ad"
 # Whitespace and controls collapsed to one space. Same set in the Python and the Arrow (RE2) form.
-_SPACE_CLASS = r"\s\x00-\x1f\x7f\x85\u2028\u2029"
+_SPACE_CLASS = r"\s\x00-\x1f\x7f-\x9f\u2028\u2029"
 _SPACE_RE = re.compile(f"[{_SPACE_CLASS}]+")
-_SPACE_RE2 = r"[\s\x{00}-\x{1f}\x{7f}\x{85}\x{2028}\x{2029}]+"
+_SPACE_RE2 = r"[\s\x{00}-\x{1f}\x{7f}-\x{9f}\x{2028}\x{2029}]+"
 _DELETE_RE2 = "[" + "".join(f"\\x{{{ord(c):04x}}}" for c in _DELETE_CHARS) + "]"
 
 

@@ -107,3 +107,8 @@ def test_translate_arrow_on_sliced_array_with_nulls() -> None:
 )
 def test_province_stem_drops_the_administrative_suffix(name: object, stem: str) -> None:
     assert province_stem(name) == stem
+
+
+def test_normalize_text_turns_c1_controls_into_spaces_like_c0() -> None:
+    assert normalize_text("光\x85模\x9f块\x00器件") == "光 模 块 器件"
+    assert normalize_series(pd.Series(["光\x85模\x9f块\x00器件"])).tolist() == ["光 模 块 器件"]
