@@ -722,10 +722,16 @@ def _rejects_frame(problems: _Problems, bad: np.ndarray, source: str) -> pd.Data
     )
 
 
+_UNPRINTABLE: Final = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
 def _show(v: Any) -> str:
+    """A rejected value as the rejects file shows it: control characters as U+FFFD (a NUL cell must
+    not make the CSV unreadable in Excel), at most 500 characters."""
     if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA:
         return ""
-    return str(v)
+    text = _UNPRINTABLE.sub("\ufffd", str(v))
+    return text if len(text) <= 500 else text[:500] + "…"
 
 
 # ================================================================ frames

@@ -580,3 +580,14 @@ def test_validate_table_unread_cells_replace_missing_required_value() -> None:
         (3, "asset_type", "", "missing required value; row rejected"),
         (3, "name", "", "missing required value; row rejected"),
     ]
+
+
+def test_validate_table_rejects_show_control_characters_as_replacement_and_cut_long_values() -> None:
+    rows = [
+        {"asset_id": "F1", "asset_type": "基\x00金", "name": "光谷基金"},
+        {"asset_id": "F2", "asset_type": "基" * 600, "name": "光谷基金"},
+    ]
+    _, rejects = validate_table(_frame(rows), "assets", "a.csv")
+    values = rejects["value"].tolist()
+    assert values[0] == "基\ufffd金"
+    assert len(values[1]) == 501 and values[1].endswith("…")
