@@ -15,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from recommender.settings import Settings, load_chains
-from recommender.web import errors
+from recommender.web import errors, security
 from recommender.web.deps import LoginRequired
 from recommender.web.routers import admin, colour_map, enterprises, feedback, meta, models, pages, runs, targets
 from recommender.web.state import build_state
@@ -40,4 +40,5 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_exception_handler(LoginRequired, errors.to_login)
     for area in ROUTERS:
         app.include_router(area.router)
+    app.add_middleware(security.SecurityHeaders)
     return app

@@ -9,8 +9,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from recommender.web.deps import cookie_user, login_redirect, web_state
+from recommender.web.deps import FORGED, cookie_user, login_redirect, web_state
 from recommender.web.problems import FASTAPI_BODY_PARSE_ERROR, NOT_JSON, problems
+from recommender.web.routers.pages.render import render
 
 API_PREFIXES = ("/api/", "/health", "/docs", "/openapi", "/static/")
 TITLES = {403: "没有权限", 404: "未找到", 422: "输入有误"}
@@ -33,12 +34,10 @@ async def http_error(request: Request, exc: Exception) -> Response:
     if isinstance(detail, list):
         detail = "；".join(f"{d.get('field')}: {d.get('problem')}（{d.get('got')}）" for d in detail)
     st = web_state(request)
-    return st.templates.TemplateResponse(
-        request,
-        "error.html",
-        {"chains": st.chains, "user": cookie_user(request, st), "title": TITLES.get(exc.status_code, "出错了"),
-         "message": MESSAGES.get(exc.status_code, str(detail))},
-        status_code=exc.status_code,
+    return render(
+        request, st, "error.html", cookie_user(request, st), exc.status_code,
+        title=TITLES.get(exc.status_code, "出错了"),
+        message=detail if detail == FORGED else MESSAGES.get(exc.status_code, str(detail)),
     )  # fmt: skip
 
 

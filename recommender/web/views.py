@@ -178,7 +178,7 @@ def node_page(st: WebState, node_id: str, f: ListFilters) -> dict[str, Any]:
         "node_map": node_map,
         "view": view,
         "filters": f.form_values(),
-        "xlsx_url": f"/api/nodes/{node_id}/targets.xlsx" + (f"?{xlsx_qs}" if xlsx_qs else ""),
+        "xlsx_url": f"/nodes/{node_id}/targets.xlsx" + (f"?{xlsx_qs}" if xlsx_qs else ""),
     }
 
 

@@ -88,6 +88,8 @@ def test_web_analyst_journey_in_chromium(server: tuple[str, str], tmp_path: Path
         page = browser.new_page(accept_downloads=True, viewport={"width": 1400, "height": 900})
         requested: list[str] = []
         page.on("request", lambda req: requested.append(req.url))
+        console_errors: list[str] = []  # a CSP violation is reported here ("Refused to apply inline style ...")
+        page.on("console", lambda msg: console_errors.append(msg.text) if msg.type == "error" else None)
         page.goto(base + "/")
         expect(page).to_have_url(base + "/login")
         page.fill("#token", token)
@@ -125,6 +127,7 @@ def test_web_analyst_journey_in_chromium(server: tuple[str, str], tmp_path: Path
         expect(page.locator("#diff-totals")).to_contain_text("新增目标 1")
         expect(page.locator("#diff-nodes")).to_contain_text("光芯科技有限公司")
         browser.close()
+    assert console_errors == []  # nothing blocked by the Content-Security-Policy, no script errors
     outside = [u for u in requested if not u.startswith(base)]
     assert outside == []  # offline: no CDN, fonts or scripts from anywhere else
     assert (ARTIFACTS / "map.png").stat().st_size > 10_000

@@ -5,7 +5,7 @@ from typing import Any
 from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 
-from recommender.web import views
+from recommender.web import security, views
 from recommender.web.deps import State, require
 from recommender.web.lookups import chain_or_404, run_or_404
 from recommender.web.serialize import records
@@ -33,4 +33,5 @@ def api_map_svg(chain_id: str, st: State) -> Response:
     chain_or_404(st, chain_id)
     view = run_or_404(st)
     rows = view.map[view.map["chain_id"] == chain_id] if not view.map.empty else view.map
-    return Response(views.chain_svg(st.chain_index[chain_id], rows), media_type="image/svg+xml")
+    svg = views.chain_svg(st.chain_index[chain_id], rows)
+    return Response(svg, media_type="image/svg+xml", headers={"Content-Security-Policy": security.svg_policy(svg)})

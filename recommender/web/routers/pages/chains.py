@@ -3,7 +3,7 @@
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
-from recommender.web import views
+from recommender.web import security, views
 from recommender.web.deps import PageUser, State
 from recommender.web.lookups import chain_or_404
 from recommender.web.routers.pages.render import render
@@ -24,5 +24,5 @@ def chain_page(request: Request, who: PageUser, st: State, chain_id: str) -> Res
     view = st.published.get()
     rows = views.chain_map_rows(view, chain_id)
     chain = st.chain_index[chain_id]
-    svg = views.chain_svg(chain, rows)
+    svg = security.without_style(views.chain_svg(chain, rows))  # its rules are in style.css
     return render(request, st, "chain.html", who, chain=chain, rows=records(rows), svg=svg, view=view)

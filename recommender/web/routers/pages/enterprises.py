@@ -9,14 +9,14 @@ from pydantic import ValidationError
 
 from recommender import store
 from recommender.web import views
-from recommender.web.deps import PageUser, State, page_require
+from recommender.web.deps import PageUser, State, page_form
 from recommender.web.lookups import enterprise_or_404, node_or_404
 from recommender.web.problems import problems
 from recommender.web.routers.pages.render import render
 from recommender.web.schemas import FeedbackIn
 
 router = APIRouter()
-PageAnalyst = Annotated[store.Principal, Depends(page_require("analyst"))]
+PageAnalystForm = Annotated[store.Principal, Depends(page_form("analyst"))]
 
 
 @router.get("/enterprises/{enterprise_id}", response_class=HTMLResponse, response_model=None)
@@ -45,7 +45,7 @@ def enterprise_page(
 
 @router.post("/enterprises/{enterprise_id}/feedback", response_model=None)
 def enterprise_feedback(
-    who: PageAnalyst,
+    who: PageAnalystForm,
     st: State,
     enterprise_id: str,
     node_id: Annotated[str, Form()],

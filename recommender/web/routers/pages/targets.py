@@ -37,6 +37,13 @@ def node_page(
     return render(request, st, "node.html", who, themes=THEMES, sizes=list(SIZES), **ctx)
 
 
+@router.get("/nodes/{node_id}/targets.xlsx", response_model=None)
+def node_xlsx(_: PageUser, st: State, node_id: str, f: Annotated[ListFilters, Depends(page_filters)]) -> Response:
+    """The node page's 下载Excel: the API's workbook of the filtered list, behind the page login."""
+    node_or_404(st, node_id)
+    return views.xlsx_response(views.node_workbook(st, run_or_404(st), node_id, f), node_id)
+
+
 @router.get("/search", response_class=HTMLResponse, response_model=None)
 def search_page(request: Request, who: PageUser, st: State, q: str = "") -> Response:
     text = q.strip()[:500]
