@@ -31,7 +31,7 @@ def serve(
     workspace: WorkspaceOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Serve the HTTP API (/docs) and the web page for analysts."""
+    """Serve the HTTP API (contract: /openapi.json) and the web page for analysts."""
     import uvicorn
 
     from recommender.web.app import create_app
@@ -39,7 +39,10 @@ def serve(
     settings = settings_from(workspace, config)
     application = create_app(settings)
     h, p = host or settings.serve.host, port or settings.serve.port
-    typer.echo(f"sansetu serving {settings.workspace} on http://{h}:{p}  (API docs: /docs; log in with a token)")
+    contract = "/openapi.json, with a viewer token" if settings.serve.openapi_requires_token else "/openapi.json"
+    typer.echo(
+        f"sansetu serving {settings.workspace} on http://{h}:{p}  (API contract: {contract}; log in with a token)"
+    )
     uvicorn.run(application, host=h, port=p, log_level="info")
 
 

@@ -15,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from recommender.settings import Settings, load_chains
-from recommender.web import errors, security
+from recommender.web import contract, errors, security
 from recommender.web.deps import LoginRequired
 from recommender.web.routers import admin, colour_map, enterprises, feedback, meta, models, pages, runs, targets
 from recommender.web.state import build_state
@@ -30,7 +30,11 @@ def create_app(settings: Settings) -> FastAPI:
         title="sansetu 招商三色图 API",
         version="0.1.0",
         description="Chains and their three-colour map, targets per node, search, feedback.",
+        openapi_url=None,  # served by routers.meta from web.contract (token, real error bodies)
+        docs_url=None,  # Swagger UI and ReDoc would load from a CDN: not packaged, so off
+        redoc_url=None,
     )
+    app.state.contract = contract.Contract(app)
     app.state.web = state
     app.state.engine = state.engine
     app.state.trainer = state.trainer

@@ -28,6 +28,9 @@ async def http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     if exc.status_code == 400 and exc.detail == FASTAPI_BODY_PARSE_ERROR:  # bytes that are not UTF-8 JSON
         exc = HTTPException(422, [{"field": "body", "problem": NOT_JSON, "got": None}])
+    allow = allowed_methods(request) if exc.status_code == 405 else None
+    if allow:  # Starlette names only the methods of the first route of the path: name them all
+        exc = HTTPException(405, exc.detail, headers={**(exc.headers or {}), "Allow": allow})
     if request.url.path.startswith(API_PREFIXES):
         return await http_exception_handler(request, exc)
     detail = exc.detail
@@ -39,6 +42,12 @@ async def http_error(request: Request, exc: Exception) -> Response:
         title=TITLES.get(exc.status_code, "出错了"),
         message=detail if detail == FORGED else MESSAGES.get(exc.status_code, str(detail)),
     )  # fmt: skip
+
+
+def allowed_methods(request: Request) -> str | None:
+    """Every method the API documents for this path (``Allow`` of a 405); None for a page's path."""
+    methods = request.app.state.contract.methods(request.url.path)
+    return ", ".join(sorted(methods)) if methods else None
 
 
 async def to_login(_: Request, exc: Exception) -> RedirectResponse:

@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from fastapi import HTTPException
+from pydantic import BaseModel, Field
 
 from recommender.web.serialize import clean
 
@@ -47,3 +48,44 @@ def bad(field: str, problem: str, got_value: Any) -> HTTPException:
 def not_found(field: str, problem: str, got_value: Any) -> HTTPException:
     """A 404 naming the field whose well-formed id does not exist."""
     return HTTPException(status_code=404, detail=[{"field": field, "problem": problem, "got": got(got_value)}])
+
+
+# ---------------------------------------------------------------- the error bodies, as documented
+class Problem(BaseModel):
+    """One bad value: where it was (``body.date``, ``query.size``, ``path.node_id``), what is wrong, what was sent."""
+
+    field: str = Field(examples=["query.size"])
+    problem: str = Field(examples=["must be one of ['小型', '中型', '大型']"])
+    got: Any = Field(description="the value sent (JSON-safe, text cut to 200 characters), or null")
+
+
+class Problems(BaseModel):
+    """Bad input (422), or a well-formed id that does not exist (404): each field and its problem."""
+
+    detail: list[Problem]
+
+
+class Message(BaseModel):
+    """Any other error: 401 no valid token, 403 role too small, 404 nothing there, 409 busy."""
+
+    detail: str
+
+
+_WHY: dict[int, tuple[Any, str]] = {
+    401: (Message, "no valid token: missing, unknown or revoked (a token revoked meanwhile included)"),
+    403: (Message, "the token's role is too small for this operation"),
+    404: (Problems | Message, "not found: a well-formed id that does not exist (naming the field), or no such path"),
+    409: (Message, "conflict: the resource is busy"),
+    422: (Problems, "bad input: each field and its problem"),
+}
+
+
+def responses(*codes: int, **why: str) -> dict[int | str, dict[str, Any]]:
+    """The ``responses`` of a route for these error statuses (``why`` overrides a description: ``e404="…"``)."""
+    out: dict[int | str, dict[str, Any]] = {}
+    for code in codes:
+        model, description = _WHY[code]
+        out[code] = {"model": model, "description": why.get(f"e{code}", description)}
+    if 401 in out:
+        out[401]["headers"] = {"WWW-Authenticate": {"schema": {"type": "string"}, "description": "Bearer"}}
+    return out

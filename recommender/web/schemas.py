@@ -40,6 +40,10 @@ NOTE_PATTERN: Final = f"^{_TEXT_CHAR}*$"
 _LINE_CHAR: Final = r"[^\x00-\x1f\x7f]"
 _VISIBLE_CHAR: Final = r"[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200b\u2028\u2029\u202f\u205f\u3000\ufeff]"
 LINE_PATTERN: Final = f"^{_LINE_CHAR}*{_VISIBLE_CHAR}{_LINE_CHAR}*$"
+# What features.text.normalize_text turns into nothing or a space (controls, spaces, soft hyphen,
+# zero-width characters): search text needs one other character (a test checks every code point)
+SEARCH_BLANK: Final = r"\x00-\x20\x7f-\xa0\xad\u1680\u2000-\u200d\u2028\u2029\u202f\u205f\u2060\u3000\ufeff"
+SEARCH_PATTERN: Final = f"^[\\s\\S]*[^{SEARCH_BLANK}][\\s\\S]*$"
 # The OpenAPI document replaces the date's pattern by the calendar dates from 1949-10-01 to today
 # (recommender.web.contract); the key marks where
 EVENT_DATE_MARK: Final = "x-sansetu-event-date"

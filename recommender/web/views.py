@@ -25,6 +25,23 @@ if TYPE_CHECKING:
     from features.chains import Chain
 
 XLSX: Final = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+SVG: Final = "image/svg+xml"
+XLSX_200: Final[dict[int | str, dict[str, Any]]] = {
+    200: {"description": "the workbook", "content": {XLSX: {"schema": {"type": "string", "format": "binary"}}}}
+}
+SVG_200: Final[dict[int | str, dict[str, Any]]] = {
+    200: {"description": "the chain picture", "content": {SVG: {"schema": {"type": "string"}}}}
+}
+
+
+class XlsxResponse(Response):
+    media_type = XLSX
+
+
+class SvgResponse(Response):
+    media_type = SVG
+
+
 COLOUR_NAMES: Final = {"red": "红（缺失）", "blue": "蓝（薄弱）", "green": "绿（优势）"}
 
 
@@ -79,9 +96,8 @@ def workbook_for(st: WebState, m: pd.DataFrame, t: pd.DataFrame, diff: dict[str,
 
 
 def xlsx_response(data: bytes, stem: str) -> Response:
-    return Response(
+    return XlsxResponse(
         data,
-        media_type=XLSX,
         headers={"Content-Disposition": f"attachment; filename=\"{stem}.xlsx\"; filename*=UTF-8''{quote(stem)}.xlsx"},
     )
 

@@ -12,10 +12,12 @@ from recommender import store
 from recommender.web import views
 from recommender.web.deps import Analyst, State, Viewer
 from recommender.web.lookups import enterprise_or_404, node_or_404
-from recommender.web.problems import bad, not_found
+from recommender.web.problems import bad, not_found, responses
 from recommender.web.schemas import OUTCOME_ID_PATTERN, FeedbackChange, FeedbackIn, FeedbackRow, WithdrawIn
 
-router = APIRouter(tags=["feedback"])
+router = APIRouter(tags=["feedback"], responses=responses(401))
+NOT_YOURS = "the token's role is too small, or the row is neither the caller's nor the caller an admin"
+GONE = "no such row, or it was already corrected or withdrawn"
 OutcomeId = Annotated[str, FPath(pattern=OUTCOME_ID_PATTERN, description="a feedback row's id, fb-<16 hex>")]
 _FIELD = re.compile(r"^(stage|date|note|amount_cny|reason)\b")
 T = TypeVar("T")
@@ -34,7 +36,12 @@ def _stored(where: str, outcome_id: str, call: Callable[[], T]) -> T:
         raise bad(f"{where}.{field.group(1)}" if field else where, str(exc), None) from None
 
 
-@router.post("/api/feedback", status_code=201, response_model=FeedbackRow)
+@router.post(
+    "/api/feedback",
+    status_code=201,
+    response_model=FeedbackRow,
+    responses=responses(403, 404, 422, e404="unknown enterprise_id or node_id"),
+)
 def api_feedback(body: FeedbackIn, who: Analyst, st: State) -> dict[str, Any]:
     """Record a stage transition; without ``date``, today in Asia/Shanghai."""
     node_or_404(st, body.node_id, "body.node_id")
@@ -52,7 +59,11 @@ def api_feedback(body: FeedbackIn, who: Analyst, st: State) -> dict[str, Any]:
     return views.feedback_json(st, row)
 
 
-@router.get("/api/feedback", response_model=list[FeedbackRow])
+@router.get(
+    "/api/feedback",
+    response_model=list[FeedbackRow],
+    responses=responses(403, 422, e403="include_inactive needs the admin role"),
+)
 def api_feedback_list(
     who: Viewer,
     st: State,
@@ -68,13 +79,17 @@ def api_feedback_list(
     return views.feedback_list(st, enterprise_id, include_inactive, flagged)
 
 
-@router.get("/api/feedback/{outcome_id}", response_model=FeedbackRow)
+@router.get("/api/feedback/{outcome_id}", response_model=FeedbackRow, responses=responses(404, 422))
 def api_feedback_row(outcome_id: OutcomeId, _: Viewer, st: State) -> dict[str, Any]:
     """One row, active or not (a corrected row names its correction in ``superseded_by``)."""
     return views.feedback_row(st, outcome_id)
 
 
-@router.patch("/api/feedback/{outcome_id}", response_model=FeedbackRow)
+@router.patch(
+    "/api/feedback/{outcome_id}",
+    response_model=FeedbackRow,
+    responses=responses(403, 404, 422, e403=NOT_YOURS, e404=GONE + "; or an unknown node_id"),
+)
 def api_feedback_correct(outcome_id: OutcomeId, body: FeedbackChange, who: Analyst, st: State) -> dict[str, Any]:
     """Correct an active row (its author or an admin): a new row with the changes replaces it.
 
@@ -90,7 +105,11 @@ def api_feedback_correct(outcome_id: OutcomeId, body: FeedbackChange, who: Analy
     return views.feedback_json(st, row)
 
 
-@router.post("/api/feedback/{outcome_id}/withdraw", response_model=FeedbackRow)
+@router.post(
+    "/api/feedback/{outcome_id}/withdraw",
+    response_model=FeedbackRow,
+    responses=responses(403, 404, 422, e403=NOT_YOURS, e404=GONE),
+)
 def api_feedback_withdraw(outcome_id: OutcomeId, body: WithdrawIn, who: Analyst, st: State) -> dict[str, Any]:
     """Withdraw an active row (its author or an admin), with a reason: kept and audited, no longer trained on."""
     row = _stored("body", outcome_id, lambda: store.withdraw_feedback(st.engine, outcome_id, who, body.reason))

@@ -8,10 +8,11 @@ from fastapi import Path as FPath
 from recommender import store
 from recommender.web import views
 from recommender.web.deps import Admin, State, Viewer
+from recommender.web.problems import responses
 from recommender.web.schemas import MAX_ID
 from recommender.web.serialize import clean
 
-router = APIRouter(tags=["models"])
+router = APIRouter(tags=["models"], responses=responses(401))
 
 
 @router.get("/api/models")
@@ -26,7 +27,11 @@ def api_models(_: Viewer, st: State) -> dict[str, Any]:
     }
 
 
-@router.post("/api/models/train", status_code=202)
+@router.post(
+    "/api/models/train",
+    status_code=202,
+    responses=responses(403, 409, 422, e409="a training run is already in progress"),
+)
 def api_train(who: Admin, st: State, promote_if_better: bool = False) -> dict[str, Any]:
     """Train on the workspace's tables plus every feedback row, in the background (one at a time)."""
     if not st.trainer.start(who.name, promote_if_better):
@@ -35,7 +40,9 @@ def api_train(who: Admin, st: State, promote_if_better: bool = False) -> dict[st
     return st.trainer.status()
 
 
-@router.post("/api/models/{version}/promote")
+@router.post(
+    "/api/models/{version}/promote", responses=responses(403, 404, 422, e404="no model registered, or no such version")
+)
 def api_promote(version: Annotated[int, FPath(ge=1, le=MAX_ID)], who: Admin, st: State) -> dict[str, Any]:
     from training.registry import RegistryError
 

@@ -6,8 +6,9 @@ from fastapi import APIRouter, Depends
 
 from recommender.web import views
 from recommender.web.deps import State, require
+from recommender.web.problems import responses
 
-router = APIRouter(tags=["runs"], dependencies=[Depends(require("viewer"))])
+router = APIRouter(tags=["runs"], dependencies=[Depends(require("viewer"))], responses=responses(401))
 
 
 @router.get("/api/runs")
@@ -15,7 +16,7 @@ def api_runs(st: State) -> list[dict[str, Any]]:
     return views.run_records(st)
 
 
-@router.get("/api/runs/{run}/diff")
+@router.get("/api/runs/{run}/diff", responses=responses(404, 422, e404="no such complete run"))
 def api_diff(run: str, st: State) -> dict[str, Any]:
     """What changed since the run before: ``{since, run_id, nodes, colour_changes, totals}``.
 
