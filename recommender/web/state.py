@@ -21,6 +21,7 @@ from fastapi.templating import Jinja2Templates
 from features import schema as S
 from recommender import store
 from recommender.runs.published import PublishedCache, RunView
+from recommender.web.display import local_time
 from recommender.web.filters import INFO_COLUMNS, route_themes, with_info
 from recommender.web.serialize import clean, target_records
 from recommender.workspace import Workspace
@@ -228,6 +229,9 @@ def build_state(settings: Settings, chains: list[Chain]) -> WebState:
     ws.root.mkdir(parents=True, exist_ok=True)
     engine = store.engine_for(settings)
     tables = Tables(ws)
+    templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
+    zone = settings.serve.timezone
+    templates.env.filters["local_time"] = lambda value: local_time(value, zone)  # times as 北京时间 etc.
     return WebState(
         settings=settings,
         ws=ws,
@@ -240,5 +244,5 @@ def build_state(settings: Settings, chains: list[Chain]) -> WebState:
         chains=chains,
         chain_index={c.id: c for c in chains},
         node_index={n.id: (c, n) for c in chains for n in c.nodes},
-        templates=Jinja2Templates(directory=str(TEMPLATES_DIR)),
+        templates=templates,
     )

@@ -15,6 +15,7 @@ from fastapi.responses import Response
 from features import schema as S
 from recommender import store
 from recommender.runs.published import RunView
+from recommender.web.display import relative_score, score_range
 from recommender.web.filters import LIST_COLUMNS, ListFilters, filter_targets
 from recommender.web.lookups import enterprise_or_404, run_or_404
 from recommender.web.problems import not_found
@@ -172,16 +173,26 @@ def chain_summary(st: WebState, view: RunView | None) -> list[dict[str, Any]]:
     return summary
 
 
+def node_score_range(st: WebState, view: RunView, node_id: str) -> tuple[float, float] | None:
+    """The lowest and highest score of a node's whole published list (what relative scores span)."""
+    t = st.node_lists.get(view, node_id)[0]
+    return score_range(pd.to_numeric(t["score"], errors="coerce").tolist()) if "score" in t else None
+
+
 def node_page(st: WebState, node_id: str, f: ListFilters) -> dict[str, Any]:
-    """What the node page shows: the filtered list, the list's size, the node's map row, the Excel link."""
+    """What the node page shows: the filtered list with each row's 0–100 relative score (over the
+    node's whole list, so filters do not rescale it), the list's size, the node's map row, the Excel link."""
     chain, node = st.node_index[node_id]
     view = st.published.get()
     items: list[dict[str, Any]] = []
+    relative: list[int | None] = []
     node_map: dict[str, Any] = {}
     total = 0
     if view is not None:
         total = len(view.node_targets(node_id))
         items = filtered_records(st, view, node_id, f)[1]
+        bounds = node_score_range(st, view, node_id)
+        relative = [relative_score(t.get("score"), bounds) for t in items]
         if not view.map.empty:
             m = view.map[view.map["node_id"] == node_id]
             node_map = records(m)[0] if not m.empty else {}
@@ -190,6 +201,7 @@ def node_page(st: WebState, node_id: str, f: ListFilters) -> dict[str, Any]:
         "chain": chain,
         "node": node,
         "items": items,
+        "relative": relative,
         "total": total,
         "node_map": node_map,
         "view": view,
@@ -231,11 +243,19 @@ def _history(st: WebState, tb: dict[str, pd.DataFrame], enterprise_id: str) -> l
                 **{k: clean(v) for k, v in fb.items() if k not in ("id", "created_at")},
                 "source": "feedback",
                 "date": fb["date"].date().isoformat(),
-                "recorded_at": fb["created_at"].isoformat(timespec="seconds"),
+                "recorded_at": iso({"created_at": fb["created_at"]})["created_at"],
             }
         )
     history.sort(key=lambda h: (str(h.get("date") or ""), h["source"] == "feedback", str(h.get("recorded_at", ""))))
     return history
+
+
+def pick_relatives(st: WebState, picks: list[dict[str, Any]]) -> dict[str, int | None]:
+    """Each pick's 0–100 relative score in its node's list, by node id."""
+    view = st.published.get()
+    if view is None:
+        return {}
+    return {p["node_id"]: relative_score(p.get("score"), node_score_range(st, view, p["node_id"])) for p in picks}
 
 
 def enterprise_detail(st: WebState, enterprise_id: str) -> dict[str, Any]:

@@ -60,7 +60,7 @@ def test_every_page_sends_a_visitor_without_login_to_the_login_page(
         if isinstance(route, APIRoute)
         for method in route.methods
     ]
-    assert len(pages) == 9
+    assert len(pages) == 10
     for method, path in pages:
         data = {"node_id": "x", "stage": "接洽"} if method == "POST" else None
         r = client.request(method, path, data=data, follow_redirects=False)

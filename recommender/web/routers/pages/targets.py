@@ -8,6 +8,7 @@ from fastapi.responses import HTMLResponse, Response
 from recommender.paths.wording import THEMES
 from recommender.web import views
 from recommender.web.deps import PageUser, State
+from recommender.web.display import relative_score, score_range
 from recommender.web.filters import SIZES, ListFilters
 from recommender.web.lookups import node_or_404, run_or_404
 from recommender.web.routers.pages.render import render
@@ -54,7 +55,9 @@ def search_page(request: Request, who: PageUser, st: State, q: str = "") -> Resp
             items = records(st.retrieval.search(text, SEARCH_TOP))
         except ValueError:
             error = "请输入要搜索的企业名称、产品或技术关键词。"
-    return render(request, st, "search.html", who, q=text, items=items, error=error)
+    bounds = score_range(i.get("score") for i in items)
+    relative = [relative_score(i.get("score"), bounds) for i in items]
+    return render(request, st, "search.html", who, q=text, items=items, relative=relative, error=error)
 
 
 @router.get("/new", response_class=HTMLResponse, response_model=None)
