@@ -7,84 +7,25 @@ screenshot of the map page is saved to ``test-artifacts/map.png``.
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import openpyxl
 import pytest
 
-from recommender import store
-from recommender.settings import load_settings
-
 pytestmark = pytest.mark.browser
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-def server(published_workspace: Path) -> Iterator[tuple[str, str]]:
-    """`sansetu serve` on a free loopback port; yields (base URL, analyst token)."""
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
-    settings = load_settings(workspace=published_workspace)
-    engine = store.make_engine(f"sqlite:///{(published_workspace / 'service.db').resolve()}")
-    token = store.create_token(engine, "分析员小王", "analyst")
-    port = _free_port()
-    env = {**os.environ, "SANSETU_WORKSPACE": str(settings.workspace)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "recommender.cli", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                break
-        except OSError:
-            if proc.poll() is not None:
-                out = proc.stdout.read().decode() if proc.stdout else ""
-                raise RuntimeError(f"sansetu serve exited: {out}") from None
-            time.sleep(0.2)
-    try:
-        yield base, token
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-
-
-def test_web_analyst_journey_in_chromium(server: tuple[str, str], tmp_path: Path) -> None:
+def test_web_analyst_journey_in_chromium(
+    server: tuple[str, str], chromium: tuple[str, list[str]], tmp_path: Path
+) -> None:
     from playwright.sync_api import expect, sync_playwright
 
     base, token = server
+    executable, args = chromium
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(executable_path=executable, args=args)
         page = browser.new_page(accept_downloads=True, viewport={"width": 1400, "height": 900})
         requested: list[str] = []
         page.on("request", lambda req: requested.append(req.url))
