@@ -146,7 +146,9 @@ def test_session_ends_when_its_token_is_revoked(
 
 
 @pytest.mark.parametrize(
-    ("serve", "wait"), [({"session_idle_minutes": 0.002}, 0.3), ({"session_hours": 0.0001}, 0.5)], ids=["idle", "life"]
+    ("serve", "wait"),
+    [({"session_idle_minutes": 0.02}, 1.5), ({"session_hours": 0.0006}, 2.4)],  # 1.2 s idle; a 2.16 s life
+    ids=["idle", "life"],
 )
 def test_session_ends_after_idle_time_and_lifetime(
     published_workspace: Path,
