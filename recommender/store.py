@@ -14,7 +14,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import pandas as pd
 from sqlalchemy import (
@@ -46,7 +46,9 @@ Role = Literal["viewer", "analyst", "admin"]
 ROLES: tuple[Role, ...] = ("viewer", "analyst", "admin")
 ROLE_LEVEL = {r: i for i, r in enumerate(ROLES)}
 FEEDBACK_STAGES = tuple(s for s in S.STAGES if s != "线索")
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+CONTROL_CHARACTERS: Final = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"
+"""What a note may not contain: control characters other than tab and line breaks."""
+_CONTROL = re.compile(CONTROL_CHARACTERS)
 
 metadata = MetaData()
 
@@ -201,8 +203,11 @@ def list_tokens(engine: Engine) -> list[dict[str, Any]]:
 
 
 def revoke_token(engine: Engine, token_id: int, actor: str) -> bool:
+    """Revoke a token and end its sessions; False when no such token is active (unknown or revoked)."""
     with engine.begin() as conn:
-        n = conn.execute(update(tokens).where(tokens.c.id == token_id).values(revoked=True)).rowcount
+        n = conn.execute(
+            update(tokens).where(tokens.c.id == token_id, tokens.c.revoked.is_(False)).values(revoked=True)
+        ).rowcount
         if n:
             conn.execute(update(sessions).where(sessions.c.token_id == token_id).values(revoked=True))
             _audit(conn, actor, "token.revoke", {"id": token_id})
@@ -419,6 +424,13 @@ def withdraw_feedback(engine: Engine, outcome_id: str, actor: Principal, reason:
         _audit(conn, actor.name, "feedback.withdraw", {"outcome_id": outcome_id, "reason": reason.strip()})
         row = conn.execute(select(feedback).where(feedback.c.outcome_id == outcome_id)).one()
     return dict(row._mapping)
+
+
+def feedback_row(engine: Engine, outcome_id: str) -> dict[str, Any] | None:
+    """One feedback row by its id, active or not; None when there is none."""
+    with engine.connect() as conn:
+        row = conn.execute(select(feedback).where(feedback.c.outcome_id == outcome_id)).first()
+    return dict(row._mapping) if row is not None else None
 
 
 def feedback_rows(

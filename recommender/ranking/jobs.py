@@ -171,12 +171,17 @@ def build_training_data(settings: Settings, inputs: TrainingInputs) -> TrainingS
 def train_from_workspace(
     settings: Settings, promote_if_better: bool = False, oracle_path: Path | None = None
 ) -> tuple[TrainResult, GateDecision]:
-    """Build the training set, fit, evaluate against baselines (and oracle), log, register and gate."""
+    """Build the training set, fit, evaluate against baselines (and oracle), log, register and gate.
+
+    ``result.counts["outcomes"]`` is how many outcome rows (ingested plus feedback, after the merge
+    and the set-aside of unusable rows) the run learned from; it is logged with the other counts.
+    """
     from training.train import train_and_evaluate
 
     inputs = load_training_inputs(settings, oracle_path)
     training_set = build_training_data(settings, inputs)
     result = train_and_evaluate(training_set, settings.training, inputs.oracle, data_fingerprints(inputs.tables))
+    result.counts["outcomes"] = int(len(inputs.tables["outcomes"]))
     decision = model_registry(settings).log_training_run(result, settings.training, promote_if_better=promote_if_better)
     return result, decision
 

@@ -31,9 +31,9 @@ MAX_ID: Final = 2**31 - 1
 MAX_NOTE_CHARS: Final = 2000
 MAX_AMOUNT_CNY: Final = 1e14  # 100万亿元: more than any one investment; 1e300 is a typing slip
 OUTCOME_ID_PATTERN: Final = r"^fb-[0-9a-f]{16}$"
-# The characters store.check_feedback_values refuses in a note: C0 controls but tab and line
-# breaks, and DEL (tests/recommender/web/test_feedback.py checks the two agree on every code point)
-_TEXT_CHAR: Final = r"[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"
+# Any character but those store.check_feedback_values refuses in a note (store.CONTROL_CHARACTERS;
+# tests/recommender/web/test_feedback.py checks the two agree on every code point)
+_TEXT_CHAR: Final = "[^" + store.CONTROL_CHARACTERS[1:]
 NOTE_PATTERN: Final = f"^{_TEXT_CHAR}*$"
 # A name or reason: no control character at all, and at least one character that str.strip()
 # keeps (the class leaves out every Unicode space, so a match is never blank after strip)

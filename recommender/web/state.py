@@ -151,20 +151,13 @@ class NodeLists:
 
 
 def train_job(settings: Settings, promote_if_better: bool) -> dict[str, Any]:
-    """The service's training job: ``sansetu train`` and the gate's decision, with ``n_outcomes``.
-
-    :func:`recommender.ranking.jobs.train_from_workspace` trains on the ingested outcomes merged
-    once with every feedback row (``jobs.with_feedback``). It does not return how many outcomes that
-    was, so ``n_outcomes`` counts the same merge (``jobs.with_feedback`` of the current outcomes
-    snapshot) as the job starts.
-    """
-    from features.io import read_snapshot
+    """The service's training job: ``sansetu train`` (:func:`recommender.ranking.jobs.train_from_workspace`,
+    the ingested outcomes merged once with every feedback row) and the gate's decision, with
+    ``n_outcomes``, the outcome rows it learned from."""
     from recommender.ranking import jobs
 
-    ingested = read_snapshot(Workspace(settings.workspace).snapshots, "outcomes")
-    n_outcomes = len(jobs.with_feedback(settings, ingested if ingested is not None else pd.DataFrame()))
-    _result, decision = jobs.train_from_workspace(settings, promote_if_better)
-    return {"n_outcomes": n_outcomes, **clean(dataclasses.asdict(decision))}
+    result, decision = jobs.train_from_workspace(settings, promote_if_better)
+    return {"n_outcomes": result.counts["outcomes"], **clean(dataclasses.asdict(decision))}
 
 
 class Trainer:

@@ -340,7 +340,7 @@ def feedback_list(
 
 def feedback_row(st: WebState, outcome_id: str) -> dict[str, Any]:
     """One feedback row, active or not, by its id; else a 404 naming ``path.outcome_id``."""
-    for r in store.feedback_rows(st.engine, include_inactive=True):
-        if r["outcome_id"] == outcome_id:
-            return feedback_json(st, r)
-    raise not_found("path.outcome_id", "no feedback with this outcome_id", outcome_id)
+    row = store.feedback_row(st.engine, outcome_id)
+    if row is None:
+        raise not_found("path.outcome_id", "no feedback with this outcome_id", outcome_id)
+    return feedback_json(st, row)

@@ -306,3 +306,14 @@ def test_store_feedback_date_is_checked_against_today_in_shanghai() -> None:
     store.check_feedback_values("签约", late_utc, None, None, today=date(2026, 12, 3))
     with pytest.raises(ValueError, match=re.escape("got 2026-12-04 (after today (2026-12-03, Asia/Shanghai))")):
         store.check_feedback_values("签约", date(2026, 12, 4), None, None, today=date(2026, 12, 3))
+
+
+def test_store_feedback_row_and_revoking_twice(engine: Engine) -> None:
+    row = store.add_feedback(engine, enterprise_id=E1, node_id=NODE, stage="考察", author="小王")
+    assert store.feedback_row(engine, row["outcome_id"])["stage"] == "考察"  # type: ignore[index]
+    assert store.feedback_row(engine, "fb-nope") is None
+    store.create_token(engine, "甲", "viewer")
+    (tok,) = store.list_tokens(engine)
+    assert store.revoke_token(engine, tok["id"], "admin") is True
+    assert store.revoke_token(engine, tok["id"], "admin") is False  # nothing left to revoke: not audited twice
+    assert [a["action"] for a in store.audit_rows(engine)].count("token.revoke") == 1

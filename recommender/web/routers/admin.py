@@ -30,11 +30,10 @@ def api_token_create(body: TokenIn, who: Admin, st: State) -> dict[str, Any]:
 
 @router.delete("/api/tokens/{token_id}", responses=responses(404, 422, e404="no such token, or it is already revoked"))
 def api_token_revoke(token_id: Annotated[int, FPath(ge=1, le=MAX_ID)], who: Admin, st: State) -> dict[str, Any]:
-    known = {t["id"]: t for t in store.list_tokens(st.engine)}
-    if token_id in known and known[token_id]["revoked"]:  # DELETE twice: the second finds nothing to revoke
-        raise HTTPException(status_code=404, detail=f"token {token_id} is already revoked")
-    if not store.revoke_token(st.engine, token_id, who.name):
-        raise HTTPException(status_code=404, detail=f"unknown token id {token_id}")
+    if not store.revoke_token(st.engine, token_id, who.name):  # DELETE twice: the second finds nothing to revoke
+        known = {t["id"]: t for t in store.list_tokens(st.engine)}
+        detail = f"token {token_id} is already revoked" if token_id in known else f"unknown token id {token_id}"
+        raise HTTPException(status_code=404, detail=detail)
     return {"revoked": token_id}
 
 

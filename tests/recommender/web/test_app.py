@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import types
 from collections.abc import Callable
 from pathlib import Path
 
@@ -534,15 +535,17 @@ def test_api_training_reads_the_feedback(
         champion_value=None, margin=0.0, better=True, promoted=False, reason="no champion yet",
     )  # fmt: skip
 
+    trained = types.SimpleNamespace(counts={})  # what train_and_evaluate returns, as far as the job reads it
+
     class Registry:
         def log_training_run(self, result: object, config: object, promote_if_better: bool) -> GateDecision:
-            assert (result, promote_if_better) == ("result", False)
+            assert (result, promote_if_better) == (trained, False)
             return decision
 
     monkeypatch.setattr(service, "load_training_inputs", load)
     monkeypatch.setattr(service, "training_candidates", lambda settings, nodes, tables: pd.DataFrame())
     monkeypatch.setattr(service, "build_training_data", build)
-    monkeypatch.setattr("training.train.train_and_evaluate", lambda ts, cfg, oracle, fps: "result")
+    monkeypatch.setattr("training.train.train_and_evaluate", lambda ts, cfg, oracle, fps: trained)
     monkeypatch.setattr(service, "model_registry", lambda settings: Registry())
     out = api.train_job(client.app.state.settings, False)  # type: ignore[attr-defined]
     assert len(loaded) == len(built) == 1 and built[0] is loaded[0]  # built from the one merge, not merged again
