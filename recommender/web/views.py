@@ -17,13 +17,14 @@ from recommender import store
 from recommender.runs.published import RunView
 from recommender.web.display import relative_score, score_range
 from recommender.web.filters import LIST_COLUMNS, ListFilters, filter_targets
-from recommender.web.lookups import enterprise_or_404, run_or_404
+from recommender.web.lookups import enterprise_or_404, node_or_404, run_or_404
 from recommender.web.problems import not_found
 from recommender.web.serialize import clean, iso, records, target_records
 from recommender.web.state import WebState
 
 if TYPE_CHECKING:
     from features.chains import Chain
+    from recommender.web.schemas import FeedbackIn
 
 XLSX: Final = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 SVG: Final = "image/svg+xml"
@@ -344,3 +345,20 @@ def feedback_row(st: WebState, outcome_id: str) -> dict[str, Any]:
     if row is None:
         raise not_found("path.outcome_id", "no feedback with this outcome_id", outcome_id)
     return feedback_json(st, row)
+
+
+def record_feedback(st: WebState, body: FeedbackIn, author: str, where: str, enterprise_field: str) -> dict[str, Any]:
+    """Store one stage transition for a known node and enterprise (404 naming ``where``.node_id or
+    ``enterprise_field`` otherwise); the API and the enterprise page's form both record through here."""
+    node_or_404(st, body.node_id, f"{where}.node_id")
+    enterprise_or_404(st, body.enterprise_id, enterprise_field)
+    return store.add_feedback(
+        st.engine,
+        enterprise_id=body.enterprise_id,
+        node_id=body.node_id,
+        stage=body.stage,
+        author=author,
+        on=body.date,
+        note=body.note,
+        amount_cny=body.amount_cny,
+    )

@@ -11,7 +11,7 @@ from fastapi import Path as FPath
 from recommender import store
 from recommender.web import views
 from recommender.web.deps import Analyst, State, Viewer
-from recommender.web.lookups import enterprise_or_404, node_or_404
+from recommender.web.lookups import node_or_404
 from recommender.web.problems import bad, not_found, responses
 from recommender.web.schemas import OUTCOME_ID_PATTERN, FeedbackChange, FeedbackIn, FeedbackRow, WithdrawIn
 
@@ -44,18 +44,7 @@ def _stored(where: str, outcome_id: str, call: Callable[[], T]) -> T:
 )
 def api_feedback(body: FeedbackIn, who: Analyst, st: State) -> dict[str, Any]:
     """Record a stage transition; without ``date``, today in Asia/Shanghai."""
-    node_or_404(st, body.node_id, "body.node_id")
-    enterprise_or_404(st, body.enterprise_id, "body.enterprise_id")
-    row = store.add_feedback(
-        st.engine,
-        enterprise_id=body.enterprise_id,
-        node_id=body.node_id,
-        stage=body.stage,
-        author=who.name,
-        on=body.date,
-        note=body.note,
-        amount_cny=body.amount_cny,
-    )
+    row = views.record_feedback(st, body, who.name, "body", "body.enterprise_id")
     return views.feedback_json(st, row)
 
 

@@ -12,7 +12,6 @@ from features.validate import today_in_zone
 from recommender import store
 from recommender.web import views
 from recommender.web.deps import PageUser, State, page_form
-from recommender.web.lookups import enterprise_or_404, node_or_404
 from recommender.web.problems import not_found, problems
 from recommender.web.routers.pages.render import render
 from recommender.web.schemas import FeedbackIn, WithdrawIn
@@ -71,17 +70,7 @@ def enterprise_feedback(
         )  # fmt: skip
     except ValidationError as exc:
         raise HTTPException(status_code=422, detail=problems(exc.errors(), "form.")) from None
-    node_or_404(st, body.node_id, "form.node_id")
-    enterprise_or_404(st, body.enterprise_id)
-    store.add_feedback(
-        st.engine,
-        enterprise_id=body.enterprise_id,
-        node_id=body.node_id,
-        stage=body.stage,
-        author=who.name,
-        on=body.date,
-        note=body.note,
-    )
+    views.record_feedback(st, body, who.name, "form", "path.enterprise_id")
     # back to the form with the same node chosen: the next entry goes to it too
     return RedirectResponse(
         f"/enterprises/{enterprise_id}?{urlencode({'saved': 1, 'node_id': body.node_id})}#history", status_code=303
