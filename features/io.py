@@ -17,6 +17,7 @@ import codecs
 import csv
 import io
 import os
+import re
 import tempfile
 import zipfile
 from dataclasses import asdict, dataclass, field
@@ -317,6 +318,8 @@ def _parse_csv_utf8(data: bytes, names: list[str], sep: str) -> pd.DataFrame:
             )
             break
         except ArrowInvalid as exc:
+            if _RAGGED.search(str(exc)):  # a row with more or fewer fields than the header
+                return _parse_csv_records(data.decode("utf-8"), names, sep)
             larger = min(block * 8, len(data) + 1, (1 << 31) - 1)
             if "straddl" not in str(exc) or larger <= block:
                 raise
@@ -327,6 +330,36 @@ def _parse_csv_utf8(data: bytes, names: list[str], sep: str) -> pd.DataFrame:
         col = pc.if_else(blank, pa.scalar(None, pa.large_string()), col)
         out[name] = pd.Series(pd.arrays.ArrowStringArray(col.combine_chunks()).astype("str"), name=name)
     return pd.DataFrame(out)
+
+
+_RAGGED: Final = re.compile(r"Expected \d+ columns, got \d+")
+
+
+def _parse_csv_records(text: str, names: list[str], sep: str) -> pd.DataFrame:
+    """The slow path of a CSV whose rows do not all have the header's field count: Python's csv
+    module, one record at a time. A ragged row keeps its place with no values and is listed in
+    ``attrs["ragged_rows"]`` (one :class:`features.ingest.CellProblem` per cell, the record as value),
+    so ingest rejects that row under its own number and keeps every other row."""
+    width = len(names)
+    rows: list[list[str | None]] = []
+    ragged: list[I.CellProblem] = []
+    reader = csv.reader(io.StringIO(text), delimiter=sep)
+    next(reader, None)  # the header
+    for record in reader:
+        if not record:  # an empty line, skipped like Arrow skips it
+            continue
+        if len(record) != width:
+            shown = sep.join(record)
+            reason = (
+                f"the row has {len(record)} fields where the header has {width} (a separator in an unquoted value?)"
+            )
+            ragged += [I.CellProblem(len(rows), name, shown, reason) for name in names]
+            rows.append([None] * width)
+        else:
+            rows.append(list[str | None](record))
+    frame = _as_strings(pd.DataFrame(rows, columns=names, dtype=object))
+    frame.attrs["ragged_rows"] = ragged
+    return frame
 
 
 def _check_xlsx_size(p: Path, limits: ReadLimits) -> None:
@@ -660,6 +693,9 @@ def ingest_file(
         )
     report.messages += _column_messages(raw, mapped, cmap)
     unread = I.map_cell_problems(raw.attrs.get("uncached_formulas", []), list(raw.columns), cmap)
+    unread += _on_required_columns(
+        I.map_cell_problems(raw.attrs.get("ragged_rows", []), list(raw.columns), cmap), table
+    )
     good, rejects = I.validate_table(
         mapped,
         table,
@@ -694,6 +730,19 @@ def ingest_file(
     report.n_total = len(good)
     report.snapshot = str(write_snapshot(good, snapshots_dir, table, stamp))
     return report
+
+
+def _on_required_columns(problems: list[I.CellProblem], table: str) -> list[I.CellProblem]:
+    """A ragged row's problems on its required columns only (each says why the value is missing, so no
+    'missing required value' hides the cause); a row without a required column keeps its first."""
+    required = set(S.SCHEMAS[table].required)
+    kept = [p for p in problems if p.column in required]
+    rows = {p.row for p in kept}
+    first: dict[int, I.CellProblem] = {}
+    for p in problems:
+        if p.row not in rows:
+            first.setdefault(p.row, p)
+    return sorted([*kept, *first.values()], key=lambda p: (p.row, p.column))
 
 
 def _resolve_map(column_map: I.ColumnMap | str | Path | None, table: str, maps_dir: str | Path | None) -> I.ColumnMap:

@@ -495,6 +495,32 @@ def test_ingest_file_csv_with_a_5_mb_cell_keeps_every_row(tmp_path: Path) -> Non
     assert len(df.loc[df["asset_id"] == "B1", "description"].iloc[0]) == 2000
 
 
+def test_ingest_file_csv_rows_with_too_many_or_too_few_fields_are_rejected_alone(tmp_path: Path) -> None:
+    """Arrow refuses the whole file for one ragged row ('Expected 4 columns, got 5'); only that row goes."""
+    path = tmp_path / "assets.csv"
+    path.write_text(
+        "资产编号,资产类型,名称,简介\n"
+        "F1,基金,光谷基金,简介\n"
+        "F2,基金,光谷二期,募资5,000万元\n"  # an unquoted thousands separator: five fields
+        'F3,高校,华中科技大学,"两行\n简介"\n'  # a quoted line break keeps the record whole
+        "F4,实验室\n"  # two fields
+        "F5,基金,光谷三期,简介\n",
+        encoding="utf-8",
+    )
+    report = ingest_file(path, "assets", None, tmp_path / "snap", tmp_path / "rej", maps_dir=MAPS)
+    assert (report.n_read, report.n_ok, report.n_rejected) == (5, 3, 2)
+    df = read_snapshot(tmp_path / "snap", "assets")
+    assert df is not None and df["asset_id"].tolist() == ["F1", "F3", "F5"]
+    assert df.loc[df["asset_id"] == "F3", "description"].iloc[0] == "两行 简介"
+    assert report.rejects is not None
+    rejects = pd.read_csv(report.rejects, encoding="utf-8-sig")
+    assert sorted(set(rejects["row"])) == [2, 4]
+    by_row = rejects.groupby("row")["reason"].first()
+    assert by_row[2] == "the row has 5 fields where the header has 4 (a separator in an unquoted value?); row rejected"
+    assert by_row[4].startswith("the row has 2 fields where the header has 4")
+    assert rejects.loc[rejects["row"] == 2, "value"].iloc[0] == "F2,基金,光谷二期,募资5,000万元"
+
+
 def _xlsx_bomb(path: Path, padding: int) -> Path:
     """A valid presence workbook whose sheet XML is padded with ``padding`` spaces (deflates ~1000:1)."""
     import io
