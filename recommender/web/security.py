@@ -21,7 +21,7 @@ import hashlib
 import hmac
 import re
 import secrets
-from typing import Final
+from typing import Any, Final
 
 from fastapi import Request, Response
 from starlette.datastructures import MutableHeaders
@@ -74,26 +74,25 @@ def same_origin(request: Request) -> bool:
     return site is None or site in _FETCH_SITES_OK
 
 
+def _cookie_options(request: Request, path: str) -> dict[str, Any]:
+    """Every cookie of the pages: HttpOnly, SameSite=Strict, Secure over TLS."""
+    return {"path": path, "httponly": True, "samesite": "strict", "secure": is_https(request)}
+
+
 def set_session_cookie(response: Response, request: Request, session_id: str, hours: float) -> None:
-    response.set_cookie(
-        SESSION_COOKIE, session_id, max_age=int(hours * 3600), path="/", httponly=True, samesite="strict",
-        secure=is_https(request),
-    )  # fmt: skip
+    response.set_cookie(SESSION_COOKIE, session_id, max_age=int(hours * 3600), **_cookie_options(request, "/"))
 
 
 def clear_session_cookie(response: Response, request: Request) -> None:
-    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict", secure=is_https(request))
+    response.delete_cookie(SESSION_COOKIE, **_cookie_options(request, "/"))
 
 
 def set_login_cookie(response: Response, request: Request, value: str) -> None:
-    response.set_cookie(
-        LOGIN_COOKIE, value, max_age=LOGIN_FORM_SECONDS, path="/login", httponly=True, samesite="strict",
-        secure=is_https(request),
-    )  # fmt: skip
+    response.set_cookie(LOGIN_COOKIE, value, max_age=LOGIN_FORM_SECONDS, **_cookie_options(request, "/login"))
 
 
 def clear_login_cookie(response: Response, request: Request) -> None:
-    response.delete_cookie(LOGIN_COOKIE, path="/login", httponly=True, samesite="strict", secure=is_https(request))
+    response.delete_cookie(LOGIN_COOKIE, **_cookie_options(request, "/login"))
 
 
 def svg_policy(svg: str) -> str:
