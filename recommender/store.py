@@ -112,6 +112,21 @@ audit = Table(
 )
 
 
+# the columns that hold moments (timezone-aware); SQLite hands them back naive, written in UTC
+_MOMENT_COLUMNS: Final = frozenset(
+    c.name for table in metadata.tables.values() for c in table.c if isinstance(c.type, DateTime) and c.type.timezone
+)
+
+
+def _row(row: Any) -> dict[str, Any]:
+    """A result row as a dict, its moments timezone-aware in UTC whatever the database returns."""
+    out = dict(row._mapping)
+    for k, v in out.items():
+        if k in _MOMENT_COLUMNS and isinstance(v, datetime):
+            out[k] = _aware(v)
+    return out
+
+
 def hash_token(token: str) -> str:
     """sha256 of a token: tokens are 256-bit random, so a fast hash is enough and lookup stays O(1)."""
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
@@ -199,7 +214,7 @@ def list_tokens(engine: Engine) -> list[dict[str, Any]]:
                 tokens.c.id
             )
         ).all()
-    return [dict(r._mapping) for r in rows]
+    return [_row(r) for r in rows]
 
 
 def revoke_token(engine: Engine, token_id: int, actor: str) -> bool:
@@ -392,7 +407,7 @@ def correct_feedback(engine: Engine, outcome_id: str, actor: Principal, changes:
     if unknown or not changes:
         raise ValueError(f"a correction changes some of {sorted(allowed)}; got {sorted(changes) or 'nothing'}")
     with engine.begin() as conn:
-        old = dict(_editable_row(conn, outcome_id, actor)._mapping)
+        old = _row(_editable_row(conn, outcome_id, actor))
         values = {**old, **changes}
         check_feedback_values(values["stage"], values["date"], values["note"], values["amount_cny"])
         new = {
@@ -423,14 +438,14 @@ def withdraw_feedback(engine: Engine, outcome_id: str, actor: Principal, reason:
         conn.execute(update(feedback).where(feedback.c.outcome_id == outcome_id).values(**values))
         _audit(conn, actor.name, "feedback.withdraw", {"outcome_id": outcome_id, "reason": reason.strip()})
         row = conn.execute(select(feedback).where(feedback.c.outcome_id == outcome_id)).one()
-    return dict(row._mapping)
+    return _row(row)
 
 
 def feedback_row(engine: Engine, outcome_id: str) -> dict[str, Any] | None:
     """One feedback row by its id, active or not; None when there is none."""
     with engine.connect() as conn:
         row = conn.execute(select(feedback).where(feedback.c.outcome_id == outcome_id)).first()
-    return dict(row._mapping) if row is not None else None
+    return _row(row) if row is not None else None
 
 
 def feedback_rows(
@@ -443,7 +458,7 @@ def feedback_rows(
     if not include_inactive:
         q = q.where(_active())
     with engine.connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(q).all()]
+        return [_row(r) for r in conn.execute(q).all()]
 
 
 def count_feedback(engine: Engine) -> int:
@@ -454,7 +469,7 @@ def count_feedback(engine: Engine) -> int:
 def audit_rows(engine: Engine, limit: int = 100) -> list[dict[str, Any]]:
     with engine.connect() as conn:
         rows = conn.execute(select(audit).order_by(audit.c.id.desc()).limit(limit)).all()
-    return [dict(r._mapping) for r in rows]
+    return [_row(r) for r in rows]
 
 
 def feedback_outcomes(engine: Engine) -> pd.DataFrame:

@@ -69,15 +69,6 @@ def target_records(df: pd.DataFrame) -> list[dict[str, Any]]:
     return out
 
 
-# the store's timezone-aware columns: SQLite hands them back naive, in UTC
-UTC_COLUMNS = frozenset({"created_at", "at", "withdrawn_at", "last_seen", "expires_at"})
-
-
 def iso(row: dict[str, Any]) -> dict[str, Any]:
-    """A store row as JSON: datetimes and dates as ISO text, the moments with their UTC offset."""
-    out = {}
-    for k, v in row.items():
-        if isinstance(v, dt.datetime) and v.tzinfo is None and k in UTC_COLUMNS:
-            v = v.replace(tzinfo=dt.UTC)
-        out[k] = v.isoformat() if isinstance(v, (dt.date, dt.time)) else clean(v)
-    return out
+    """A store row as JSON: datetimes and dates as ISO text (the store's moments carry their UTC offset)."""
+    return {k: v.isoformat() if isinstance(v, (dt.date, dt.time)) else clean(v) for k, v in row.items()}
