@@ -599,6 +599,21 @@ def read_snapshot(snapshots_dir: str | Path, table: str) -> pd.DataFrame | None:
     return I.coerce_table(df, table)
 
 
+def load_table(snapshots_dir: str | Path, table: str) -> pd.DataFrame:
+    """One table's current snapshot, or an empty frame with the schema's columns when it has none.
+
+    What :func:`load_tables` gives for ``table``, without reading the other tables (a search needs
+    only ``enterprises``).
+
+    Raises:
+        ValueError: ``table`` is not one of ``features.schema.TABLES``.
+    """
+    if table not in S.TABLES:
+        raise ValueError(f"The 'table' parameter of load_table must be one of {list(S.TABLES)}. Got {table!r} instead.")
+    df = read_snapshot(snapshots_dir, table)
+    return I.empty_table(table) if df is None else df
+
+
 def load_tables(snapshots_dir: str | Path) -> dict[str, pd.DataFrame]:
     """Every table's current snapshot; missing tables as empty frames with the schema's columns."""
     out: dict[str, pd.DataFrame] = {}
