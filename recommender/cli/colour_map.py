@@ -10,10 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from recommender.cli.common import ConfigOpt, FormatOpt, WorkspaceOpt, app, check_format, emit_records, settings_from
-from recommender.colour_map.colours import MAP_COLUMNS
 
-# what `sansetu map` prints: the stored map less the universe count (a denominator, not news)
-RECORD_COLUMNS = [c for c in MAP_COLUMNS if c != "n_universe"]
 _RICH_STYLE = {"red": "bold white on red3", "blue": "bold white on dodger_blue3", "green": "bold white on green4"}
 _STAGE = {"upstream": "上游", "midstream": "中游", "downstream": "下游"}
 _COLOUR = {"red": "红", "blue": "蓝", "green": "绿"}
@@ -36,6 +33,7 @@ def map_command(
     from recommender.settings import ConfigError, load_chains
     from recommender.workspace import Workspace
 
+    record_columns = _record_columns()
     check_format(fmt)
     settings = settings_from(workspace, config)
     try:
@@ -68,23 +66,30 @@ def map_command(
     if chain is not None:
         map_df = map_df[map_df["chain_id"] == chain]
         diff = diff[diff["chain_id"] == chain]
-    records = [_record(r) for r in map_df[RECORD_COLUMNS].to_dict(orient="records")]
+    records = [_record(r) for r in map_df[record_columns].to_dict(orient="records")]
     if fmt == "table":
         names = {c.id: c.name for c in chains}
         title = " · ".join(["三色图", *([names[chain]] if chain else []), settings.zone_name])
         _print_table(records, title=title, chain_names=None if chain else names)
     elif fmt == "csv":  # full precision (emit_records rounds floats to 4 digits), leaders joined
         rows = [{**r, "leaders": "、".join(r["leaders"] or [])} for r in records]
-        writer = csv.DictWriter(sys.stdout, fieldnames=RECORD_COLUMNS, lineterminator="\n")
+        writer = csv.DictWriter(sys.stdout, fieldnames=record_columns, lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
     else:
-        emit_records(records, fmt, columns=RECORD_COLUMNS)
+        emit_records(records, fmt, columns=record_columns)
     _print_diff(diff.to_dict(orient="records"), has_previous=run.previous_path is not None, to_stderr=fmt != "table")
     pictures = [p for p in run.pictures if p.suffix == ".html"]
     typer.echo(
         f"三色图已保存：{run.path}；产业链图：{ws.maps / 'index.html'}（共{len(pictures) - 1}条链）", err=fmt != "table"
     )
+
+
+def _record_columns() -> list[str]:
+    """What `sansetu map` prints: the stored map less the universe count (a denominator, not news)."""
+    from recommender.colour_map.colours import MAP_COLUMNS
+
+    return [c for c in MAP_COLUMNS if c != "n_universe"]
 
 
 def _record(r: Mapping[Any, Any]) -> dict[str, Any]:

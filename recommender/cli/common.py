@@ -8,11 +8,12 @@ import json
 import sys
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
-from recommender.settings import ConfigError, Settings, load_settings
+if TYPE_CHECKING:
+    from recommender.settings import Settings
 
 app = typer.Typer(
     name="sansetu",
@@ -36,6 +37,8 @@ FormatOpt = Annotated[str, typer.Option("--format", "-f", help="Output format: t
 
 def settings_from(workspace: Path | None, config: Path | None = None) -> Settings:
     """Load settings once for a command; a config error exits with code 2 and its message."""
+    from recommender.settings import ConfigError, load_settings  # pydantic, the chains' models, pandas
+
     try:
         return load_settings(config_file=config, workspace=workspace)
     except ConfigError as exc:

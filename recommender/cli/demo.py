@@ -12,13 +12,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
 from recommender.cli.common import ConfigOpt, WorkspaceOpt, app, settings_from
-from recommender.settings import Settings
 from recommender.workspace import Workspace
+
+if TYPE_CHECKING:
+    from recommender.settings import Settings
 
 T = TypeVar("T")
 

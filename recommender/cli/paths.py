@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
 from recommender.cli.common import ConfigOpt, FormatOpt, WorkspaceOpt, app, check_format, parse_as_of, settings_from
-from recommender.ranking.detail import DetailInputError, enterprise_routes, pick_detail
+
+if TYPE_CHECKING:
+    from recommender.ranking.detail import DetailInputError
 
 NodeOpt = Annotated[str | None, typer.Option("--node", "-n", help="Chain node id, e.g. optical_comm.optical_chip.")]
 AsOfOpt = Annotated[
@@ -37,6 +39,8 @@ def paths_command(
     config: ConfigOpt = None,
 ) -> None:
     """Approach routes from the zone's assets to one enterprise (产业链/资本/场景/人才科创/生态圈招商)."""
+    from recommender.ranking.detail import DetailInputError, enterprise_routes
+
     check_format(fmt, ("table", "json"))
     settings = settings_from(workspace, config)
     try:
@@ -63,6 +67,8 @@ def explain_command(
     config: ConfigOpt = None,
 ) -> None:
     """Why an enterprise is recommended for a node: score, reasons with evidence ids, and routes."""
+    from recommender.ranking.detail import DetailInputError, pick_detail
+
     check_format(fmt, ("table", "json"))
     settings = settings_from(workspace, config)
     try:

@@ -12,7 +12,7 @@ import sys
 import time
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -26,7 +26,9 @@ from recommender.cli.common import (
     parse_as_of,
     settings_from,
 )
-from recommender.settings import Settings
+
+if TYPE_CHECKING:
+    from recommender.settings import Settings
 
 AsOfOpt = Annotated[
     str | None, typer.Option("--as-of", help="As-of date YYYY-MM-DD (the run id); default today.", show_default=False)

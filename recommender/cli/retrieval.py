@@ -8,16 +8,11 @@ only the enterprises table; ``query`` also reads the chains and the colour map.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
 from recommender.cli.common import ConfigOpt, FormatOpt, WorkspaceOpt, app, check_format, emit_records, settings_from
-from recommender.retrieval.search import OUTPUT_COLUMNS, SearchInputError, query_node, search_universe
-from recommender.runs.published import published_node_targets
-
-if TYPE_CHECKING:
-    pass
 
 TopOpt = Annotated[int, typer.Option("--top", "-n", min=1, help="How many enterprises to list.")]
 TABLE_COLUMNS = ["rank", "name", "score", "sources", "city", "enterprise_id"]  # names first; all columns in json/csv
@@ -39,6 +34,9 @@ def query(
 ) -> None:
     """A node's targets: the published, ranked list with reasons and routes when a refresh
     has published one, else (or with --live) candidates retrieved now, ordered by the day-one heuristic."""
+    from recommender.retrieval.search import OUTPUT_COLUMNS, SearchInputError, query_node
+    from recommender.runs.published import published_node_targets
+
     check_format(fmt)
     settings = settings_from(workspace, config)
     published = None if live else published_node_targets(settings, node_id, top)
@@ -63,6 +61,8 @@ def search(
     config: ConfigOpt = None,
 ) -> None:
     """Search the whole enterprise universe with free text (works with only enterprises ingested)."""
+    from recommender.retrieval.search import OUTPUT_COLUMNS, SearchInputError, search_universe
+
     check_format(fmt)
     settings = settings_from(workspace, config)
     try:

@@ -12,7 +12,6 @@ from typing import Annotated
 import typer
 
 from recommender.cli.common import ConfigOpt, WorkspaceOpt, app, settings_from
-from recommender.settings import ConfigError, load_chains
 from recommender.workspace import Workspace
 
 
@@ -32,6 +31,7 @@ def sample(
 ) -> None:
     """Write a deterministic sample zone (raw files for `sansetu ingest`) and its hidden oracle."""
     from recommender.sample.write import write_sample_zone
+    from recommender.settings import ConfigError, load_chains
 
     settings = settings_from(workspace, config)
     try:
