@@ -10,6 +10,9 @@ also trains, promotes and manages tokens (``recommender.web.deps``).
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -23,8 +26,16 @@ from recommender.web.state import build_state
 ROUTERS = (meta, colour_map, targets, enterprises, feedback, runs, models, admin, pages)
 
 
+@asynccontextmanager
+async def warm_search(app: FastAPI) -> AsyncIterator[None]:
+    """At start-up, load the search encoder and indexes in the background: the port opens at once,
+    ``/health`` says when search is ready, and a search that comes earlier waits for the load."""
+    app.state.web.retrieval.warm()
+    yield
+
+
 def create_app(settings: Settings) -> FastAPI:
-    """Build the app for a workspace; nothing is read until a request comes."""
+    """Build the app for a workspace; nothing is read until it starts (:func:`warm_search`) or a request comes."""
     state = build_state(settings, load_chains(settings))
     app = FastAPI(
         title="sansetu 招商三色图 API",
@@ -33,6 +44,7 @@ def create_app(settings: Settings) -> FastAPI:
         openapi_url=None,  # served by routers.meta from web.contract (token, real error bodies)
         docs_url=None,  # Swagger UI and ReDoc would load from a CDN: not packaged, so off
         redoc_url=None,
+        lifespan=warm_search,
     )
     app.state.contract = contract.Contract(app)
     app.state.web = state

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,39 +92,103 @@ class Tables:
 
 
 class Retrieval:
-    """The search indexes of the current enterprises (built or reused on first search, then cached)."""
+    """The search encoder and the indexes of the current enterprises, kept between requests.
+
+    ``sansetu serve`` calls :meth:`warm` at start-up: a background thread loads the encoder, builds or
+    reuses the indexes and runs one query (so tokenizers and lazily built parts are ready too) while
+    the port already answers. A search that comes before that finishes waits for it; without
+    :meth:`warm` the first search loads. A new snapshot is noticed by the next search, which updates
+    the indexes (the encoder stays loaded). :meth:`status` is what ``/health`` shows.
+    """
+
+    WARM_QUERY = "光模块"
 
     def __init__(self, settings: Settings, ws: Workspace, tables: Tables) -> None:
         self.settings, self.ws, self.tables = settings, ws, tables
         self._key: tuple[str, ...] | None = None
         self._encoder: Any = None
         self._encoder_loaded = False
+        self._enterprises = pd.DataFrame()
         self._bundle: Any = None
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # held while loading: searches wait for the load, not fail
+        self._status_lock = threading.Lock()
+        self._status: dict[str, Any] = {
+            "ready": False,
+            "loading": False,
+            "error": None,
+            "loaded_s": None,
+            "profiles": None,
+        }
+
+    def status(self) -> dict[str, Any]:
+        """``ready`` (a search answers without loading), ``loading``, ``error`` of the last failed load
+        (``None`` after a good one), ``loaded_s`` (seconds the last load and warm-up query took), ``profiles``."""
+        with self._status_lock:
+            return dict(self._status)
+
+    def warm(self) -> threading.Thread:
+        """Load in a background thread (daemon); returns the started thread."""
+        self._update(loading=True)
+        thread = threading.Thread(target=self._warm, daemon=True, name="sansetu-search-warm")
+        thread.start()
+        return thread
+
+    def _warm(self) -> None:
+        try:
+            self.search(self.WARM_QUERY, 1)
+        except Exception as exc:  # shown by /health; the next search tries the load again
+            self._update(loading=False, error=f"{type(exc).__name__}: {exc}")
 
     def search(self, text: str, top_n: int) -> pd.DataFrame:
-        from recommender.retrieval.index import TFIDF, build_profile_index
+        """Up to ``top_n`` enterprises for ``text`` (:func:`recommender.retrieval.search.search_text`)."""
         from recommender.retrieval.search import search_text
 
-        enterprises = self.tables.get().get("enterprises", pd.DataFrame())
-        if enterprises.empty:
-            return pd.DataFrame(columns=[S.COL_ENTERPRISE_ID, S.COL_NAME, "score", "sources"])
-        cfg = self.settings.retrieval
-        with self._lock:
-            if not self._encoder_loaded:
-                if cfg.embedder != TFIDF:
-                    from models.embedder import load_embedder
+        enterprises, encoder, bundle, started = self._current()
+        try:
+            if enterprises.empty:
+                return pd.DataFrame(columns=[S.COL_ENTERPRISE_ID, S.COL_NAME, "score", "sources"])
+            cfg = self.settings.retrieval
+            return search_text(text, enterprises, encoder, bundle.dense, bundle.lexical, cfg, top_n=top_n)
+        finally:
+            if started is not None:  # this search loaded and warmed up: the next one pays neither
+                loaded_s = round(time.perf_counter() - started, 3)
+                self._update(ready=True, loading=False, error=None, loaded_s=loaded_s, profiles=len(enterprises))
 
-                    self._encoder = load_embedder(cfg.embedder, self.ws.model_cache)
-                self._encoder_loaded = True
+    def _current(self) -> tuple[pd.DataFrame, Any, Any, float | None]:
+        """Enterprises, encoder and indexes of the current snapshots, loaded when they changed (then
+        with the load's start time, else None)."""
+        with self._lock:
             key = self.tables.key()
-            if key != self._key:
-                self._bundle = build_profile_index(
-                    enterprises, self._encoder, self.ws.index, self.ws.embedding_cache, cfg
-                )
-                self._key = key
-            encoder, bundle = self._encoder, self._bundle
-        return search_text(text, enterprises, encoder, bundle.dense, bundle.lexical, cfg, top_n=top_n)
+            if key == self._key:
+                return self._enterprises, self._encoder, self._bundle, None
+            started = time.perf_counter()
+            self._update(loading=True)
+            try:
+                self._load(key)
+            except Exception as exc:
+                self._update(loading=False, error=f"{type(exc).__name__}: {exc}")
+                raise
+            return self._enterprises, self._encoder, self._bundle, started
+
+    def _load(self, key: tuple[str, ...]) -> None:
+        from recommender.retrieval.index import TFIDF, build_profile_index
+
+        cfg = self.settings.retrieval
+        if not self._encoder_loaded:
+            if cfg.embedder != TFIDF:
+                from models.embedder import load_embedder
+
+                self._encoder = load_embedder(cfg.embedder, self.ws.model_cache)
+            self._encoder_loaded = True
+        enterprises = self.tables.get().get("enterprises", pd.DataFrame())
+        bundle = None
+        if not enterprises.empty:
+            bundle = build_profile_index(enterprises, self._encoder, self.ws.index, self.ws.embedding_cache, cfg)
+        self._enterprises, self._bundle, self._key = enterprises, bundle, key
+
+    def _update(self, **changes: Any) -> None:
+        with self._status_lock:
+            self._status = {**self._status, **changes}
 
 
 NodeList = tuple[pd.DataFrame, list[dict[str, Any]]]

@@ -14,8 +14,9 @@ router = APIRouter()
 
 @router.get("/health", tags=["meta"])
 def health(st: State) -> dict[str, Any]:
+    """Up, the published run, and whether search is ready (``recommender.web.state.Retrieval.status``)."""
     view = st.published.get()
-    return {"status": "ok", "published_run": view.run_id if view else None}
+    return {"status": "ok", "published_run": view.run_id if view else None, "search": st.retrieval.status()}
 
 
 def _header_token(request: Request) -> str | None:

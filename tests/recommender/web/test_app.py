@@ -18,6 +18,8 @@ from recommender.settings import Settings
 
 E1 = "91420100MA4K0000XJ"  # same ids as the published_workspace fixture in tests/conftest.py
 NODE = "optical_comm.optical_chip"
+# /health's search part of an app that was not started (a test client outside `with`) and has not searched yet
+NOT_LOADED = {"ready": False, "loading": False, "error": None, "loaded_s": None, "profiles": None}
 
 
 def _h(token: str) -> dict[str, str]:
@@ -27,7 +29,7 @@ def _h(token: str) -> dict[str, str]:
 def test_api_health_needs_no_token(client: TestClient) -> None:
     r = client.get("/health")
     assert r.status_code == 200
-    assert r.json() == {"status": "ok", "published_run": "2026-06-30"}
+    assert r.json() == {"status": "ok", "published_run": "2026-06-30", "search": NOT_LOADED}
 
 
 @pytest.mark.parametrize(
@@ -484,7 +486,7 @@ def test_api_before_any_refresh(
     c = make_client(tmp_path / "empty")
     app = c.app
     h = _h(store.create_token(app.state.engine, "v", "viewer"))  # type: ignore[attr-defined]
-    assert c.get("/health").json() == {"status": "ok", "published_run": None}
+    assert c.get("/health").json() == {"status": "ok", "published_run": None, "search": NOT_LOADED}
     r = c.get("/api/map", headers=h)
     assert (r.status_code, r.json()) == (404, {"detail": "no published run yet: run `sansetu refresh` first"})
     assert c.get(f"/api/nodes/{NODE}/targets", headers=h).status_code == 404
