@@ -67,6 +67,60 @@ class RetrievalConfig(_Section):
     profile_max_chars: int = Field(default=160, ge=16)  # text cap (features.profiles); encoding cost grows with it
     approximate_index_kind: Literal["hnsw", "ivf"] = "hnsw"  # used above approximate_index_above profiles
     index_max_drift: float = Field(default=0.2, ge=0)  # rebuild an index in full once this share of its rows changed
+    # word index (BM25F over jieba words per field, models.bm25) and fusion (recommender.retrieval.fusion)
+    top_k_words: int = Field(default=500, ge=1)
+    word_field_chars: int = Field(default=1000, ge=16)  # each field is cut to this many characters before segmenting
+    bm25_k1: float = Field(default=1.2, gt=0)
+    bm25_b: float = Field(default=0.75, ge=0, le=1)
+    field_weights: dict[str, float] = Field(
+        default_factory=lambda: {
+            "name": 1.0,
+            "industry_name": 1.0,
+            "products": 1.0,
+            "business_scope": 1.0,
+            "description": 1.0,
+        }  # fmt: skip
+    )
+    query_part_weights: dict[str, float] = Field(
+        default_factory=lambda: {"name": 1.0, "products": 1.0, "keywords": 1.0, "description": 1.0}
+    )
+    fusion_weights: dict[str, float] = Field(
+        default_factory=lambda: {"dense": 1.0, "words": 1.0, "lexical": 1.0}
+    )  # learned on the sample zone: benchmarks/fusion_weights.py
+    prf_docs: int = Field(default=0, ge=0)  # RM3 feedback documents (0: off)
+    prf_terms: int = Field(default=20, ge=1)
+    prf_weight: float = Field(default=0.3, ge=0, le=1)
+    expansion_terms: int = Field(default=0, ge=0)  # co-occurring words added per node query (0: off)
+    expansion_weight: float = Field(default=0.3, ge=0)
+
+    @field_validator("field_weights")
+    @classmethod
+    def _known_fields(cls, v: dict[str, float]) -> dict[str, float]:
+        from features.words import WORD_FIELDS
+
+        unknown = sorted(set(v) - set(WORD_FIELDS))
+        if unknown or any(w < 0 for w in v.values()) or not any(w > 0 for w in v.values()):
+            raise ValueError(f"field_weights must map some of {list(WORD_FIELDS)} to weights >= 0 (one > 0); got {v}")
+        return v
+
+    @field_validator("query_part_weights")
+    @classmethod
+    def _known_parts(cls, v: dict[str, float]) -> dict[str, float]:
+        from features.words import QUERY_PARTS
+
+        unknown = sorted(set(v) - set(QUERY_PARTS))
+        if unknown or any(w < 0 for w in v.values()):
+            raise ValueError(f"query_part_weights must map some of {list(QUERY_PARTS)} to weights >= 0; got {v}")
+        return v
+
+    @field_validator("fusion_weights")
+    @classmethod
+    def _known_retrievers(cls, v: dict[str, float]) -> dict[str, float]:
+        known = ("dense", "words", "lexical")
+        unknown = sorted(set(v) - set(known))
+        if unknown or any(w < 0 for w in v.values()) or not any(w > 0 for w in v.values()):
+            raise ValueError(f"fusion_weights must map some of {list(known)} to weights >= 0 (one > 0); got {v}")
+        return v
 
 
 class PathsConfig(_Section):

@@ -66,14 +66,14 @@ def training_candidates(settings: Settings, nodes: pd.DataFrame, tables: dict[st
     The in-zone filter would drop enterprises that later landed in the zone (the positives); the
     training set filters by founding date per query instead.
     """
-    from recommender.retrieval.candidates import retrieve_candidates
+    from recommender.retrieval.candidates import retrieve_candidates, word_retriever
     from recommender.retrieval.index import load_retrieval
 
     encoder, index = load_retrieval(settings, tables["enterprises"])
     no_presence = {**tables, "presence": tables["presence"].iloc[0:0]}
     return retrieve_candidates(
         nodes, None, no_presence, encoder, index.dense, index.lexical, settings.retrieval,
-        node_ids=list(nodes[COL_NODE_ID]),
+        node_ids=list(nodes[COL_NODE_ID]), words=word_retriever(index),
     )  # fmt: skip
 
 

@@ -34,6 +34,7 @@ from features.io import ingest_file, load_tables
 from features.pairs import build_pair_features
 from features.profiles import enterprise_texts
 from features.schema import COL_YEAR, TABLES
+from features.words import chain_user_words
 from models.embedder import load_embedder
 from recommender.colour_map.colours import compute_map
 from recommender.colour_map.priority import gap_priority
@@ -41,7 +42,7 @@ from recommender.paths.targets import build_targets
 from recommender.ranking.scoring import load_champion, score_candidates
 from recommender.refresh.context import HEURISTIC, InputError, RunContext, Step, StepResult
 from recommender.refresh.executor import PartitionedEncoder, node_partitions
-from recommender.retrieval.candidates import retrieve_candidates
+from recommender.retrieval.candidates import retrieve_candidates, word_retriever
 from recommender.retrieval.index import build_profile_index, model_key
 from recommender.runs import directory as runs
 from recommender.runs.export import export_workbook, write_node_csvs
@@ -259,7 +260,7 @@ def _index(ctx: RunContext) -> Any:
         ws = ctx.workspace
         ctx.cache["index"] = build_profile_index(
             _tables(ctx)["enterprises"], _encoder(ctx), ws.index, ws.embedding_cache, ctx.settings.retrieval,
-            progress=ctx.progress,
+            progress=ctx.progress, user_words=chain_user_words(_nodes(ctx)),
         )  # fmt: skip
     return ctx.cache["index"]
 
@@ -277,7 +278,7 @@ def step_retrieve(ctx: RunContext) -> StepResult:
     b = _index(ctx)
     cands = retrieve_candidates(
         _nodes(ctx), _map(ctx), _tables(ctx), _encoder(ctx), b.dense, b.lexical, ctx.settings.retrieval,
-        as_of=ctx.as_of_ts,
+        as_of=ctx.as_of_ts, words=word_retriever(b),
     )  # fmt: skip
     ctx.cache["candidates"] = cands
     n_nodes = int(cands["node_id"].nunique())

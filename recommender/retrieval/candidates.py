@@ -1,9 +1,12 @@
 """Retrieval: which enterprises of the universe are candidates for each red and blue chain node.
 
-Candidates of a node are the union of four sources, each tagged in ``sources``:
+Candidates of a node are the union of five sources, each tagged in ``sources``:
 
 ``dense``         the dense top-K (``top_k_dense``) of the node's text against the FAISS profile index
-``lexical``       the lexical top-K (``top_k_lexical``): character 1-3-gram TF-IDF over the same texts
+``words``         the word top-K (``top_k_words``): BM25F over the jieba words of each text field, the
+                  node's name, products, keywords and description as weighted terms (``models.bm25``,
+                  optionally with RM3 feedback and co-occurrence expansion, ``recommender.retrieval.fusion``)
+``lexical``       the lexical top-K (``top_k_lexical``): character 1-3-gram TF-IDF over the profile texts
 ``chain_leader``  suppliers and customers (``supplier`` relations) of the zone's chain leaders
                   (``presence.is_chain_leader``) at the nodes adjacent to this one in the chain
 ``signal``        enterprises with a recent expansion signal (new branch, land purchase, capacity
@@ -20,8 +23,10 @@ baseline ``training.baselines.baseline_heuristic_score`` instead)::
 
     heuristic = 0.60·similarity + 0.15·size + 0.15·signals + 0.10·ties
 
-    similarity  reciprocal-rank fusion of the dense and lexical ranks, scaled to [0, 1]:
-                mean over the retrievers in use of (k0 + 1) / (k0 + rank), 0 where not retrieved (k0 = 60)
+    similarity  the fused retrieval score in [0, 1] (``recommender.retrieval.fusion.fused_similarity``:
+                weighted mean of each retriever's min–max normalised score, ``retrieval.fusion_weights``);
+                for candidate frames without the ``similarity`` column, reciprocal-rank fusion of the
+                dense and lexical ranks: mean of (k0 + 1) / (k0 + rank), 0 where not retrieved (k0 = 60)
     size        mean of the universe percentiles of registered capital and employees (0 when missing)
     signals     1 - exp(-Σ exp(-age_days / 180)) over expansion signals in the window before as_of
     ties        1 when the candidate supplies or buys from a zone chain leader at an adjacent node
@@ -32,6 +37,7 @@ This module is pure (the indexes are built and loaded in :mod:`recommender.retri
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
@@ -59,7 +65,9 @@ from features.schema import (
     COL_YEAR,
     check_columns,
 )
-from recommender.retrieval.index import SearchIndex
+from features.words import WordSegmenter, node_query_terms
+from recommender.retrieval.fusion import cooccurrence_queries, fused_similarity, rm3_queries
+from recommender.retrieval.index import ProfileIndexBundle, SearchIndex
 
 if TYPE_CHECKING:
     from recommender.settings import RetrievalConfig
@@ -71,10 +79,14 @@ CANDIDATE_COLUMNS: Final = [
     "dense_rank",
     "lexical_score",
     "lexical_rank",
+    "words_score",
+    "words_rank",
+    "similarity",
     "sources",
     "heuristic_score",
 ]
-SOURCE_ORDER: Final = ("dense", "lexical", "chain_leader", "signal")
+SOURCE_ORDER: Final = ("dense", "words", "lexical", "chain_leader", "signal")
+SCORED_SOURCES: Final = ("dense", "words", "lexical")
 EXPANSION_SIGNALS: Final = ("new_branch", "land_purchase", "capacity_expansion", "financing")
 HEURISTIC_WEIGHTS: Final = {"similarity": 0.60, "size": 0.15, "signals": 0.15, "ties": 0.10}
 RRF_K: Final = 60
@@ -110,6 +122,7 @@ def retrieve_candidates(
     config: RetrievalConfig,
     as_of: pd.Timestamp | None = None,
     node_ids: Sequence[str] | None = None,
+    words: WordRetriever | None = None,
 ) -> pd.DataFrame:
     """Candidates for each red and blue node (or for ``node_ids``), with sources and day-one score.
 
@@ -124,6 +137,8 @@ def retrieve_candidates(
         as_of: point in time: relations, signals and presence after it are ignored and enterprises
             founded after it are dropped. None: everything in the tables.
         node_ids: retrieve for these nodes instead of the map's red and blue nodes.
+        words: the word index and its segmenter (``ProfileIndexBundle.words`` / ``.segmenter``), or
+            None (no word retriever).
 
     Returns:
         ``CANDIDATE_COLUMNS`` rows, one per (node, enterprise), sorted by node then heuristic score
@@ -135,11 +150,13 @@ def retrieve_candidates(
     queries = node_texts(targets, map_df, max_chars=config.profile_max_chars)
     parts = [
         dense_hits(queries, encoder, dense_index, config.top_k_dense),
+        word_hits(targets[COL_NODE_ID].astype(str).tolist(), node_word_queries(targets, words, config), words, config),
         lexical_hits(queries, lexical_index, config.top_k_lexical),
         chain_leader_candidates(targets, nodes, tables, as_of),
         signal_candidates(targets, tables, config.signal_window_days, as_of),
     ]
     merged = union_hits(parts)
+    merged = merged.assign(similarity=fused_similarity(merged, config.fusion_weights).to_numpy())
     kept = filter_candidates(merged, tables, config.exclude_ids, as_of)
     scored = kept.assign(heuristic_score=heuristic_score(kept, tables, as_of, config.signal_window_days))
     order = scored.sort_values([COL_NODE_ID, "heuristic_score", COL_ENTERPRISE_ID], ascending=[True, False, True])
@@ -148,7 +165,10 @@ def retrieve_candidates(
 
 def _empty_candidates() -> pd.DataFrame:
     return pd.DataFrame(
-        {c: pd.Series(dtype=float if "score" in c or "rank" in c else object) for c in CANDIDATE_COLUMNS}
+        {
+            c: pd.Series(dtype=float if c.endswith(("score", "rank", "similarity")) else object)
+            for c in CANDIDATE_COLUMNS
+        }
     )
 
 
@@ -158,6 +178,52 @@ def dense_hits(queries: pd.Series, encoder: TextEncoder | None, index: SearchInd
     q = encoder.encode(queries.tolist(), kind="query", batch_size=32, show_progress=False)
     ids, scores = index.search(np.asarray(q, dtype=np.float32), top_k)
     return _hits_frame(queries.index.tolist(), ids, scores, "dense")
+
+
+@dataclass(frozen=True)
+class WordRetriever:
+    """The word index (``models.bm25.BM25Index``) with the segmenter its words came from."""
+
+    index: Any
+    segmenter: WordSegmenter
+
+
+def word_retriever(bundle: ProfileIndexBundle) -> WordRetriever | None:
+    """The bundle's word index with its segmenter, or None when it has none."""
+    if bundle.words is None or bundle.segmenter is None:
+        return None
+    return WordRetriever(bundle.words, bundle.segmenter)
+
+
+def node_word_queries(
+    targets: pd.DataFrame, words: WordRetriever | None, config: RetrievalConfig
+) -> list[dict[str, float]]:
+    """Each node's weighted BM25 query: its parts' words, then co-occurrence expansion and RM3 when enabled."""
+    if words is None or targets.empty:
+        return []
+    queries = node_query_terms(targets, words.segmenter, config.query_part_weights)
+    if config.expansion_terms > 0:
+        seeds = [
+            [w for p in _as_list(v) for w in words.segmenter.tokens(p)]
+            for v in targets.get("products", pd.Series([[]] * len(targets))).tolist()
+        ]
+        queries = cooccurrence_queries(words.index, queries, seeds, config.expansion_terms, config.expansion_weight)
+    return rm3_queries(words.index, queries, config.prf_docs, config.prf_terms, config.prf_weight)
+
+
+def word_hits(
+    query_ids: list[str], queries: list[dict[str, float]], words: WordRetriever | None, config: RetrievalConfig
+) -> pd.DataFrame:
+    if words is None or not queries:
+        return _hits_frame([], np.empty((0, 0)), np.empty((0, 0)), "words")
+    ids, scores = words.index.search(queries, config.top_k_words)
+    return _hits_frame(query_ids, ids, scores, "words")
+
+
+def _as_list(v: Any) -> list[Any]:
+    if v is None or isinstance(v, float):
+        return []
+    return [v] if isinstance(v, str) else list(v)
 
 
 def lexical_hits(queries: pd.Series, index: SearchIndex | None, top_k: int) -> pd.DataFrame:
@@ -274,9 +340,14 @@ def union_hits(parts: list[pd.DataFrame]) -> pd.DataFrame:
         .agg("|".join)
         .reset_index()
     )
-    for p in parts[:2]:
-        cols = [c for c in p.columns if c.endswith(("_score", "_rank"))]
-        joined = joined.merge(p[keys + cols], on=keys, how="left")
+    for p in parts:
+        cols = [c for c in p.columns if c.endswith(("_score", "_rank")) and c.split("_")[0] in SCORED_SOURCES]
+        if cols:
+            joined = joined.merge(p[keys + cols], on=keys, how="left")
+    for source in SCORED_SOURCES:  # every score / rank column present, NaN when that source is not in use
+        for suffix in ("_score", "_rank"):
+            if source + suffix not in joined.columns:
+                joined[source + suffix] = np.nan
     return joined
 
 
@@ -316,7 +387,9 @@ def heuristic_score(
     check_columns(list(candidates.columns), [COL_ENTERPRISE_ID, "sources"], "candidates")
     eids = candidates[COL_ENTERPRISE_ID].astype(str)
     parts = {
-        "similarity": similarity_component(candidates),
+        "similarity": candidates["similarity"].astype(float).fillna(0.0)
+        if "similarity" in candidates.columns
+        else similarity_component(candidates),
         "size": eids.map(size_percentiles(tables)).fillna(0.0),
         "signals": eids.map(signal_strength(tables, as_of, window_days)).fillna(0.0),
         "ties": candidates["sources"].astype(str).str.split("|").map(lambda s: float("chain_leader" in s)),

@@ -1,8 +1,9 @@
 """The profile indexes of the enterprise universe: built once, then updated in place.
 
 :func:`build_profile_index` embeds the enterprises' profile texts through the embedding cache and
-keeps two indexes under ``<workspace>/index/<model key>/``: the dense FAISS index (``models.index``)
-and the lexical character n-gram index (``models.lexical``). On later calls only enterprises whose
+keeps three indexes under ``<workspace>/index/<model key>/``: the dense FAISS index (``models.index``),
+the character n-gram index (``models.lexical``) and the word index (``models.bm25``: BM25F over the
+jieba words of each text field, ``features.words``). On later calls only enterprises whose
 text columns hash differently (or are new) are re-embedded and re-indexed; removed ones are dropped;
 a full build happens without a usable saved index, on other text settings, a change of dense index
 kind or drift above ``retrieval.index_max_drift`` (``manifest.extra.build`` says which and why).
@@ -15,6 +16,7 @@ import hashlib
 import json
 import re
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
@@ -25,6 +27,7 @@ import pandas as pd
 from features.embeddings import EmbeddingCache, EmbedStats, TextEncoder, embed_with_cache
 from features.profiles import ENTERPRISE_TEXT_FIELDS, PROFILE_TEXT_VERSION, enterprise_texts
 from features.schema import COL_ENTERPRISE_ID, COL_NAME, check_columns
+from features.words import WordSegmenter, enterprise_field_tokens
 from recommender.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -51,6 +54,8 @@ class ProfileIndexBundle:
     n_profiles: int
     reused: bool
     embed_stats: EmbedStats | None
+    words: Any = None  # models.bm25.BM25Index (None for an index built before the word index existed)
+    segmenter: WordSegmenter | None = None
 
 
 def model_key(embedder: str, encoder: TextEncoder | None) -> str:
@@ -74,11 +79,12 @@ def build_profile_index(
     cache_root: Path,
     config: RetrievalConfig,
     progress: bool = False,
+    user_words: Sequence[str] = (),
 ) -> ProfileIndexBundle:
-    """Embed the universe through the cache and build, update or reuse the dense and lexical indexes.
+    """Embed the universe through the cache and build, update or reuse the dense, lexical and word indexes.
 
     The folder ``<index_root>/<model_key>/`` holds ``dense/`` (``models.index.ProfileIndex``),
-    ``lexical/`` (``models.lexical.LexicalIndex``), ``profile_ids.npy`` + ``profile_hashes.npy``
+    ``lexical/`` (``models.lexical.LexicalIndex``), ``words/`` (``models.bm25.BM25Index``), ``profile_ids.npy`` + ``profile_hashes.npy``
     (each indexed enterprise's id and :func:`profile_source_hashes`) and a ``manifest.json`` whose
     ``data_sha256`` is :func:`index_fingerprint`; it is replaced atomically
     (``models.manifest.atomic_directory``).
@@ -100,6 +106,8 @@ def build_profile_index(
         cache_root: ``<workspace>/cache/embeddings``; the cache lives in ``<cache_root>/<model_key>/``.
         config: the ``retrieval`` settings (index kind threshold, batch size, text length, drift).
         progress: show progress bars.
+        user_words: extra dictionary words of the word segmenter (the chains' products and keywords,
+            ``features.words.chain_user_words``); part of the fingerprint.
 
     Returns:
         A :class:`ProfileIndexBundle`; ``reused`` is True when the saved indexes matched the data
@@ -113,17 +121,21 @@ def build_profile_index(
     check_columns(list(enterprises.columns), [COL_ENTERPRISE_ID, COL_NAME], "enterprises")
     ids = enterprises[COL_ENTERPRISE_ID].astype(str).to_numpy(dtype=object)
     hashes = profile_source_hashes(enterprises)
+    segmenter = WordSegmenter(user_words)
     text_settings = {"profile_max_chars": config.profile_max_chars, "profile_text_version": str(PROFILE_TEXT_VERSION),
-                     "text_columns": [c for c in ENTERPRISE_TEXT_FIELDS if c in enterprises.columns]}  # fmt: skip
+                     "text_columns": [c for c in ENTERPRISE_TEXT_FIELDS if c in enterprises.columns],
+                     "words": segmenter.fingerprint, "word_field_chars": config.word_field_chars,
+                     "bm25": {"k1": config.bm25_k1, "b": config.bm25_b, "fields": dict(sorted(config.field_weights.items()))}}  # fmt: skip
     fingerprint = index_fingerprint(key, ids, hashes, text_settings)
     if saved is not None and saved.data_sha256 == fingerprint:  # nothing changed: no text building, no update
-        return _load_bundle(folder, encoder, key, fingerprint, len(ids))
+        return _load_bundle(folder, encoder, key, fingerprint, len(ids), segmenter)
     kind = _index_kind(len(ids), config) if encoder is not None else None
     previous = _previous_profiles(folder, saved, text_settings)
     plan = plan_index_update(previous[0], previous[1], ids, hashes) if previous is not None else None
     n_previous = len(previous[0]) if previous is not None else 0
     texts = _ProfileTexts(enterprises, config.profile_max_chars, plan)
     lexical, lexical_build = _update_lexical(folder, plan, n_previous, ids, texts, config)
+    words, words_build = _update_words(folder, plan, n_previous, ids, enterprises, segmenter, config)
     dense, dense_build, stats = None, None, None
     if encoder is not None:
         cache = EmbeddingCache(cache_root / key, encoder.model_id, encoder.revision, encoder.dim)
@@ -132,20 +144,23 @@ def build_profile_index(
         )
     build = {
         "lexical": lexical_build,
+        "words": words_build,
         "dense": dense_build,
         "rows_updated": int(len(plan.changed)) if plan is not None else len(ids),
         "rows_removed": int(len(plan.removed)) if plan is not None else 0,
         "lexical_drift": round(float(lexical.drift_), 6),
     }
     manifest_config = {"embedder": config.embedder, "dense_kind": kind, "index_max_drift": config.index_max_drift}
-    _save_bundle(folder, dense, lexical, ids, hashes, encoder, fingerprint, manifest_config | text_settings, build)
-    return ProfileIndexBundle(dense, lexical, key, fingerprint, len(ids), False, stats)
+    _save_bundle(
+        folder, dense, (lexical, words), ids, hashes, encoder, fingerprint, manifest_config | text_settings, build
+    )
+    return ProfileIndexBundle(dense, lexical, key, fingerprint, len(ids), False, stats, words, segmenter)
 
 
 def _save_bundle(
     folder: Path,
     dense: Any,
-    lexical: Any,
+    lexical_and_words: tuple[Any, Any],
     ids: np.ndarray,
     hashes: np.ndarray,
     encoder: TextEncoder | None,
@@ -156,10 +171,12 @@ def _save_bundle(
     """Write the indexes, the profile ids and hashes and the manifest, replacing ``folder`` atomically."""
     from models.manifest import Manifest, atomic_directory
 
+    lexical, words = lexical_and_words
     with atomic_directory(folder) as staging:
         if dense is not None:
             dense.save(staging / "dense")
         lexical.save(staging / "lexical")
+        words.save(staging / "words")
         np.save(staging / "profile_ids.npy", ids.astype(str), allow_pickle=False)
         np.save(staging / "profile_hashes.npy", hashes, allow_pickle=False)
         Manifest.build(
@@ -280,6 +297,37 @@ def _update_lexical(
     return lexical, "incremental"
 
 
+def _update_words(
+    folder: Path, plan: IndexUpdatePlan | None, n_previous: int, ids: np.ndarray, enterprises: pd.DataFrame,
+    segmenter: WordSegmenter, config: RetrievalConfig,
+) -> tuple[Any, str]:  # fmt: skip
+    """The saved word index updated by ``plan`` (only the changed rows segmented), or a fresh fit."""
+    from models.bm25 import BM25Index
+
+    def full(reason: str) -> tuple[Any, str]:
+        fields = enterprise_field_tokens(enterprises, segmenter, config.word_field_chars)
+        index = BM25Index(
+            k1=config.bm25_k1, b=config.bm25_b, field_weights=config.field_weights, max_drift=config.index_max_drift
+        ).fit(fields, ids)
+        return index, f"full: {reason}"
+
+    if plan is None:
+        return full("no saved index to update")
+    try:
+        words = BM25Index.load(folder / "words")
+    except _LOAD_ERRORS as exc:
+        return full(f"saved word index unreadable ({type(exc).__name__})")
+    if words.n_items != n_previous:
+        return full("saved word index does not hold the saved profiles")
+    words.max_drift = config.index_max_drift
+    changed = enterprises.iloc[plan.changed]
+    words.update(enterprise_field_tokens(changed, segmenter, config.word_field_chars), ids[plan.changed])
+    words.remove(plan.removed)
+    if words.needs_refit:
+        return full(f"word index drift {words.drift_:.3f} > index_max_drift {config.index_max_drift}")
+    return words, "incremental"
+
+
 def _update_dense(
     folder: Path, plan: IndexUpdatePlan | None, n_previous: int, ids: np.ndarray, texts: _ProfileTexts,
     encoder: TextEncoder, cache: EmbeddingCache, kind: Literal["flat", "hnsw", "ivf"], config: RetrievalConfig,
@@ -332,7 +380,10 @@ def _saved_manifest(folder: Path) -> Manifest | None:
         return None
 
 
-def _load_bundle(folder: Path, encoder: TextEncoder | None, key: str, fingerprint: str, n: int) -> ProfileIndexBundle:
+def _load_bundle(
+    folder: Path, encoder: TextEncoder | None, key: str, fingerprint: str, n: int, segmenter: WordSegmenter
+) -> ProfileIndexBundle:
+    from models.bm25 import BM25Index
     from models.index import ProfileIndex
     from models.lexical import LexicalIndex
 
@@ -341,7 +392,8 @@ def _load_bundle(folder: Path, encoder: TextEncoder | None, key: str, fingerprin
         dense = ProfileIndex.load(
             folder / "dense", expected={"model_id": encoder.model_id, "revision": encoder.revision}
         )
-    return ProfileIndexBundle(dense, LexicalIndex.load(folder / "lexical"), key, fingerprint, n, True, None)
+    lexical, words = LexicalIndex.load(folder / "lexical"), BM25Index.load(folder / "words")
+    return ProfileIndexBundle(dense, lexical, key, fingerprint, n, True, None, words, segmenter)
 
 
 def load_retrieval(settings: Settings, enterprises: pd.DataFrame) -> tuple[TextEncoder | None, ProfileIndexBundle]:
@@ -354,6 +406,25 @@ def load_retrieval(settings: Settings, enterprises: pd.DataFrame) -> tuple[TextE
 
         encoder = load_embedder(settings.retrieval.embedder, ws.model_cache)
     bundle = build_profile_index(
-        enterprises, encoder, ws.index, ws.embedding_cache, settings.retrieval, progress=sys.stderr.isatty()
+        enterprises,
+        encoder,
+        ws.index,
+        ws.embedding_cache,
+        settings.retrieval,
+        progress=sys.stderr.isatty(),
+        user_words=settings_user_words(settings),
     )
     return encoder, bundle
+
+
+def settings_user_words(settings: Settings) -> list[str]:
+    """The word segmenter's extra words: the configured chains' names, products and keywords (none when
+    the chains cannot be read; the map and query commands report that error themselves)."""
+    from features.chains import nodes_frame
+    from features.words import chain_user_words
+    from recommender.settings import ConfigError, load_chains
+
+    try:
+        return chain_user_words(nodes_frame(load_chains(settings)))
+    except (ConfigError, OSError):
+        return []

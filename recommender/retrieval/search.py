@@ -16,7 +16,9 @@ import pandas as pd
 from features.embeddings import TextEncoder
 from features.schema import COL_ENTERPRISE_ID, COL_NAME, COL_NODE_ID
 from features.text import normalize_text
+from features.words import text_query_terms
 from recommender.retrieval.candidates import (
+    WordRetriever,
     dense_hits,
     filter_candidates,
     heuristic_score,
@@ -24,8 +26,11 @@ from recommender.retrieval.candidates import (
     rank_live_targets,
     retrieve_candidates,
     union_hits,
+    word_hits,
+    word_retriever,
 )
-from recommender.retrieval.index import SearchIndex, load_retrieval
+from recommender.retrieval.fusion import fused_similarity, rm3_queries
+from recommender.retrieval.index import ProfileIndexBundle, SearchIndex, load_retrieval
 from recommender.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -47,24 +52,32 @@ def search_text(
     lexical_index: SearchIndex | None,
     config: RetrievalConfig,
     top_n: int = 20,
+    words: WordRetriever | None = None,
 ) -> pd.DataFrame:
     """Free-text search over the whole universe (needs only the enterprises table).
 
     Returns:
         Up to ``top_n`` rows: ``enterprise_id, name, score, sources, dense_score, dense_rank,
         lexical_score, lexical_rank`` (+ industry and place columns when present), best first;
-        ``score`` is :func:`heuristic_score` with only the enterprises table.
+        ``score`` is :func:`heuristic_score` with only the enterprises table, its similarity the
+        fused score of the dense, word (when ``words`` is given) and lexical retrievers.
     """
     query = normalize_text(text).strip()
     if not query:
         raise ValueError(f"search text must contain at least one non-space character; got {text!r}")
     queries = pd.Series([query], index=pd.Index(["query"], name=COL_NODE_ID))
+    word_queries = [] if words is None else [text_query_terms(query, words.segmenter)]
+    if words is not None:
+        word_queries = rm3_queries(words.index, word_queries, config.prf_docs, config.prf_terms, config.prf_weight)
     parts = [
         dense_hits(queries, encoder, dense_index, config.top_k_dense),
+        word_hits(["query"], word_queries, words, config),
         lexical_hits(queries, lexical_index, config.top_k_lexical),
     ]
     tables = {"enterprises": enterprises}
-    kept = filter_candidates(union_hits(parts), tables, config.exclude_ids, None)
+    merged = union_hits(parts)
+    merged = merged.assign(similarity=fused_similarity(merged, config.fusion_weights).to_numpy())
+    kept = filter_candidates(merged, tables, config.exclude_ids, None)
     scored = kept.assign(score=heuristic_score(kept, tables, None))
     info_cols = [c for c in (COL_NAME, "industry_name", "province", "city") if c in enterprises.columns]
     info = enterprises[[COL_ENTERPRISE_ID, *info_cols]].drop_duplicates(COL_ENTERPRISE_ID)
@@ -84,6 +97,20 @@ def search_text(
     return out.reset_index(drop=True)[cols]
 
 
+def search_bundle(
+    text: str,
+    enterprises: pd.DataFrame,
+    encoder: TextEncoder | None,
+    bundle: ProfileIndexBundle,
+    config: RetrievalConfig,
+    top_n: int = 20,
+) -> pd.DataFrame:
+    """:func:`search_text` with every retriever of a :class:`ProfileIndexBundle`."""
+    return search_text(
+        text, enterprises, encoder, bundle.dense, bundle.lexical, config, top_n=top_n, words=word_retriever(bundle)
+    )
+
+
 # ------------------------------------------------------------------------------------ library
 def query_node(settings: Settings, node_id: str, top_n: int) -> tuple[list[dict[str, Any]], str]:
     """Candidates of one node as output records and a table title; raises ``SearchInputError`` for user errors."""
@@ -100,7 +127,15 @@ def query_node(settings: Settings, node_id: str, top_n: int) -> tuple[list[dict[
     map_df = _colour_map(settings, nodes, tables)
     encoder, bundle = load_retrieval(settings, tables["enterprises"])
     cands = retrieve_candidates(
-        nodes, map_df, tables, encoder, bundle.dense, bundle.lexical, settings.retrieval, node_ids=[node_id]
+        nodes,
+        map_df,
+        tables,
+        encoder,
+        bundle.dense,
+        bundle.lexical,
+        settings.retrieval,
+        node_ids=[node_id],
+        words=word_retriever(bundle),
     )
     lists = rank_live_targets(cands, tables["enterprises"], nodes, top_n)
     row = nodes.set_index("node_id").loc[node_id]
@@ -115,9 +150,7 @@ def search_universe(settings: Settings, text: str, top_n: int) -> list[dict[str,
     tables = _load_tables(settings)
     encoder, bundle = load_retrieval(settings, tables["enterprises"])
     try:
-        found = search_text(
-            text, tables["enterprises"], encoder, bundle.dense, bundle.lexical, settings.retrieval, top_n=top_n
-        )
+        found = search_bundle(text, tables["enterprises"], encoder, bundle, settings.retrieval, top_n=top_n)
     except ValueError as exc:
         raise SearchInputError(str(exc)) from None
     return _records(found.assign(rank=range(1, len(found) + 1)))

@@ -270,7 +270,8 @@ def test_search_text_needs_only_enterprises() -> None:
         ["e2", "企业2", "lexical"],
         ["e1", "企业1", "lexical"],
     ]
-    assert out["score"].tolist() == pytest.approx([0.6 * 61 / 62, 0.6 * 61 / 63])  # ranks before filtering
+    # fused similarity: lexical scores over the best hit before filtering (e7's 5.0), times 0.6
+    assert out["score"].tolist() == pytest.approx([0.6 * 3.0 / 5.0, 0.6 * 2.0 / 5.0])
 
 
 def test_search_text_rejects_empty_text() -> None:
@@ -352,11 +353,13 @@ def build_info(tmp_path: Path, key: str) -> dict[str, object]:
 
 
 class FitCounter:
-    """Counts full fits of both indexes (monkeypatched ``fit``)."""
+    """Counts full fits of the three indexes (monkeypatched ``fit``)."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        from models.bm25 import BM25Index
+
         self.calls: list[str] = []
-        for cls in (LexicalIndex, ProfileIndex):
+        for cls in (LexicalIndex, ProfileIndex, BM25Index):
             original = cls.fit
 
             def counted(self_: object, *a: object, _o: object = original, _n: str = cls.__name__) -> object:
@@ -389,15 +392,20 @@ def test_build_profile_index_updates_few_changed_profiles_incrementally(
     first = build(universe, tmp_path, encoder)
     key = first.model_key
     assert build_info(tmp_path, key) == {"lexical": "full: no saved index to update",
-        "dense": "full: no saved index to update", "rows_updated": 60, "rows_removed": 0, "lexical_drift": 0.0}  # fmt: skip
+        "words": "full: no saved index to update", "dense": "full: no saved index to update", "rows_updated": 60,
+        "rows_removed": 0, "lexical_drift": 0.0}  # fmt: skip
     after = edited(universe, [3, 17], new=2, drop=["e040"])
     fits = FitCounter(monkeypatch)
     encoder.n_texts = 0
     second = build(after, tmp_path, encoder)
     assert fits.calls == []  # neither index was refitted
     assert encoder.n_texts == 4  # only the edited and new profiles (no embed step ran before: cache misses)
-    assert build_info(tmp_path, key) == {"lexical": "incremental", "dense": "incremental", "rows_updated": 4,
-                                         "rows_removed": 1, "lexical_drift": round(5 / 60, 6)}  # fmt: skip
+    assert build_info(tmp_path, key) == {"lexical": "incremental", "words": "incremental", "dense": "incremental",
+                                         "rows_updated": 4, "rows_removed": 1,
+                                         "lexical_drift": round(5 / 60, 6)}  # fmt: skip
+    # words: the edited and new rows re-segmented with the frozen statistics, the removed one gone
+    assert second.words is not None and second.words.n_items == 61
+    assert "e040" not in set(second.words.ids_) and {"n0", "n1"} <= set(second.words.ids_)
     assert (second.reused, second.n_profiles) == (False, 61)
     assert second.embed_stats is not None
     assert (second.embed_stats.n_texts, second.embed_stats.n_hits, second.embed_stats.n_misses) == (61, 57, 4)
