@@ -232,7 +232,10 @@ def _check_pairs(pairs: Sequence[Pair]) -> list[Pair]:
 
 # ---------------------------------------------------------------- versioning
 def base_identity(base_folder: Path) -> tuple[str, str]:
-    """(model id, revision) of a base folder: from its manifest when it has one, else name + content hash."""
+    """(model id, revision) of a base folder: from its manifest when it has one, else name + content hash.
+
+    An adapted folder (adapting again) is named by its own content, not by the model it came from.
+    """
     folder = Path(base_folder)
     if not (folder / "modules.json").is_file():
         raise FileNotFoundError(
@@ -240,7 +243,7 @@ def base_identity(base_folder: Path) -> tuple[str, str]:
         )
     if (folder / MANIFEST_FILE).is_file():
         manifest = Manifest.read(folder)
-        if manifest.model_id and manifest.revision:
+        if manifest.component != COMPONENT and manifest.model_id and manifest.revision:
             return manifest.model_id, manifest.revision
     return folder.name, folder_revision(folder)
 

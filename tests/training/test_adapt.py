@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from models.manifest import Manifest
-from training.adapt import ADAPTED_PREFIX, AdaptTracking, adapt_encoder, adaptation_pairs
+from training.adapt import ADAPTED_PREFIX, AdaptTracking, adapt_encoder, adaptation_pairs, base_identity
 
 CHARS = "查询文档光模块芯片激光器武汉科技公司电池材料生物医药软件制造研发生产销售电子器件一家是编号"
 VOCAB = list(dict.fromkeys(["[PAD]", "[UNK]", "[CLS]", "[SEP]", *CHARS, "query", "passage", ":"]))
@@ -136,6 +136,7 @@ def test_adapt_encoder_saves_a_versioned_folder_that_loads(tiny_bert_dir: Path, 
                                   _weights(tiny_bert_dir)["embeddings.word_embeddings.weight"])  # fmt: skip
     again = adapt_encoder(tiny_bert_dir, pairs, tmp_path / "out", batch_size=4, max_steps=2, max_seq_length=32)
     assert again.reused and again.folder == result.folder and again.losses == result.losses
+    assert base_identity(result.folder)[0] == result.folder.name  # adapting it again is not its base's key
 
 
 def test_adapt_encoder_same_seed_gives_same_weights(tiny_bert_dir: Path, tmp_path: Path) -> None:
