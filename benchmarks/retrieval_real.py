@@ -1,28 +1,36 @@
-"""Retrieval quality on real listed companies: tfidf vs use-multilingual vs e5-small vs the hybrid.
+"""Retrieval quality on real listed companies: every retriever and fusion of the stack, one row each.
 
 Reads ``../shared/data/cn_listed_companies/companies_labeled.csv`` (relative to the repo root; prints
 ``{"skipped": ...}`` and exits 0 when it is absent), keeps the companies trading on 2026-03-06,
 writes them as a raw CSV with a synthetic credit code (the file has none; see
 ``benchmarks/listed_companies_map.yaml``), ingests that through the normal ingest path
-(``features.io.ingest_file`` with the column map), builds the profile indexes of each embedder
-through the normal retrieval path (``recommender.retrieval.candidates.build_profile_index``: profile texts,
-embedding cache, FAISS / TF-IDF indexes), runs the node-style queries of
-``benchmarks/queries_real.yaml`` and prints JSON with precision@10, precision@20, recall@100 and
-nDCG@20 per method (mean over queries), plus candidate recall@500 of the dense ∪ lexical union.
+(``features.io.ingest_file`` with the column map), builds the indexes through the normal retrieval
+path (``recommender.retrieval.index.build_profile_index``: profile texts, embedding cache, FAISS,
+char n-gram and word indexes; the queries' own products and keywords are the segmenter's extra words,
+as a zone's chains are) and retrieves through ``recommender.retrieval.candidates.retrieve_candidates``,
+exactly as ``sansetu query --live`` does. Gold: ``benchmarks/queries_real.yaml`` (30 frozen queries,
+the default) or ``--queries benchmarks/queries_real_new.yaml`` (16 queries written later, their own
+table). Nothing is tuned here: ``retrieval.fusion_weights`` come from ``benchmarks/fusion_weights.py``
+(sample zone, industry codes); per-half precision@10 (even / odd query positions) is printed so that
+any choice made while looking at this table can be checked on the other half.
 
-Methods:
-  tfidf             LexicalIndex, character 1-3-gram TF-IDF (the baseline)
-  use-multilingual  dense, Universal Sentence Encoder multilingual
-  e5-small          dense, multilingual-e5-small (the default embedder)
-  hybrid            e5-small top-500 ∪ tfidf top-500 ordered by reciprocal-rank fusion
-                    (``recommender.retrieval.candidates.similarity_component``) — the candidate order that
-                    the day-one heuristic starts from
-  heuristic         the full day-one score (``retrieve_candidates`` with only enterprises known:
-                    similarity + size), what ``sansetu query`` lists before a model exists
+Rows (``methods``; precision@10/@20, recall@100/@500, nDCG@20, query_ms = retrieval per query with
+every retriever of the bundle running):
+  tfidf                          character 1-3-gram TF-IDF alone (the baseline)
+  bm25, bm25+rm3, bm25+cooc      BM25F over jieba words alone; with RM3 feedback; with co-occurrence expansion
+  e5-small, e5-small-int8, ...   each dense model alone (``--dense``)
+  hybrid-rrf (previous default)  e5-small top-500 ∪ tfidf top-500 by reciprocal-rank fusion (before this stack)
+  fused (default)                dense (the configured embedder) + words + chars, ``retrieval.fusion_weights``
+  fused equal weights / +rm3 / +cooc   the same with equal weights / feedback / expansion
+  search (default + size)        the day-one score over the fused similarity (what ``sansetu search`` orders by)
 
-Usage: python benchmarks/retrieval_real.py [--fraction 1.0] [--methods tfidf,use-multilingual,e5-small]
+``speed``: profiles/s of each dense model on the same 256 fresh profiles (no cache) in this run, and
+the default's ratio to e5-small fp32. ``candidate_recall@500``: gold firms in each list's top 500; the
+fused default against the best single retriever. ``index_bytes``: on-disk size of each index.
+
+Usage: python benchmarks/retrieval_real.py [--dense e5-small,e5-small-int8,e5-small-static] [--queries F]
 Embeddings are cached in ``--workspace`` (default ``workspace/bench-retrieval-real``): a rerun
-encodes nothing.
+encodes nothing (the speed sample is always encoded fresh).
 """
 
 from __future__ import annotations
@@ -62,7 +70,7 @@ RAW_COLUMNS = [
     "reg_capital_wan_cny",
     "employees",
 ]
-DENSE = ("use-multilingual", "e5-small")
+DENSE_NAMES = ("use-multilingual", "e5-small", "e5-small-int8", "e5-small-static")
 
 
 def synthetic_credit_code(ts_code: str) -> str:
@@ -110,9 +118,9 @@ def ingest(companies: pd.DataFrame, workspace: Path) -> tuple[pd.DataFrame, dict
     return enterprises, info
 
 
-def load_queries() -> tuple[pd.DataFrame, dict[str, dict[str, list[str]]]]:
+def load_queries(path: Path = QUERIES) -> tuple[pd.DataFrame, dict[str, dict[str, list[str]]]]:
     """Queries as a nodes frame (for ``node_texts``) and their gold-label definitions."""
-    spec = yaml.safe_load(QUERIES.read_text(encoding="utf-8"))["queries"]
+    spec = yaml.safe_load(path.read_text(encoding="utf-8"))["queries"]
     nodes = pd.DataFrame(
         [
             {
@@ -149,15 +157,16 @@ def gold_sets(companies: pd.DataFrame, gold: dict[str, dict[str, list[str]]]) ->
 
 # ------------------------------------------------------------------------------------- metrics
 def metrics(ranked: list[str], relevant: set[str]) -> dict[str, float]:
-    """precision@10/@20, recall@100, nDCG@20 (binary gains) of one ranked list."""
-    rel = np.array([e in relevant for e in ranked[:100]], dtype=float)
-    rel = np.pad(rel, (0, max(0, 100 - len(rel))))
+    """precision@10/@20, recall@100/@500, nDCG@20 (binary gains) of one ranked list."""
+    rel = np.array([e in relevant for e in ranked[:500]], dtype=float)
+    rel = np.pad(rel, (0, max(0, 500 - len(rel))))
     discounts = 1.0 / np.log2(np.arange(2, 22))
     ideal = discounts[: min(len(relevant), 20)].sum()
     return {
         "precision@10": rel[:10].mean(),
         "precision@20": rel[:20].mean(),
         "recall@100": rel[:100].sum() / len(relevant) if relevant else 0.0,
+        "recall@500": rel[:500].sum() / len(relevant) if relevant else 0.0,
         "ndcg@20": float((rel[:20] * discounts).sum() / ideal) if ideal else 0.0,
     }
 
@@ -174,124 +183,213 @@ def ranked_lists(ids: np.ndarray, node_ids: list[str]) -> dict[str, list[str]]:
 
 
 # ------------------------------------------------------------------------------------- methods
+LEXICAL_VARIANTS: dict[str, dict[str, Any]] = {
+    # name: (fusion weights, retrieval settings) — each row one retriever or one fusion
+    "tfidf": {"fusion_weights": {"lexical": 1.0}},
+    "bm25": {"fusion_weights": {"words": 1.0}},
+    "bm25+rm3": {"fusion_weights": {"words": 1.0}, "prf_docs": 10},
+    "bm25+cooc": {"fusion_weights": {"words": 1.0}, "expansion_terms": 10},
+}
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from features.profiles import node_texts
-    from recommender.retrieval.candidates import retrieve_candidates, similarity_component
-    from recommender.retrieval.index import build_profile_index
-    from recommender.settings import RetrievalConfig
-    from recommender.workspace import Workspace
+    from features.words import chain_user_words
 
     t0 = time.perf_counter()
     companies = load_companies(args.fraction, args.random_state)
     enterprises, ingest_info = ingest(companies, args.workspace)
-    nodes, gold_spec = load_queries()
+    nodes, gold_spec = load_queries(args.queries)
     gold = gold_sets(companies, gold_spec)
     node_ids = nodes["node_id"].tolist()
-    queries = node_texts(nodes).tolist()
-    ws = Workspace(args.workspace)
+    ctx = BenchContext(args, enterprises, nodes, gold, chain_user_words(nodes), node_texts(nodes).tolist())
     out: dict[str, Any] = {
         "data": str(DATA.relative_to(REPO.parent)),
+        "queries": str(args.queries.relative_to(REPO)),
         "n_companies": len(enterprises),
         "ingest": ingest_info,
         "n_queries": len(node_ids),
         "mean_gold_size": round(float(np.mean([len(g) for g in gold.values()])), 1),
         "credit_code": "synthetic (from the stock code), the data has none",
         "embedded_text": "name, CSRC industry, main business, introduction (sw_* and em_concepts never embedded)",
+        "tuning_half": "queries at even positions (0, 2, ...); report half: odd positions",
         "methods": {},
-        "timings_s": {},
         "encode": {},
+        "index_bytes": {},
     }
-    lexical_config = RetrievalConfig(embedder="tfidf", top_k_dense=args.top_k, top_k_lexical=args.top_k)
-    t = time.perf_counter()
-    lex = build_profile_index(enterprises, None, ws.index, ws.embedding_cache, lexical_config).lexical
-    out["timings_s"]["tfidf_fit"] = round(time.perf_counter() - t, 2)
-    lex_ids, _ = lex.search(queries, args.top_k)
-    runs = {"tfidf": ranked_lists(lex_ids, node_ids)}
-    dense_runs: dict[str, dict[str, list[str]]] = {}
-    for name in [m for m in args.methods if m in DENSE]:
-        dense_runs[name] = dense_method(name, enterprises, queries, node_ids, ws, args, out)
-        runs[name] = dense_runs[name]
-    if "e5-small" in dense_runs:
-        runs["hybrid"] = fuse(dense_runs["e5-small"], runs["tfidf"], similarity_component)
-        config = RetrievalConfig(embedder="e5-small", top_k_dense=args.top_k, top_k_lexical=args.top_k)
-        from models.embedder import load_embedder
-
-        encoder = load_embedder("e5-small", ws.model_cache)
-        bundle = build_profile_index(enterprises, encoder, ws.index, ws.embedding_cache, config)
-        cands = retrieve_candidates(
-            nodes, None, {"enterprises": enterprises}, encoder, bundle.dense, bundle.lexical, config
-        )
-        runs["heuristic"] = {n: g["enterprise_id"].tolist() for n, g in cands.groupby("node_id", sort=False)}
-        out["candidate_recall@500_union"] = round(
-            float(
-                np.mean(
-                    [
-                        len((set(runs["tfidf"][n][:500]) | set(dense_runs["e5-small"][n][:500])) & gold[n])
-                        / len(gold[n])
-                        if gold[n]
-                        else 0.0
-                        for n in node_ids
-                    ]
-                )
-            ),
-            4,
-        )
+    lexical_bundle = ctx.bundle(None)
+    out["index_bytes"] |= folder_bytes(lexical_bundle, args.workspace, ("lexical", "words"))
+    runs: dict[str, dict[str, list[str]]] = {}
+    for name, overrides in LEXICAL_VARIANTS.items():
+        runs[name] = ctx.method(name, None, lexical_bundle, overrides, out)
+    default_dense = ctx.settings.retrieval.embedder
+    for name in args.dense:
+        encoder = load_embedder_named(name, ctx)
+        bundle = ctx.bundle(encoder, out, name)
+        out["index_bytes"][f"dense:{name}"] = folder_bytes(bundle, args.workspace, ("dense",))["dense"]
+        runs[name] = ctx.method(name, encoder, bundle, {"fusion_weights": {"dense": 1.0}}, out)
+        if name == "e5-small" and "e5-small" in runs:
+            top = {k: v[: args.top_k] for k, v in runs["e5-small"].items()}
+            lexical_top = {k: v[: args.top_k] for k, v in runs["tfidf"].items()}
+            runs["hybrid-rrf (previous default)"] = fuse(top, lexical_top, similarity_rrf)
+        if name == default_dense:
+            runs["fused (default)"] = ctx.method("fused (default)", encoder, bundle, {}, out)
+            runs["fused+rm3"] = ctx.method("fused+rm3", encoder, bundle, {"prf_docs": 10}, out)
+            runs["fused+cooc"] = ctx.method("fused+cooc", encoder, bundle, {"expansion_terms": 10}, out)
+            runs["fused equal weights"] = ctx.method(
+                "fused equal weights", encoder, bundle, {"fusion_weights": {"dense": 1, "words": 1, "lexical": 1}}, out
+            )
+            runs["search (default + size)"] = ctx.method(
+                "search (default + size)", encoder, bundle, {}, out, "heuristic_score"
+            )
+    out["speed"] = speed_comparison(ctx, args)
     for name, ranked in runs.items():
-        per_query = {n: metrics(ranked.get(n, []), gold[n]) for n in node_ids}
-        out["methods"][name] = mean_metrics(per_query)
-        out.setdefault("per_query_precision@20", {})[name] = {
-            n.removeprefix("bench."): round(m["precision@20"], 2) for n, m in per_query.items()
-        }
-    default = "hybrid" if "hybrid" in out["methods"] else "e5-small"
-    out["default"] = default
-    if default in out["methods"]:
-        out["default_beats_tfidf_on_precision@20"] = bool(
-            out["methods"][default]["precision@20"] > out["methods"]["tfidf"]["precision@20"]
-        )
+        out["methods"][name] = ctx.score(ranked) | out["methods"].get(name, {})
+    out["candidate_recall@500"] = candidate_recall(runs, gold, node_ids)
+    out |= verdict(out)
     out["wall_s"] = round(time.perf_counter() - t0, 1)
     return out
 
 
-def dense_method(
-    name: str,
-    enterprises: pd.DataFrame,
-    queries: list[str],
-    node_ids: list[str],
-    ws: Any,
-    args: argparse.Namespace,
-    out: dict[str, Any],
-) -> dict[str, list[str]]:
-    """Embed the profiles (through the cache) and the queries with one embedder; rank by cosine."""
-    from models.embedder import load_embedder
-    from recommender.retrieval.index import build_profile_index
-    from recommender.settings import RetrievalConfig
+class BenchContext:
+    """What every method of one run shares: the universe, the queries, the gold and the settings."""
 
-    config = RetrievalConfig(
-        embedder=name, top_k_dense=args.top_k, top_k_lexical=args.top_k, batch_size=args.batch_size
-    )
-    encoder = load_embedder(name, ws.model_cache)
-    t = time.perf_counter()
-    bundle = build_profile_index(enterprises, encoder, ws.index, ws.embedding_cache, config, progress=args.progress)
-    elapsed = time.perf_counter() - t
-    stats = bundle.embed_stats
-    out["timings_s"][f"{name}_index"] = round(elapsed, 2)
-    out["encode"][name] = {
-        "model_id": encoder.model_id,
-        "revision": encoder.revision,
-        "dim": int(encoder.dim),
-        "reused_index": bundle.reused,
-        "n_encoded": None if stats is None else stats.n_encoded,
-        "n_cache_hits": None if stats is None else stats.n_hits,
-        "profiles_per_s": None if stats is None or stats.n_encoded == 0 else round(stats.n_encoded / elapsed, 1),
+    def __init__(self, args: argparse.Namespace, enterprises: pd.DataFrame, nodes: pd.DataFrame,
+                 gold: dict[str, set[str]], user_words: list[str], query_texts: list[str]) -> None:  # fmt: skip
+        from recommender.settings import load_settings
+
+        self.args, self.enterprises, self.nodes, self.gold = args, enterprises, nodes, gold
+        self.user_words, self.query_texts = user_words, query_texts
+        self.node_ids = nodes["node_id"].tolist()
+        self.settings = load_settings(workspace=args.workspace)
+        from recommender.workspace import Workspace
+
+        self.ws = Workspace(args.workspace)
+
+    def config(self, **overrides: Any) -> Any:
+        base = self.settings.retrieval.model_dump()
+        base |= {"top_k_dense": self.args.top_k, "top_k_lexical": self.args.top_k, "top_k_words": self.args.top_k}
+        from recommender.settings import RetrievalConfig
+
+        return RetrievalConfig(**(base | overrides))
+
+    def bundle(self, encoder: Any, out: dict[str, Any] | None = None, name: str = "") -> Any:
+        from recommender.retrieval.index import build_profile_index
+
+        config = self.config(embedder=name or "tfidf", batch_size=self.args.batch_size)
+        t = time.perf_counter()
+        b = build_profile_index(
+            self.enterprises, encoder, self.ws.index, self.ws.embedding_cache, config, self.args.progress,
+            user_words=self.user_words,
+        )  # fmt: skip
+        elapsed = time.perf_counter() - t
+        if out is not None and encoder is not None:
+            stats = b.embed_stats
+            out["encode"][name] = {
+                "model_id": encoder.model_id,
+                "revision": encoder.revision,
+                "dim": int(encoder.dim),
+                "index_s": round(elapsed, 1),
+                "n_encoded": None if stats is None else stats.n_encoded,
+                "n_cache_hits": None if stats is None else stats.n_hits,
+            }
+        return b
+
+    def method(self, name: str, encoder: Any, bundle: Any, overrides: dict[str, Any], out: dict[str, Any],
+               order: str = "similarity") -> dict[str, list[str]]:  # fmt: skip
+        """Retrieve for every query through the product's own path; ranked ids per query."""
+        from recommender.retrieval.candidates import retrieve_candidates, word_retriever
+
+        config = self.config(**overrides)
+        tables = {"enterprises": self.enterprises}
+        t = time.perf_counter()
+        cands = retrieve_candidates(
+            self.nodes, None, tables, encoder, bundle.dense, bundle.lexical, config, node_ids=self.node_ids,
+            words=word_retriever(bundle),
+        )  # fmt: skip
+        per_query_ms = (time.perf_counter() - t) * 1000 / max(len(self.node_ids), 1)
+        out["methods"].setdefault(name, {})["query_ms"] = round(per_query_ms, 1)
+        ranked = cands.sort_values(["node_id", order, "enterprise_id"], ascending=[True, False, True])
+        return {str(k): g["enterprise_id"].tolist() for k, g in ranked.groupby("node_id", sort=False)}
+
+    def score(self, ranked: dict[str, list[str]]) -> dict[str, Any]:
+        per_query = {n: metrics(ranked.get(n, []), self.gold[n]) for n in self.node_ids}
+        tune = {n: m for i, (n, m) in enumerate(per_query.items()) if i % 2 == 0}
+        report = {n: m for i, (n, m) in enumerate(per_query.items()) if i % 2 == 1}
+        return mean_metrics(per_query) | {
+            "precision@10_tune_half": mean_metrics(tune)["precision@10"],
+            "precision@10_report_half": mean_metrics(report)["precision@10"],
+        }
+
+
+def load_embedder_named(name: str, ctx: BenchContext) -> Any:
+    from models.embedder import load_embedder
+
+    return load_embedder(name, ctx.ws.model_cache)
+
+
+def folder_bytes(bundle: Any, workspace: Path, parts: tuple[str, ...]) -> dict[str, int]:
+    """On-disk bytes of the index parts (≈ their memory once loaded)."""
+    root = workspace / "index" / bundle.model_key
+    return {p: sum(f.stat().st_size for f in (root / p).rglob("*") if f.is_file()) for p in parts}
+
+
+def speed_comparison(ctx: BenchContext, args: argparse.Namespace) -> dict[str, Any]:
+    """Profiles/s of each dense model on the same fresh sample of profile texts (no cache), one run."""
+    from features.profiles import enterprise_texts
+
+    texts = enterprise_texts(ctx.enterprises.sample(n=min(args.speed_sample, len(ctx.enterprises)),
+                                                    random_state=args.random_state)).tolist()  # fmt: skip
+    rates: dict[str, Any] = {}
+    for name in dict.fromkeys(["e5-small", *args.dense]):
+        encoder = load_embedder_named(name, ctx)
+        encoder.encode(texts[:8], kind="passage", batch_size=8)  # load + warm up outside the timing
+        t = time.perf_counter()
+        encoder.encode(texts, kind="passage", batch_size=args.batch_size)
+        rates[name] = round(len(texts) / (time.perf_counter() - t), 1)
+    default = ctx.settings.retrieval.embedder
+    return {
+        "n_profiles": len(texts),
+        "profiles_per_s": rates,
+        "default_embedder": default,
+        "default_vs_e5_fp32": round(rates[default] / rates["e5-small"], 2) if default in rates else None,
     }
-    q = encoder.encode(queries, kind="query", batch_size=32)
-    assert bundle.dense is not None
-    ids, _ = bundle.dense.search(np.asarray(q, dtype=np.float32), args.top_k)
-    return ranked_lists(ids, node_ids)
+
+
+def candidate_recall(
+    runs: dict[str, dict[str, list[str]]], gold: dict[str, set[str]], node_ids: list[str]
+) -> dict[str, Any]:
+    """Gold firms in each list's top 500; the fused default against the best single retriever."""
+    held = {m: sum(len(set(r.get(n, [])[:500]) & gold[n]) for n in node_ids) for m, r in runs.items()}
+    singles = [m for m in runs if m in ("tfidf", "bm25", *DENSE_NAMES)]
+    best = max(singles, key=lambda m: held[m]) if singles else None
+    out: dict[str, Any] = {"gold_in_top500": held, "best_single": best}
+    if best is not None and "fused (default)" in held and held[best]:
+        out["fused_vs_best_single"] = round(held["fused (default)"] / held[best], 4)
+    return out
+
+
+def verdict(out: dict[str, Any]) -> dict[str, Any]:
+    m = out["methods"]
+    if "fused (default)" not in m:
+        return {}
+    ratio = m["fused (default)"]["precision@10"] / m["tfidf"]["precision@10"]
+    return {
+        "default": "fused (default)",
+        "default_vs_tfidf_precision@10": round(ratio, 3),
+        "binding_1.15x_met": bool(ratio >= 1.15),
+        "aim_precision@10_0.80_met": bool(m["fused (default)"]["precision@10"] >= 0.80),
+    }
+
+
+def similarity_rrf(frame: pd.DataFrame) -> pd.Series:
+    from recommender.retrieval.candidates import similarity_component
+
+    return similarity_component(frame)
 
 
 def fuse(dense: dict[str, list[str]], lexical: dict[str, list[str]], similarity: Any) -> dict[str, list[str]]:
-    """Union of both lists per query, ordered by reciprocal-rank fusion (ties by id)."""
+    """Union of both lists per query, ordered by reciprocal-rank fusion (ties by id): the previous default."""
     out = {}
     for node in dense:
         d = {e: i + 1 for i, e in enumerate(dense[node])}
@@ -312,15 +410,25 @@ def fuse(dense: dict[str, list[str]], lexical: dict[str, list[str]], similarity:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--workspace", type=Path, default=REPO / "workspace" / "bench-retrieval-real")
+    p.add_argument("--queries", type=Path, default=QUERIES, help="query file (default: the 30 frozen queries)")
     p.add_argument("--fraction", type=float, default=1.0, help="share of the trading companies to use")
-    p.add_argument("--methods", default="tfidf,use-multilingual,e5-small")
+    p.add_argument(
+        "--dense",
+        default="e5-small,e5-small-int8,e5-small-static",
+        help="dense models, each one row (the configured default embedder also gives the fused rows)",
+    )
     p.add_argument("--top-k", type=int, default=500)
     p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--speed-sample", type=int, default=256, help="profiles encoded fresh per model for profiles/s")
     p.add_argument("--random-state", type=int, default=42)
     p.add_argument("--progress", action="store_true")
-    p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "retrieval_real.json")
+    p.add_argument("--out", type=Path, default=None, help="default benchmarks/results/retrieval_real[_<queries>].json")
     args = p.parse_args()
-    args.methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    args.queries = args.queries.resolve()
+    args.dense = [m.strip() for m in args.dense.split(",") if m.strip()]
+    if args.out is None:
+        suffix = "" if args.queries == QUERIES.resolve() else "_" + args.queries.stem.removeprefix("queries_real_")
+        args.out = REPO / "benchmarks" / "results" / f"retrieval_real{suffix}.json"
     if not DATA.is_file():
         print(json.dumps({"skipped": f"{DATA} not found"}, ensure_ascii=False))
         return
