@@ -108,6 +108,7 @@ class Retrieval:
         self._key: tuple[str, ...] | None = None
         self._encoder: Any = None
         self._encoder_loaded = False
+        self._user_words: list[str] = []
         self._enterprises = pd.DataFrame()
         self._bundle: Any = None
         self._lock = threading.Lock()  # held while loading: searches wait for the load, not fail
@@ -141,14 +142,13 @@ class Retrieval:
 
     def search(self, text: str, top_n: int) -> pd.DataFrame:
         """Up to ``top_n`` enterprises for ``text`` (:func:`recommender.retrieval.search.search_text`)."""
-        from recommender.retrieval.search import search_text
+        from recommender.retrieval.search import search_bundle
 
         enterprises, encoder, bundle, started = self._current()
         try:
             if enterprises.empty:
                 return pd.DataFrame(columns=[S.COL_ENTERPRISE_ID, S.COL_NAME, "score", "sources"])
-            cfg = self.settings.retrieval
-            return search_text(text, enterprises, encoder, bundle.dense, bundle.lexical, cfg, top_n=top_n)
+            return search_bundle(text, enterprises, encoder, bundle, self.settings.retrieval, top_n=top_n)
         finally:
             if started is not None:  # this search loaded and warmed up: the next one pays neither
                 loaded_s = round(time.perf_counter() - started, 3)
@@ -171,7 +171,9 @@ class Retrieval:
             return self._enterprises, self._encoder, self._bundle, started
 
     def _load(self, key: tuple[str, ...]) -> None:
-        from recommender.retrieval.index import TFIDF, build_profile_index
+        """What :func:`recommender.retrieval.index.load_retrieval` does, but the encoder and the chains'
+        words are loaded once, not for every new snapshot."""
+        from recommender.retrieval.index import TFIDF, build_profile_index, settings_user_words
 
         cfg = self.settings.retrieval
         if not self._encoder_loaded:
@@ -179,11 +181,14 @@ class Retrieval:
                 from models.embedder import load_embedder
 
                 self._encoder = load_embedder(cfg.embedder, self.ws.model_cache)
+            self._user_words = settings_user_words(self.settings)
             self._encoder_loaded = True
         enterprises = self.tables.get().get("enterprises", pd.DataFrame())
         bundle = None
         if not enterprises.empty:
-            bundle = build_profile_index(enterprises, self._encoder, self.ws.index, self.ws.embedding_cache, cfg)
+            bundle = build_profile_index(
+                enterprises, self._encoder, self.ws.index, self.ws.embedding_cache, cfg, user_words=self._user_words
+            )
         self._enterprises, self._bundle, self._key = enterprises, bundle, key
 
     def _update(self, **changes: Any) -> None:

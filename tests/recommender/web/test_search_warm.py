@@ -171,3 +171,21 @@ def test_dense_encoder_is_loaded_once_at_start_up(
         found = c.get("/api/search", params={"q": "光模块"}, headers=h).json()
         assert "dense" in {s for item in found["items"] for s in item["sources"].split("|")}
     assert len(loaded) == 1  # a new snapshot updates the indexes, the encoder stays
+
+
+def test_started_app_reuses_the_index_a_search_command_built(
+    published_workspace: Path, make_client: Callable[..., TestClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from features.io import load_table
+    from recommender.settings import load_settings
+
+    settings = load_settings(workspace=published_workspace)  # what `sansetu search` loads (tfidf, from make_client)
+    retrieval_index.load_retrieval(settings, load_table(published_workspace / "snapshots", "enterprises"))
+    built: list[Any] = []
+    real = retrieval_index.build_profile_index
+    monkeypatch.setattr(
+        retrieval_index, "build_profile_index", lambda *a, **k: built.append(real(*a, **k)) or built[-1]
+    )
+    with make_client(published_workspace) as c:
+        assert _wait_ready(c)["ready"] is True
+    assert [bundle.reused for bundle in built] == [True]  # same texts, words and settings: nothing rebuilt
