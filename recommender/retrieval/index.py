@@ -122,10 +122,7 @@ def build_profile_index(
     ids = enterprises[COL_ENTERPRISE_ID].astype(str).to_numpy(dtype=object)
     hashes = profile_source_hashes(enterprises)
     segmenter = WordSegmenter(user_words)
-    text_settings = {"profile_max_chars": config.profile_max_chars, "profile_text_version": str(PROFILE_TEXT_VERSION),
-                     "text_columns": [c for c in ENTERPRISE_TEXT_FIELDS if c in enterprises.columns],
-                     "words": segmenter.fingerprint, "word_field_chars": config.word_field_chars,
-                     "bm25": {"k1": config.bm25_k1, "b": config.bm25_b, "fields": dict(sorted(config.field_weights.items()))}}  # fmt: skip
+    text_settings = _text_settings(enterprises, config, segmenter)
     fingerprint = index_fingerprint(key, ids, hashes, text_settings)
     if saved is not None and saved.data_sha256 == fingerprint:  # nothing changed: no text building, no update
         return _load_bundle(folder, encoder, key, fingerprint, len(ids), segmenter)
@@ -155,6 +152,18 @@ def build_profile_index(
         folder, dense, (lexical, words), ids, hashes, encoder, fingerprint, manifest_config | text_settings, build
     )
     return ProfileIndexBundle(dense, lexical, key, fingerprint, len(ids), False, stats, words, segmenter)
+
+
+def _text_settings(enterprises: pd.DataFrame, config: RetrievalConfig, segmenter: WordSegmenter) -> dict[str, Any]:
+    """What the profile texts and word tokens are made with: a change rebuilds the indexes in full."""
+    return {
+        "profile_max_chars": config.profile_max_chars,
+        "profile_text_version": str(PROFILE_TEXT_VERSION),
+        "text_columns": [c for c in ENTERPRISE_TEXT_FIELDS if c in enterprises.columns],
+        "words": segmenter.fingerprint,
+        "word_field_chars": config.word_field_chars,
+        "bm25": {"k1": config.bm25_k1, "b": config.bm25_b, "fields": dict(sorted(config.field_weights.items()))},
+    }
 
 
 def _save_bundle(

@@ -9,27 +9,27 @@ Errors a user can fix (an unknown node, nothing ingested yet, an empty query) ra
 from __future__ import annotations
 
 import difflib
+import weakref
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from features.embeddings import TextEncoder
-from features.schema import COL_ENTERPRISE_ID, COL_NAME, COL_NODE_ID
+from features.schema import COL_ENTERPRISE_ID, COL_IS_OPERATING, COL_NAME
 from features.text import normalize_text
 from features.words import text_query_terms
 from recommender.retrieval.candidates import (
+    HEURISTIC_WEIGHTS,
+    SOURCE_ORDER,
     WordRetriever,
-    dense_hits,
-    filter_candidates,
-    heuristic_score,
-    lexical_hits,
     rank_live_targets,
     retrieve_candidates,
-    union_hits,
-    word_hits,
+    size_percentiles,
     word_retriever,
 )
-from recommender.retrieval.fusion import fused_similarity, rm3_queries
+from recommender.retrieval.fusion import rm3_queries
 from recommender.retrieval.index import ProfileIndexBundle, SearchIndex, load_retrieval
 from recommender.workspace import Workspace
 
@@ -56,45 +56,129 @@ def search_text(
 ) -> pd.DataFrame:
     """Free-text search over the whole universe (needs only the enterprises table).
 
+    The same score as :func:`heuristic_score` over :func:`union_hits` of the retrievers with only
+    the enterprises table (fused similarity + size; no signals or ties), computed with numpy on
+    the hits alone: the per-universe parts (id positions, operating flags, size percentiles, the
+    info columns) are built once per enterprises table (:func:`universe_view`), so a warm server
+    pays only the searches.
+
     Returns:
         Up to ``top_n`` rows: ``enterprise_id, name, score, sources, dense_score, dense_rank,
-        lexical_score, lexical_rank`` (+ industry and place columns when present), best first;
-        ``score`` is :func:`heuristic_score` with only the enterprises table, its similarity the
-        fused score of the dense, word (when ``words`` is given) and lexical retrievers.
+        lexical_score, lexical_rank`` (+ industry and place columns when present), best first
+        (ties by id).
     """
     query = normalize_text(text).strip()
     if not query:
         raise ValueError(f"search text must contain at least one non-space character; got {text!r}")
-    queries = pd.Series([query], index=pd.Index(["query"], name=COL_NODE_ID))
-    word_queries = [] if words is None else [text_query_terms(query, words.segmenter)]
-    if words is not None:
-        word_queries = rm3_queries(words.index, word_queries, config.prf_docs, config.prf_terms, config.prf_weight)
-    parts = [
-        dense_hits(queries, encoder, dense_index, config.top_k_dense),
-        word_hits(["query"], word_queries, words, config),
-        lexical_hits(queries, lexical_index, config.top_k_lexical),
-    ]
-    tables = {"enterprises": enterprises}
-    merged = union_hits(parts)
-    merged = merged.assign(similarity=fused_similarity(merged, config.fusion_weights).to_numpy())
-    kept = filter_candidates(merged, tables, config.exclude_ids, None)
-    scored = kept.assign(score=heuristic_score(kept, tables, None))
+    hits = _query_hits(query, encoder, dense_index, lexical_index, words, config)
+    view = universe_view(enterprises)
+    return _rank_hits(hits, view, config, top_n)
+
+
+@dataclass(frozen=True)
+class UniverseView:
+    """The per-universe parts of a search: ids, which are listable, size percentiles, display columns."""
+
+    ids: pd.Index
+    operating: np.ndarray
+    size: np.ndarray
+    info: pd.DataFrame
+
+
+_VIEW_CACHE: dict[int, tuple[Any, UniverseView]] = {}
+
+
+def universe_view(enterprises: pd.DataFrame) -> UniverseView:
+    """:class:`UniverseView` of an enterprises table, cached while that same table object lives."""
+    cached = _VIEW_CACHE.get(id(enterprises))
+    if cached is not None and cached[0]() is enterprises:
+        return cached[1]
+    eids = enterprises[COL_ENTERPRISE_ID].astype(str)
+    ok = enterprises[COL_IS_OPERATING].astype("boolean").fillna(True).astype(bool) if COL_IS_OPERATING in enterprises \
+        else pd.Series(True, index=enterprises.index)  # fmt: skip
+    operating = ok.groupby(eids.to_numpy()).any()
     info_cols = [c for c in (COL_NAME, "industry_name", "province", "city") if c in enterprises.columns]
-    info = enterprises[[COL_ENTERPRISE_ID, *info_cols]].drop_duplicates(COL_ENTERPRISE_ID)
-    out = scored.merge(info.astype({COL_ENTERPRISE_ID: str}), on=COL_ENTERPRISE_ID, how="left")
-    out = out.sort_values(["score", COL_ENTERPRISE_ID], ascending=[False, True]).head(top_n)
-    cols = [
-        COL_ENTERPRISE_ID,
-        *info_cols[:1],
-        "score",
-        "sources",
-        "dense_score",
-        "dense_rank",
-        "lexical_score",
-        "lexical_rank",
-        *info_cols[1:],
-    ]
-    return out.reset_index(drop=True)[cols]
+    info = enterprises.assign(**{COL_ENTERPRISE_ID: eids}).drop_duplicates(COL_ENTERPRISE_ID)
+    ids = pd.Index(info[COL_ENTERPRISE_ID].to_numpy(dtype=object))
+    size = size_percentiles({"enterprises": enterprises}).reindex(ids).fillna(0.0).to_numpy(dtype=float)
+    view = UniverseView(
+        ids, operating.reindex(ids).fillna(False).to_numpy(dtype=bool), size,
+        info[info_cols].reset_index(drop=True).astype(object),
+    )  # fmt: skip
+    _VIEW_CACHE.clear()  # one universe at a time: the current snapshot's
+    _VIEW_CACHE[id(enterprises)] = (weakref.ref(enterprises), view)
+    return view
+
+
+def _query_hits(
+    query: str, encoder: TextEncoder | None, dense_index: SearchIndex | None, lexical_index: SearchIndex | None,
+    words: WordRetriever | None, config: RetrievalConfig,
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:  # fmt: skip
+    """Each retriever's (ids, scores) for the query, padding dropped, best first."""
+    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    if encoder is not None and dense_index is not None:
+        q = encoder.encode([query], kind="query", batch_size=1, show_progress=False)
+        out["dense"] = dense_index.search(np.asarray(q, dtype=np.float32), config.top_k_dense)
+    if words is not None:
+        terms = rm3_queries(words.index, [text_query_terms(query, words.segmenter)], config.prf_docs,
+                            config.prf_terms, config.prf_weight)  # fmt: skip
+        out["words"] = words.index.search(terms, config.top_k_words)
+    if lexical_index is not None:
+        out["lexical"] = lexical_index.search([query], config.top_k_lexical)
+    cleaned = {}
+    for r, (ids, scores) in out.items():
+        ids0, s0 = np.asarray(ids, dtype=object)[0], np.asarray(scores, dtype=float)[0]
+        keep = np.asarray([e is not None and str(e) not in ("", "-1") for e in ids0], dtype=bool) & np.isfinite(s0)
+        cleaned[r] = (np.asarray([str(e) for e in ids0[keep]], dtype=object), s0[keep])
+    return cleaned
+
+
+def _rank_hits(
+    hits: dict[str, tuple[np.ndarray, np.ndarray]], view: UniverseView, config: RetrievalConfig, top_n: int
+) -> pd.DataFrame:
+    """Union of the hits, fused similarity + size, filtered and cut to ``top_n`` (numpy; see ``search_text``)."""
+    union = pd.Index(np.concatenate([h[0] for h in hits.values()])).unique() if hits else pd.Index([], dtype=object)
+    n = len(union)
+    cols: dict[str, np.ndarray] = {}
+    weights = config.fusion_weights
+    total, weight_sum = np.zeros(n), 0.0
+    hit_sources = []
+    for r in SOURCE_ORDER:
+        if r not in hits:
+            continue
+        ids, s = hits[r]
+        at = union.get_indexer(pd.Index(ids))
+        score, rank = np.full(n, np.nan), np.full(n, np.nan)
+        score[at], rank[at] = s, np.arange(1, len(ids) + 1, dtype=float)
+        cols[f"{r}_score"], cols[f"{r}_rank"] = score, rank
+        hit_sources.append((r, ~np.isnan(score)))
+        if len(ids) and weights.get(r, 0.0) > 0:
+            hi, lo = s.max(), (s.min() if r == "dense" else 0.0)
+            norm = np.clip((s - lo) / (hi - lo), 0.0, 1.0) if hi > lo else np.ones(len(s))
+            total[at] += weights[r] * norm
+            weight_sum += weights[r]
+    similarity = total / weight_sum if weight_sum > 0 else total
+    pos = view.ids.get_indexer(union)
+    excluded = np.asarray([e in set(map(str, config.exclude_ids)) for e in union], dtype=bool)
+    keep = (pos >= 0) & ~excluded
+    keep[keep] = view.operating[pos[keep]]
+    size = np.where(pos >= 0, view.size[np.maximum(pos, 0)], 0.0)
+    score = np.round(HEURISTIC_WEIGHTS["similarity"] * similarity + HEURISTIC_WEIGHTS["size"] * size, 12)
+    kept = np.flatnonzero(keep)
+    order = kept[np.lexsort((np.asarray(union, dtype=object)[kept].astype(str), -score[kept]))][:top_n]
+    sources = ["|".join(r for r, hit in hit_sources if hit[i]) for i in order]
+    out = pd.DataFrame({COL_ENTERPRISE_ID: np.asarray(union, dtype=object)[order]})
+    info = view.info.iloc[pos[order]].reset_index(drop=True)
+    info_cols = list(info.columns)
+    if info_cols[:1] == [COL_NAME]:
+        out[COL_NAME] = info[COL_NAME].to_numpy()
+    out["score"], out["sources"] = score[order], sources
+    for c in ("dense_score", "dense_rank", "lexical_score", "lexical_rank"):
+        out[c] = cols[c][order] if c in cols else np.full(len(order), np.nan)
+    for c in info_cols:
+        if c != COL_NAME:
+            out[c] = info[c].to_numpy()
+    return out
 
 
 def search_bundle(
@@ -147,10 +231,14 @@ def query_node(settings: Settings, node_id: str, top_n: int) -> tuple[list[dict[
 def search_universe(settings: Settings, text: str, top_n: int) -> list[dict[str, Any]]:
     """Free-text search results as output records; raises ``SearchInputError`` for user errors."""
 
-    tables = _load_tables(settings)
-    encoder, bundle = load_retrieval(settings, tables["enterprises"])
+    from features.io import load_table
+
+    enterprises = load_table(Workspace(settings.workspace).snapshots, "enterprises")  # a search needs no other table
+    if enterprises.empty:
+        raise SearchInputError(f"no enterprises in workspace {settings.workspace}; run `sansetu ingest` first.")
+    encoder, bundle = load_retrieval(settings, enterprises)
     try:
-        found = search_bundle(text, tables["enterprises"], encoder, bundle, settings.retrieval, top_n=top_n)
+        found = search_bundle(text, enterprises, encoder, bundle, settings.retrieval, top_n=top_n)
     except ValueError as exc:
         raise SearchInputError(str(exc)) from None
     return _records(found.assign(rank=range(1, len(found) + 1)))
