@@ -85,8 +85,8 @@ class RetrievalConfig(_Section):
         default_factory=lambda: {"name": 1.0, "products": 1.0, "keywords": 1.0, "description": 1.0}
     )
     fusion_weights: dict[str, float] = Field(
-        default_factory=lambda: {"dense": 1.0, "words": 1.0, "lexical": 1.0}
-    )  # learned on the sample zone: benchmarks/fusion_weights.py
+        default_factory=lambda: {"dense": 0.53, "words": 2.15, "lexical": 0.33}
+    )  # learned on the sample zone from industry codes: benchmarks/fusion_weights.py
     prf_docs: int = Field(default=0, ge=0)  # RM3 feedback documents (0: off)
     prf_terms: int = Field(default=20, ge=1)
     prf_weight: float = Field(default=0.3, ge=0, le=1)
