@@ -283,7 +283,7 @@ def adapt_encoder(
     random_state: int = 0,
     tracking: AdaptTracking | None = None,
     show_progress: bool = False,
-    export: Callable[[Path], Path] | None = None,
+    onnx: bool = True,
 ) -> AdaptResult:
     """Fine-tune a sentence-transformers folder on (anchor, positive) pairs and save it, versioned.
 
@@ -299,7 +299,9 @@ def adapt_encoder(
         random_state: seeds torch (dropout) and the batch order.
         tracking: where to record an MLflow run; None records none.
         show_progress: a progress bar (steps, loss) on stderr; the log gets a line every ~5 % either way.
-        export: called with the staged folder to add ``onnx/model_qint8.onnx``, returning its path.
+        onnx: also export ``onnx/model.onnx`` and the int8 ``onnx/model_qint8.onnx``
+            (:func:`models.onnx_embedder.export_onnx`, about a minute for e5-small), so the folder
+            encodes fast without torch (:class:`models.onnx_embedder.OnnxEmbedder`).
 
     Returns:
         :class:`AdaptResult`.
@@ -326,18 +328,28 @@ def adapt_encoder(
     with atomic_directory(target) as staging:
         losses, n_dim = _train_and_save(base, pairs, params, staging, show_progress)
         elapsed = round(time.perf_counter() - t0, 2)
-        onnx = export(staging) if export is not None else None
+        onnx_file = _export(staging) if onnx else None
         manifest = Manifest.build(
             COMPONENT, libraries=_LIBRARIES, config={**params, "base_folder": base.name},
             model_id=model_id, revision=revision, data_sha256=data_sha, dim=n_dim, count=len(pairs),
             extra={"n_steps": len(losses), "losses": [[s, v] for s, v in losses], "elapsed_s": elapsed,
-                   "onnx": None if onnx is None else onnx.relative_to(staging).as_posix()},
+                   "onnx": None if onnx_file is None else onnx_file.relative_to(staging).as_posix()},
         )  # fmt: skip
         manifest.write(staging)
     log.info("adapt: saved %s (%d steps, %.1f s)", target, len(losses), elapsed)
     run_id = _log_run(tracking, manifest, target) if tracking is not None else None
-    onnx_path = None if onnx is None else target / onnx.relative_to(staging)
+    onnx_path = None if onnx_file is None else target / onnx_file.relative_to(staging)
     return AdaptResult(target, manifest, len(pairs), len(losses), elapsed, run_id, False, onnx_path, losses)
+
+
+def _export(folder: Path) -> Path:
+    """The int8 ONNX export inside ``folder``; returns its path."""
+    from models.onnx_embedder import export_onnx
+
+    t0 = time.perf_counter()
+    path = export_onnx(folder, quantize=True)
+    log.info("adapt: exported %s (%.1f s)", path.relative_to(folder), time.perf_counter() - t0)
+    return path
 
 
 def _reused(target: Path, n_pairs: int) -> AdaptResult:
@@ -456,7 +468,7 @@ def _log_run(tracking: AdaptTracking, manifest: Manifest, folder: Path) -> str:
     experiment_id = (
         found.experiment_id
         if found is not None
-        else client.create_experiment(tracking.experiment, artifact_location=tracking.artifact_location)
+        else client.create_experiment(tracking.experiment, artifact_location=_artifact_location(tracking))
     )
     tags = {"folder": str(folder), "base_model_id": str(manifest.model_id), "base_revision": str(manifest.revision),
             "data_sha256": str(manifest.data_sha256)}  # fmt: skip
@@ -474,3 +486,14 @@ def _log_run(tracking: AdaptTracking, manifest: Manifest, folder: Path) -> str:
     client.log_dict(run_id, manifest.to_dict(), MANIFEST_FILE)
     client.set_terminated(run_id)
     return str(run_id)
+
+
+def _artifact_location(tracking: AdaptTracking) -> str | None:
+    """The given location; for a SQLite store without one, ``mlartifacts`` next to the database.
+
+    MLflow's own default for a SQLite store is ``./mlruns`` under whatever directory the process runs in.
+    """
+    if tracking.artifact_location is not None or not tracking.tracking_uri.startswith("sqlite:///"):
+        return tracking.artifact_location
+    database = Path(tracking.tracking_uri.removeprefix("sqlite:///"))
+    return (database.parent / "mlartifacts").resolve().as_uri()

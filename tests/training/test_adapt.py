@@ -118,7 +118,9 @@ def test_adapt_encoder_saves_a_versioned_folder_that_loads(tiny_bert_dir: Path, 
     from sentence_transformers import SentenceTransformer
 
     pairs = adaptation_pairs(make_enterprises(), None, 0)
-    result = adapt_encoder(tiny_bert_dir, pairs, tmp_path / "out", batch_size=4, max_steps=2, max_seq_length=32)
+    result = adapt_encoder(
+        tiny_bert_dir, pairs, tmp_path / "out", batch_size=4, max_steps=2, max_seq_length=32, onnx=False
+    )
     assert result.folder.parent == tmp_path / "out"
     assert result.folder.name.startswith(ADAPTED_PREFIX) and len(result.folder.name) == len(ADAPTED_PREFIX) + 12
     assert result.n_steps == 2 and [s for s, _ in result.losses] == [1, 2] and not result.reused
@@ -134,7 +136,9 @@ def test_adapt_encoder_saves_a_versioned_folder_that_loads(tiny_bert_dir: Path, 
                            _weights(tiny_bert_dir)["encoder.layer.0.output.dense.weight"])  # fmt: skip
     np.testing.assert_array_equal(_weights(result.folder)["embeddings.word_embeddings.weight"],
                                   _weights(tiny_bert_dir)["embeddings.word_embeddings.weight"])  # fmt: skip
-    again = adapt_encoder(tiny_bert_dir, pairs, tmp_path / "out", batch_size=4, max_steps=2, max_seq_length=32)
+    again = adapt_encoder(
+        tiny_bert_dir, pairs, tmp_path / "out", batch_size=4, max_steps=2, max_seq_length=32, onnx=False
+    )
     assert again.reused and again.folder == result.folder and again.losses == result.losses
     assert base_identity(result.folder)[0] == result.folder.name  # adapting it again is not its base's key
 
@@ -142,7 +146,7 @@ def test_adapt_encoder_saves_a_versioned_folder_that_loads(tiny_bert_dir: Path, 
 def test_adapt_encoder_same_seed_gives_same_weights(tiny_bert_dir: Path, tmp_path: Path) -> None:
     pairs = adaptation_pairs(make_enterprises(), None, 0)
     runs = [
-        adapt_encoder(tiny_bert_dir, pairs, tmp_path / name, batch_size=4, max_steps=2, random_state=seed)
+        adapt_encoder(tiny_bert_dir, pairs, tmp_path / name, batch_size=4, max_steps=2, random_state=seed, onnx=False)
         for name, seed in (("a", 7), ("b", 7), ("c", 8))
     ]
     assert runs[0].losses == runs[1].losses and runs[0].folder.name == runs[1].folder.name
@@ -157,9 +161,11 @@ def test_adapt_encoder_records_an_mlflow_run(tiny_bert_dir: Path, tmp_path: Path
     from mlflow import MlflowClient
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    tracking = AdaptTracking(uri, experiment="adapt-test", artifact_location=(tmp_path / "art").as_uri())
+    tracking = AdaptTracking(uri, experiment="adapt-test")
     pairs = adaptation_pairs(make_enterprises(), None, 0)
-    result = adapt_encoder(tiny_bert_dir, pairs, tmp_path / "out", batch_size=4, max_steps=2, tracking=tracking)
+    result = adapt_encoder(
+        tiny_bert_dir, pairs, tmp_path / "out", batch_size=4, max_steps=2, tracking=tracking, onnx=False
+    )
     assert result.run_id is not None
     client = MlflowClient(tracking_uri=uri)
     run = client.get_run(result.run_id)
@@ -169,6 +175,7 @@ def test_adapt_encoder_records_an_mlflow_run(tiny_bert_dir: Path, tmp_path: Path
     history = client.get_metric_history(result.run_id, "loss")
     assert sorted((m.step, m.value) for m in history) == result.losses
     assert [f.path for f in client.list_artifacts(result.run_id)] == ["manifest.json"]
+    assert run.info.artifact_uri.startswith((tmp_path / "mlartifacts").as_uri())  # next to the database
 
 
 def test_adapt_encoder_rejects_bad_inputs(tiny_bert_dir: Path, tmp_path: Path) -> None:
@@ -189,3 +196,19 @@ def test_adapt_encoder_rejects_bad_inputs(tiny_bert_dir: Path, tmp_path: Path) -
         adapt_encoder(empty, pairs, tmp_path)
     assert not list((tmp_path).glob(f"{ADAPTED_PREFIX}*"))
     shutil.rmtree(empty)
+
+
+def test_adapt_encoder_exports_int8_onnx_that_encodes_like_torch(tiny_bert_dir: Path, tmp_path: Path) -> None:
+    from sentence_transformers import SentenceTransformer
+
+    from models.onnx_embedder import OnnxEmbedder
+
+    pairs = adaptation_pairs(make_enterprises(), None, 0)
+    result = adapt_encoder(tiny_bert_dir, pairs, tmp_path / "out", batch_size=4, max_steps=1)
+    assert result.onnx == result.folder / "onnx" / "model_qint8.onnx" and result.onnx.is_file()
+    assert result.manifest.extra["onnx"] == "onnx/model_qint8.onnx"
+    texts = ["光模块芯片", "武汉激光器制造公司"]
+    fp32 = OnnxEmbedder(result.folder, "onnx/model.onnx", query_prompt="query: ").encode(texts, kind="query")
+    torch_model = SentenceTransformer(str(result.folder), device="cpu", local_files_only=True)
+    reference = torch_model.encode(texts, prompt="query: ", normalize_embeddings=True)
+    np.testing.assert_allclose(fp32, reference, atol=1e-5)
