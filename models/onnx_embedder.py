@@ -56,7 +56,8 @@ ONNX_SUBFOLDER: Final = "onnx"
 FP32_FILE: Final = "onnx/model.onnx"
 QINT8_FILE: Final = "onnx/model_qint8.onnx"
 OUTPUT_NAME: Final = "last_hidden_state"
-DEFAULT_OPSET: Final = 17
+DEFAULT_OPSET: Final = 17  # the TorchScript exporter's; the dynamo exporter starts at 18
+DYNAMO_OPSET: Final = 18
 MIN_EXPORT_COSINE: Final = 0.9999
 E5_MODEL_ID: Final = "intfloat/multilingual-e5-small"
 E5_DIM: Final = 384
@@ -330,6 +331,7 @@ class OnnxEmbedder(Embedder):
         return np.asarray(self.session_.run([OUTPUT_NAME], {k: feed[k] for k in wanted})[0])
 
     def _encode(self, texts: list[str], kind: EncodeKind, batch_size: int, show_progress: bool) -> np.ndarray:
+        self.session_  # noqa: B018 - the graph first: a missing export is the likelier mistake
         prompt = self.query_prompt if kind == "query" else self.passage_prompt
         encodings = self.tokenizer_.encode_batch([prompt + t for t in texts])
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
@@ -403,19 +405,19 @@ class E5SmallInt8Embedder(OnnxEmbedder):
 # ---------------------------------------------------------------- export (torch, lazily)
 def export_settings(
     quantize: bool = True,
-    opset: int = DEFAULT_OPSET,
+    opset: int | None = None,
     exporter: Exporter = "torchscript",
     per_channel: bool = True,
     reduce_range: bool = False,
 ) -> dict[str, Any]:
-    """The ``config`` an export with these arguments records in its manifest."""
+    """The ``config`` an export with these arguments records in its manifest (``opset`` None = the exporter's default)."""
     quantization = (
         {"method": "quantize_dynamic", "weight_type": "QInt8", "per_channel": per_channel, "reduce_range": reduce_range}
         if quantize
         else None
     )
     return {
-        "opset": opset,
+        "opset": opset if opset is not None else (DYNAMO_OPSET if exporter == "dynamo" else DEFAULT_OPSET),
         "exporter": exporter,
         "attn_implementation": "eager",
         "output": OUTPUT_NAME,
@@ -441,7 +443,7 @@ def export_is_current(st_folder: Path, **settings: Any) -> bool:
 def export_onnx(
     st_folder: Path,
     quantize: bool = True,
-    opset: int = DEFAULT_OPSET,
+    opset: int | None = None,
     exporter: Exporter = "torchscript",
     per_channel: bool = True,
     reduce_range: bool = False,
@@ -457,7 +459,7 @@ def export_onnx(
     Args:
         st_folder: a sentence-transformers folder whose first module is a BERT-style transformer.
         quantize: also write the int8 graph.
-        opset: ONNX opset of the fp32 graph.
+        opset: ONNX opset of the fp32 graph; None = 17 for TorchScript, 18 (its lowest) for dynamo.
         exporter: ``"torchscript"`` (``torch.onnx.export(dynamo=False)``) or ``"dynamo"``.
         per_channel: int8 scales per output channel (measured: closer to fp32, same speed).
         reduce_range: 7-bit weights (for CPUs without VNNI; measured: less accurate, no faster).
@@ -480,7 +482,7 @@ def export_onnx(
     model_dir = transformer_dir(folder)
     model = _load_transformer(model_dir)
     with atomic_directory(folder / ONNX_SUBFOLDER) as staging:
-        names = _export_graph(model, staging / "model.onnx", opset, exporter)
+        names = _export_graph(model, staging / "model.onnx", settings["opset"], exporter)
         verify = _verify_export(model, model_dir, staging, names, quantize, per_channel, reduce_range)
         _export_manifest(folder, staging, settings, verify, model_dir).write(staging)
     return folder / (QINT8_FILE if quantize else FP32_FILE)
@@ -530,7 +532,8 @@ def _export_graph(model: Any, path: Path, opset: int, exporter: Exporter) -> lis
     kwargs: dict[str, Any] = {"input_names": names, "output_names": [OUTPUT_NAME], "opset_version": opset}
     if exporter == "dynamo":
         axes = {0: torch.export.Dim("batch"), 1: torch.export.Dim("sequence", max=model.config.max_position_embeddings)}
-        kwargs |= {"dynamic_shapes": {n: axes for n in names}, "dynamo": True, "external_data": False, "verbose": False}
+        dynamic = {"inputs": tuple(axes for _ in names)}  # forward(*inputs): one spec per input
+        kwargs |= {"dynamic_shapes": dynamic, "dynamo": True, "external_data": False, "verbose": False}
     else:
         kwargs |= {"dynamic_axes": {n: {0: "batch", 1: "sequence"} for n in [*names, OUTPUT_NAME]}, "dynamo": False}
     with warnings.catch_warnings():
