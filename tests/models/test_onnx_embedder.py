@@ -306,3 +306,24 @@ def test_load_embedder_local_folder_with_int8_graph_uses_onnx(tiny_bert_dir: Pat
     assert emb.file_name == QINT8_FILE
     assert (emb.query_prompt, emb.passage_prompt) == ("query: ", "passage: ")
     assert not isinstance(load_embedder(str(tiny_bert_copy), tiny_bert_copy.parent), OnnxEmbedder)
+
+
+def test_e5_small_int8_exports_on_first_use_then_reuses(
+    tiny_bert_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from models.embedder import SentenceTransformerEmbedder
+
+    def with_tiny_source() -> E5SmallInt8Embedder:
+        emb = E5SmallInt8Embedder(tmp_path)
+        emb.fp32_ = SentenceTransformerEmbedder(tiny_bert_copy, revision="tiny")  # type: ignore[assignment]
+        emb.dim = BERT_DIM  # the real e5 has 384
+        return emb
+
+    first = with_tiny_source()
+    out = first.encode(TEXTS, kind="query")
+    assert first.revision == "tiny-onnx-qint8"
+    assert export_is_current(tiny_bert_copy)
+    monkeypatch.setattr(onnx_embedder, "export_onnx", lambda *a, **k: pytest.fail("exported again"))
+    assert_allclose(with_tiny_source().encode(TEXTS, kind="query"), out)
+    reference = st_reference(tiny_bert_copy, TEXTS, "query: ")
+    assert np.min(_cosines(out, reference)) >= 0.999
