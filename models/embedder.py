@@ -12,7 +12,7 @@ show_progress)`` returning float32 L2-normalised rows of shape ``(len(texts), di
 ``e5-small-int8``      the same model exported to ONNX with int8 weights
                        (``<that folder>/onnx/model_qint8.onnx``, see :mod:`models.onnx_embedder`),
                        run by ONNX Runtime without torch: 2.5-2.8x the fp32 throughput, cosine
-                       0.997 to fp32; a fresh process embeds a query in about 1.5 s (most of it
+                       0.997 to fp32; a fresh process embeds a query in 1.3-1.9 s (0.8 s of it
                        building the 250 k-piece tokenizer).
 ``e5-small-static``    a model2vec static table distilled from e5-small (256-d, see
                        :mod:`models.static_embedder`) into
