@@ -57,7 +57,7 @@ class MapConfig(_Section):
 class RetrievalConfig(_Section):
     """Embedding, index and candidate generation."""
 
-    embedder: str = "e5-small"  # e5-small | use-multilingual | tfidf | a local sentence-transformers path
+    embedder: str = "e5-small-int8"  # e5-small(-int8|-static) | use-multilingual | tfidf | a local model folder
     top_k_dense: int = Field(default=500, ge=1)
     top_k_lexical: int = Field(default=500, ge=1)
     approximate_index_above: int = Field(default=200_000, ge=1)

@@ -10,14 +10,14 @@ from recommender.settings import ConfigError, load_chains, load_settings
 def test_load_settings_defaults_and_workspace_override(tmp_path: Path) -> None:
     s = load_settings(workspace=tmp_path / "ws")
     assert s.workspace == tmp_path / "ws"
-    assert s.retrieval.embedder == "e5-small"
+    assert s.retrieval.embedder == "e5-small-int8"
 
 
 def test_load_settings_env_overrides_nested_yaml(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SANSETU_RETRIEVAL__TOP_K_DENSE", "300")
     s = load_settings()
     assert s.retrieval.top_k_dense == 300
-    assert s.retrieval.embedder == "e5-small"  # the rest of the section still comes from YAML
+    assert s.retrieval.embedder == "e5-small-int8"  # the rest of the section still comes from YAML
 
 
 def test_load_settings_names_key_expected_and_got(tmp_path: Path) -> None:

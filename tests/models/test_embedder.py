@@ -111,7 +111,7 @@ def test_sentence_transformer_embedder_missing_folder(tmp_path: Path) -> None:
 
 def test_load_embedder_unknown_name_lists_choices(tmp_path: Path) -> None:
     message = (
-        "Unknown embedder 'bge-small-zh': expected one of ['e5-small', 'use-multilingual'] or the path of a local "
+        "Unknown embedder 'bge-small-zh': expected one of ['e5-small', 'e5-small-int8', 'e5-small-static', 'use-multilingual'] or the path of a local "
         "sentence-transformers folder (with modules.json). Nothing is downloaded; "
         "for lexical retrieval only use 'tfidf' in the retrieval settings."
     )
