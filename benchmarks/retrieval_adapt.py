@@ -102,10 +102,17 @@ def ranked(q: np.ndarray, p: np.ndarray, ids: np.ndarray, node_ids: list[str]) -
 
 
 def evaluate(runs: dict[str, dict[str, list[str]]], gold: dict[str, set[str]]) -> dict[str, Any]:
+    """Mean metrics per method, and how many queries the second method ranks better / worse / the same (nDCG@20)."""
     out: dict[str, Any] = {}
+    ndcg: dict[str, np.ndarray] = {}
     for name, lists in runs.items():
         per_query = {n: metrics(lists[n], gold[n]) for n in gold}
         out[name] = mean_metrics(per_query)
+        ndcg[name] = np.array([m["ndcg@20"] for m in per_query.values()])
+    base, adapted = ndcg.values()
+    diff = adapted - base
+    out["queries_better_worse_same_ndcg@20"] = [int((diff > 1e-9).sum()), int((diff < -1e-9).sum()),
+                                                 int((np.abs(diff) <= 1e-9).sum())]  # fmt: skip
     return out
 
 
@@ -242,7 +249,7 @@ def verdict(out: dict[str, Any]) -> dict[str, Any]:
     """Adapted minus base per metric, for both settings."""
     res = {}
     for setting in ("all", "half"):
-        methods = list(out[setting]["methods"].values())
+        methods = [m for k, m in out[setting]["methods"].items() if not k.startswith("queries_")]
         base, adapted = methods[0], methods[1]
         res[setting] = {k: round(adapted[k] - base[k], 4) for k in base}
     res["helps"] = bool(res["all"]["ndcg@20"] > 0 and res["half"]["ndcg@20"] > 0)
