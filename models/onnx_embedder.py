@@ -594,9 +594,19 @@ def _verify_export(
 
 
 def _quantize(src: Path, dst: Path, per_channel: bool, reduce_range: bool) -> None:
+    import logging
+
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(src, dst, weight_type=QuantType.QInt8, per_channel=per_channel, reduce_range=reduce_range)
+    # onnxruntime logs "Please consider to run pre-processing before quantization" on the root logger for
+    # every model; shape inference pre-processing is for static quantisation and gains nothing here
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        quantize_dynamic(src, dst, weight_type=QuantType.QInt8, per_channel=per_channel, reduce_range=reduce_range)
+    finally:
+        root.setLevel(level)
 
 
 def source_revision(model_dir: Path) -> str:
