@@ -118,7 +118,7 @@ def node_query_terms(
     for row in nodes.to_dict(orient="records"):
         terms: dict[str, float] = {}
         for part, w in weights.items():
-            for text in _as_list(row.get(part)):
+            for text in as_list(row.get(part)):
                 for word in segmenter.tokens(text):
                     terms[word] = terms.get(word, 0.0) + float(w)
         out.append(terms)
@@ -139,11 +139,12 @@ def chain_user_words(nodes: pd.DataFrame) -> list[str]:
     for col in ("name", "products", "keywords"):
         if col in nodes.columns:
             for v in nodes[col].tolist():
-                words.extend(str(x) for x in _as_list(v))
+                words.extend(str(x) for x in as_list(v))
     return words
 
 
-def _as_list(value: Any) -> Sequence[Any]:
+def as_list(value: Any) -> Sequence[Any]:
+    """A cell of a list-valued column as a list: None / NaN -> [], a str -> [it], an iterable -> its items."""
     if value is None:
         return []
     if isinstance(value, str):

@@ -65,7 +65,7 @@ from features.schema import (
     COL_YEAR,
     check_columns,
 )
-from features.words import WordSegmenter, node_query_terms
+from features.words import WordSegmenter, as_list, node_query_terms
 from recommender.retrieval.fusion import cooccurrence_queries, fused_similarity, rm3_queries
 from recommender.retrieval.index import ProfileIndexBundle, SearchIndex
 
@@ -204,7 +204,7 @@ def node_word_queries(
     queries = node_query_terms(targets, words.segmenter, config.query_part_weights)
     if config.expansion_terms > 0:
         seeds = [
-            [w for p in _as_list(v) for w in words.segmenter.tokens(p)]
+            [w for p in as_list(v) for w in words.segmenter.tokens(p)]
             for v in targets.get("products", pd.Series([[]] * len(targets))).tolist()
         ]
         queries = cooccurrence_queries(words.index, queries, seeds, config.expansion_terms, config.expansion_weight)
@@ -220,17 +220,16 @@ def word_hits(
     return _hits_frame(query_ids, ids, scores, "words")
 
 
-def _as_list(v: Any) -> list[Any]:
-    if v is None or isinstance(v, float):
-        return []
-    return [v] if isinstance(v, str) else list(v)
-
-
 def lexical_hits(queries: pd.Series, index: SearchIndex | None, top_k: int) -> pd.DataFrame:
     if index is None:
         return _hits_frame([], np.empty((0, 0)), np.empty((0, 0)), "lexical")
     ids, scores = index.search(queries.tolist(), top_k)
     return _hits_frame(queries.index.tolist(), ids, scores, "lexical")
+
+
+def is_hit(eid: Any, score: float) -> bool:
+    """False for search padding: a None, '' or -1 id or a non-finite score (FAISS returns those for k > n)."""
+    return eid is not None and str(eid) not in ("", "-1") and bool(np.isfinite(score))
 
 
 def _hits_frame(query_ids: list[str], ids: Any, scores: Any, source: str) -> pd.DataFrame:
@@ -242,7 +241,7 @@ def _hits_frame(query_ids: list[str], ids: Any, scores: Any, source: str) -> pd.
     for qid, row_ids, row_scores in zip(query_ids, ids, scores, strict=True):
         rank = 0
         for eid, score in zip(row_ids, row_scores, strict=True):
-            if eid is None or str(eid) in ("", "-1") or not np.isfinite(score):
+            if not is_hit(eid, score):
                 continue
             rank += 1
             rows.append((qid, str(eid), float(score), rank))

@@ -24,6 +24,7 @@ from recommender.retrieval.candidates import (
     HEURISTIC_WEIGHTS,
     SOURCE_ORDER,
     WordRetriever,
+    is_hit,
     rank_live_targets,
     retrieve_candidates,
     size_percentiles,
@@ -128,7 +129,7 @@ def _query_hits(
     cleaned = {}
     for r, (ids, scores) in out.items():
         ids0, s0 = np.asarray(ids, dtype=object)[0], np.asarray(scores, dtype=float)[0]
-        keep = np.asarray([e is not None and str(e) not in ("", "-1") for e in ids0], dtype=bool) & np.isfinite(s0)
+        keep = np.asarray([is_hit(e, s) for e, s in zip(ids0, s0, strict=True)], dtype=bool)
         cleaned[r] = (np.asarray([str(e) for e in ids0[keep]], dtype=object), s0[keep])
     return cleaned
 
@@ -159,7 +160,7 @@ def _rank_hits(
             weight_sum += weights[r]
     similarity = total / weight_sum if weight_sum > 0 else total
     pos = view.ids.get_indexer(union)
-    excluded = np.asarray([e in set(map(str, config.exclude_ids)) for e in union], dtype=bool)
+    excluded = np.asarray(union.isin(list(map(str, config.exclude_ids))), dtype=bool)
     keep = (pos >= 0) & ~excluded
     keep[keep] = view.operating[pos[keep]]
     size = np.where(pos >= 0, view.size[np.maximum(pos, 0)], 0.0)
