@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from recommender.cli.common import ConfigOpt, WorkspaceOpt, app, settings_from
+from recommender.cli.common import ConfigOpt, SeedOpt, WorkspaceOpt, app, settings_from
 
 if TYPE_CHECKING:
     from recommender.settings import Settings
@@ -39,10 +39,7 @@ def adapt(
     batch_size: Annotated[
         int, typer.Option("--batch-size", min=2, help="Pairs per step; the other pairs of a step are its negatives.")
     ] = 32,
-    seed: Annotated[
-        int | None,
-        typer.Option("--seed", min=0, help="Random seed (default: random_state of the config).", show_default=False),
-    ] = None,
+    seed: SeedOpt = None,
     workspace: WorkspaceOpt = None,
     config: ConfigOpt = None,
 ) -> None:

@@ -31,6 +31,10 @@ ConfigOpt = Annotated[
     Path | None,
     typer.Option("--config", help="YAML config file instead of configs/default.yaml.", show_default=False),
 ]
+SeedOpt = Annotated[
+    int | None,
+    typer.Option("--seed", min=0, help="Random seed (default: random_state of the config).", show_default=False),
+]
 OutputFormat = Literal["table", "json", "csv"]
 FormatOpt = Annotated[str, typer.Option("--format", "-f", help="Output format: table, json or csv.")]
 

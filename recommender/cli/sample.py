@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from recommender.cli.common import ConfigOpt, WorkspaceOpt, app, settings_from
+from recommender.cli.common import ConfigOpt, SeedOpt, WorkspaceOpt, app, settings_from
 from recommender.workspace import Workspace
 
 
@@ -22,10 +22,7 @@ def sample(
         typer.Option("--out", "-o", help="Output directory (default: <workspace>/sample).", show_default=False),
     ] = None,
     enterprises: Annotated[int, typer.Option("--enterprises", "-n", min=1, help="Enterprises in the universe.")] = 3000,
-    seed: Annotated[
-        int | None,
-        typer.Option("--seed", min=0, help="Random seed (default: random_state of the config).", show_default=False),
-    ] = None,
+    seed: SeedOpt = None,
     workspace: WorkspaceOpt = None,
     config: ConfigOpt = None,
 ) -> None:
