@@ -61,7 +61,7 @@ class RetrievalConfig(_Section):
     top_k_dense: int = Field(default=500, ge=1)
     top_k_lexical: int = Field(default=500, ge=1)
     approximate_index_above: int = Field(default=200_000, ge=1)
-    batch_size: int = Field(default=64, ge=1)
+    batch_size: int = Field(default=16, ge=1)  # profiles per encoder call; 16 ran int8 e5 ~1.3x faster than 64 here
     exclude_ids: list[str] = Field(default_factory=list)
     signal_window_days: int = Field(default=365, ge=1)
     profile_max_chars: int = Field(default=160, ge=16)  # text cap (features.profiles); encoding cost grows with it
