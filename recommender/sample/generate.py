@@ -2,9 +2,12 @@
 
 ``generate_sample(chains, n_enterprises, random_state)`` returns :class:`SampleData`: the six raw
 tables exactly as a user would import them (dates as ``YYYY-MM-DD`` strings, money in 万元), the
-hidden process's ``oracle`` and a ``manifest``. Columns are built under ``features.schema`` names and
+hidden process's ``oracle``, its ``truth`` (P(签约 | approached) for any node, firm and date,
+:mod:`recommender.sample.truth`) and a ``manifest``. Columns are built under ``features.schema`` names and
 written under the headers of the built-in column maps (:mod:`recommender.sample.columns`, docs/design.md
-"Raw formats"). The process is documented in docs/sample.md; its coefficients are :data:`HIDDEN_PROCESS`.
+"Raw formats"). The outcome process — the hidden signing propensity, the analysts' approach policy and the
+share of relevant firms per node — is configuration: ``configs/processes/<name>.yaml``
+(:mod:`recommender.sample.process`, docs/sample.md "Outcome processes"); ``default`` is the one below.
 
 Everything is pure and vectorised with numpy: the only Python loops run over chain nodes, quarters
 or small tables (assets), never over enterprises. Nothing reads the clock; ``as_of`` is a parameter.
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
+from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
@@ -26,7 +30,11 @@ from features import schema as S
 from features.chains import Chain
 from features.validate import CREDIT_CODE_CHARSET, make_credit_codes
 from recommender.sample import vocab as V
+from recommender.sample.catalog import DEFAULT_PROCESS
 from recommender.sample.columns import FORMER_NAME, RawHeaders, builtin_raw_headers, to_raw
+from recommender.sample.process import TIE_NAMES, Policy, ProcessConfig, Universe, load_process
+from recommender.sample.truth import SigningTruth, World, fit_level, recent
+from recommender.sample.truth import logit as hidden_logit
 
 GENERATOR_VERSION: Final = "1"
 DEFAULT_AS_OF: Final = date(2026, 6, 30)
@@ -36,7 +44,7 @@ ORACLE_COLUMNS: Final = ["node_id", "enterprise_id", "oracle_score"]
 SIGNAL_LABELS: Final = ("融资", "新设分支机构", "购地", "招聘", "扩产")  # order of schema.SIGNAL_TYPES
 SIG_FIN, SIG_BRANCH, SIG_LAND, SIG_HIRE, SIG_EXPAND = range(5)
 PROGRESS_STAGES: Final = ("线索", "接洽", "考察", "洽谈", "签约", "落地")
-TIE_KINDS: Final = ("leader_supplier", "local_supplier", "fund_portfolio", "alumni", "lab", "local_capital")
+TIE_KINDS: Final = TIE_NAMES
 NETWORK: Final[dict[str, Any]] = {
     # relation probability multiplier per firm: base + per_log10_capital·(log10 capital − 6.7) + listed, clipped
     "reach": {"base": 1.0, "per_log10_capital": 0.35, "listed": 0.3, "min": 0.4, "max": 1.8},
@@ -53,47 +61,6 @@ NETWORK: Final[dict[str, Any]] = {
 }
 """The chain's relation network around the zone (docs/sample.md, section 3): per-firm probabilities × reach."""
 
-# The hidden propensity (docs/sample.md): logit = intercept + the terms below; oracle = sigmoid(logit).
-HIDDEN_PROCESS: Final[dict[str, Any]] = {
-    "intercept": -2.6,
-    "fit": {"true_node": 2.0, "secondary_node": 1.3, "adjacent_node": 0.5, "same_chain": -0.4, "other": -2.5},
-    "size": {"centre_log10_cny": 7.3, "linear": 0.55, "quadratic": -0.30},
-    "financing_365d": {"young_lt_5y": 1.5, "older": 0.4},
-    "expansion_365d": 0.7,
-    "new_branch_365d": 0.35,
-    "hiring_180d": 0.25,
-    "ties": {
-        "scale": 1.4,
-        "leader_supplier": 1.0,
-        "local_supplier": 0.5,
-        "fund_portfolio": 0.9,
-        "alumni": 0.5,
-        "lab": 0.6,
-        "local_capital": 0.7,
-    },
-    "geography": {"hubei": 0.0, "neighbour": -0.5, "far": -1.1, "leader_tie_factor": 0.3, "hubei_branch_floor": -0.2},
-    "age_lt_2y": -0.8,
-    "listed": 0.3,
-    "not_operating": -4.0,
-    "noise": "standard logistic, one draw per approach",
-    "stage_thresholds": {"接洽": -3.0, "考察": -1.8, "洽谈": -0.9, "签约": 0.0, "落地": 0.6},
-}
-ANALYST_POLICY: Final[dict[str, Any]] = {
-    "approaches_per_target_node_per_quarter": 1.2,
-    "red_factor": 1.25,
-    "text_fit_weight": 1.6,
-    "fame_weight": 0.7,
-    "random": "Gumbel(0, 1) per candidate and quarter (sampling without replacement)",
-    "text_fit": {
-        "true_node": 1.0,
-        "secondary_node": 0.7,
-        "adjacent_node": 0.35,
-        "same_chain": 0.15,
-        "other": 0.0,
-        "vague_description_factor": 0.35,
-    },
-    "pool": "firms of the node's chain (at most 1500 sampled) + 150 large + 150 random others; not local, founded",
-}
 DIRT: Final[dict[str, float]] = {
     "invalid_credit_code": 0.005,
     "unparseable_capital": 0.002,
@@ -103,8 +70,6 @@ DIRT: Final[dict[str, float]] = {
     "odd_whitespace": 0.01,
     "slash_dates": 0.002,
 }
-DISTRACTOR_SHARE: Final = 0.42
-MIN_PER_NODE: Final = 3
 CURRENCIES: Final = (("人民币", 1.0, 0.90), ("美元", 7.1, 0.07), ("港元", 0.91, 0.02), ("欧元", 7.8, 0.01))
 
 
@@ -120,10 +85,22 @@ class SampleData:
     outcomes: pd.DataFrame
     oracle: pd.DataFrame
     manifest: dict[str, Any] = field(default_factory=dict)
+    truth: SigningTruth | None = None
 
     def tables(self) -> dict[str, pd.DataFrame]:
         """The six raw tables by name (``enterprises`` … ``outcomes``)."""
         return {name: getattr(self, name) for name in S.TABLES}
+
+    def signing_probability(self, node_ids: Any, enterprise_ids: Any, dates: Any) -> np.ndarray:
+        """The true P(签约 | approached on the date) for any (node_id, enterprise_id, date), shape (m,)
+        (:meth:`recommender.sample.truth.SigningTruth.signing_probability`).
+
+        Raises:
+            ValueError: a sample built without its truth, or what the truth raises (unknown ids, bad dates).
+        """
+        if self.truth is None:
+            raise ValueError("this SampleData carries no truth; generate_sample attaches one")
+        return self.truth.signing_probability(node_ids, enterprise_ids, dates)
 
 
 # ---------------------------------------------------------------------------------------------- kinds
@@ -306,23 +283,24 @@ class _Universe:
 
 
 def _assign_kinds(
-    kinds: _Kinds, local_counts: np.ndarray, n: int, rng: np.random.Generator
+    kinds: _Kinds, local_counts: np.ndarray, n: int, shares: Universe, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Kind per enterprise and the local flag; local firms first, then chain firms, then distractors."""
+    """Kind per enterprise and the local flag; local firms first, then chain firms, then distractors
+    (shares of the process's ``universe``)."""
     k = kinds.n_nodes
     n_local = int(local_counts.sum())
-    n_dis = int(round(DISTRACTOR_SHARE * n))
+    n_dis = int(round(shares.distractor_share * n))
     n_chain = n - n_local - n_dis
-    need = MIN_PER_NODE * k
+    need = shares.min_per_node * k
     if n_chain < need:
-        minimum = int(np.ceil((need + n_local) / (1 - DISTRACTOR_SHARE))) + 1
+        minimum = int(np.ceil((need + n_local) / (1 - shares.distractor_share))) + 1
         raise ValueError(
             f"n_enterprises must be at least {minimum} for {k} chain nodes ({n_local} zone enterprises, "
-            f"{MIN_PER_NODE} per node, {DISTRACTOR_SHARE:.0%} distractors); got {n}"
+            f"{shares.min_per_node} per node, {shares.distractor_share:.0%} distractors); got {n}"
         )
-    popularity = rng.gamma(2.0, 1.0, k)
+    popularity = rng.gamma(shares.popularity_shape, 1.0, k)
     chain_kind = np.concatenate(
-        [np.repeat(np.arange(k), MIN_PER_NODE), rng.choice(k, n_chain - need, p=popularity / popularity.sum())]
+        [np.repeat(np.arange(k), shares.min_per_node), rng.choice(k, n_chain - need, p=popularity / popularity.sum())]
     )
     dis_kind = k + rng.integers(0, len(V.DISTRACTORS), n_dis)
     kind = np.concatenate([np.repeat(np.arange(k), local_counts), chain_kind, dis_kind])
@@ -331,12 +309,13 @@ def _assign_kinds(
     return kind, local
 
 
-def _secondary(kinds: _Kinds, kind: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """~12 % of chain firms straddle a second node: an adjacent node, else one of the same chain."""
+def _secondary(kinds: _Kinds, kind: np.ndarray, share: float, rng: np.random.Generator) -> np.ndarray:
+    """A ``share`` of chain firms (12 % by default) straddle a second node: an adjacent node, else one of the
+    same chain."""
     k = kinds.n_nodes
     second = np.full(len(kind), -1, dtype=np.int64)
     is_chain = kind < k
-    chosen = np.flatnonzero(is_chain & (rng.random(len(kind)) < 0.12))
+    chosen = np.flatnonzero(is_chain & (rng.random(len(kind)) < share))
     neigh_rows = [np.flatnonzero(kinds.adjacent[i]) for i in range(k)]
     same_rows = [np.flatnonzero((kinds.chain_of[:k] == kinds.chain_of[i]) & (np.arange(k) != i)) for i in range(k)]
     options, counts = _pad(
@@ -844,12 +823,6 @@ def _dates_between(lo: np.ndarray, hi: int, rng: np.random.Generator) -> np.ndar
     return lo + (rng.random(len(lo)) * np.maximum(hi - lo, 1)).astype(np.int64)
 
 
-def _first_day(n: int, ent: np.ndarray, day: np.ndarray) -> np.ndarray:
-    out = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
-    np.minimum.at(out, ent, day)
-    return out
-
-
 def _relations(
     u: _Universe, kinds: _Kinds, assets: _Assets, as_of: int, rng: np.random.Generator
 ) -> tuple[_Relations, dict[str, np.ndarray]]:
@@ -1239,89 +1212,58 @@ def _co_investors(
 # ---------------------------------------------------------------------------------------------- hidden process
 @dataclass(frozen=True)
 class _Context:
-    """Everything the hidden propensity reads, indexed for vectorised point-in-time lookups."""
+    """What the history's generation reads: the universe, the kinds, the zone ties, the process and its truth."""
 
     u: _Universe
     kinds: _Kinds
-    sig_keys: dict[str, np.ndarray]  # sorted ent * _KEY + day per signal group
-    hubei_branch: np.ndarray  # first day of a 湖北 new_branch per enterprise
     ties: dict[str, np.ndarray]
+    process: ProcessConfig
+    truth: SigningTruth
+
+    @property
+    def world(self) -> World:
+        return self.truth.world
 
 
-_KEY: Final = 1 << 20
+def _region(province: np.ndarray) -> np.ndarray:
+    """0 the zone's province, 1 a neighbouring province, 2 any other (the process's geography)."""
+    neighbour = np.isin(province, V.NEIGHBOUR_PROVINCES)
+    return np.where(province == V.ZONE_PROVINCE, 0, np.where(neighbour, 1, 2)).astype(np.int8)
 
 
-def _context(u: _Universe, kinds: _Kinds, sig: _Signals, ties: dict[str, np.ndarray]) -> _Context:
-    groups = {
-        "financing": sig.kind == SIG_FIN,
-        "expansion": (sig.kind == SIG_EXPAND) | (sig.kind == SIG_LAND),
-        "new_branch": sig.kind == SIG_BRANCH,
-        "hiring": sig.kind == SIG_HIRE,
-    }
-    keys = {g: np.sort(sig.ent[m] * _KEY + sig.day[m]) for g, m in groups.items()}
-    hb = (sig.kind == SIG_BRANCH) & (sig.province == V.ZONE_PROVINCE)
-    return _Context(u, kinds, keys, _first_day(len(u.kind), sig.ent[hb], sig.day[hb]), ties)
-
-
-def _recent(keys: np.ndarray, ent: np.ndarray, t: np.ndarray, window: int) -> np.ndarray:
-    """Whether ``ent`` has an event in ``[t - window, t)``."""
-    hi = np.searchsorted(keys, ent * _KEY + t, side="left")
-    lo = np.searchsorted(keys, ent * _KEY + t - window, side="left")
-    return hi > lo
-
-
-def _fit_level(kinds: _Kinds, u: _Universe, ent: np.ndarray, node: np.ndarray) -> np.ndarray:
-    """0 true node, 1 secondary node, 2 adjacent node, 3 same chain, 4 other."""
+def _context(
+    u: _Universe,
+    kinds: _Kinds,
+    sig: _Signals,
+    ties: dict[str, np.ndarray],
+    process: ProcessConfig,
+    as_of: date,
+    random_state: int,
+) -> _Context:
+    """The hidden context; the per-firm latent factor comes from its own stream of ``random_state``, so it
+    shifts no other draw."""
     k = kinds.n_nodes
-    kind, second = u.kind[ent], u.second[ent]
-    is_chain = kind < k
-    kc, sc = np.minimum(kind, k - 1), np.maximum(second, 0)
-    adjacent = (is_chain & kinds.adjacent[node, kc]) | ((second >= 0) & kinds.adjacent[node, sc])
-    same = (is_chain & (kinds.chain_of[kc] == kinds.chain_of[node])) | (
-        (second >= 0) & (kinds.chain_of[sc] == kinds.chain_of[node])
+    latent = np.random.default_rng(np.random.SeedSequence(random_state, spawn_key=(1,))).standard_normal(len(u.kind))
+    world = World(
+        ids=np.asarray(u.ids, dtype=str),
+        kind=u.kind,
+        second=u.second,
+        node_ids=np.asarray(kinds.node_ids, dtype=str),
+        chain_of=kinds.chain_of[:k],
+        adjacent=kinds.adjacent,
+        capital_cny=u.capital_cny,
+        founded=u.founded,
+        listed=u.listed,
+        operating=u.operating,
+        region=_region(u.province),
+        latent=latent,
+        ties=ties,
+        sig_ent=sig.ent,
+        sig_kind=sig.kind,
+        sig_day=sig.day,
+        sig_zone=sig.province == V.ZONE_PROVINCE,
     )
-    return np.select([kind == node, second == node, adjacent, same], [0, 1, 2, 3], default=4)
-
-
-def propensity_logit(ctx: _Context, ent: np.ndarray, node: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """The hidden logit of (enterprise, node) approached on day ``t`` (docs/sample.md, HIDDEN_PROCESS)."""
-    h, u = HIDDEN_PROCESS, ctx.u
-    fit = np.asarray(list(h["fit"].values()))[_fit_level(ctx.kinds, u, ent, node)]
-    z = np.log10(u.capital_cny[ent]) - h["size"]["centre_log10_cny"]
-    size = h["size"]["linear"] * z + h["size"]["quadratic"] * z**2
-    age = (t - u.founded[ent]) / 365.25
-    fin = _recent(ctx.sig_keys["financing"], ent, t, 365)
-    momentum = (
-        fin * np.where(age < 5, h["financing_365d"]["young_lt_5y"], h["financing_365d"]["older"])
-        + h["expansion_365d"] * _recent(ctx.sig_keys["expansion"], ent, t, 365)
-        + h["new_branch_365d"] * _recent(ctx.sig_keys["new_branch"], ent, t, 365)
-        + h["hiring_180d"] * _recent(ctx.sig_keys["hiring"], ent, t, 180)
-    )
-    active = {name: ctx.ties[name][ent] < t for name in TIE_KINDS}
-    tie_sum = sum(h["ties"][name] * active[name] for name in TIE_KINDS)
-    ties = h["ties"]["scale"] * (1 - np.exp(-tie_sum))
-    g = h["geography"]
-    prov = u.province[ent]
-    geo = np.where(
-        prov == V.ZONE_PROVINCE, g["hubei"], np.where(np.isin(prov, V.NEIGHBOUR_PROVINCES), g["neighbour"], g["far"])
-    )
-    geo = np.where(active["leader_supplier"], geo * g["leader_tie_factor"], geo)
-    geo = np.where(ctx.hubei_branch[ent] < t, np.maximum(geo, g["hubei_branch_floor"]), geo)
-    return (
-        h["intercept"]
-        + fit
-        + size
-        + momentum
-        + ties
-        + geo
-        + h["age_lt_2y"] * (age < 2)
-        + h["listed"] * u.listed[ent]
-        + h["not_operating"] * ~u.operating[ent]
-    )
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
+    return _Context(u, kinds, ties, process, SigningTruth(world, process, as_of))
 
 
 # ---------------------------------------------------------------------------------------------- outcomes
@@ -1334,34 +1276,51 @@ def _quarter_starts(as_of: date) -> np.ndarray:
 def _policy_pools(
     ctx: _Context, colour: np.ndarray, rng: np.random.Generator
 ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-    """Per target node: candidate firms and the analysts' (static) score ``text fit + fame``."""
+    """Per target node: candidate firms and the analysts' static score ``text fit + fame (+ zone province)``."""
     u, kinds = ctx.u, ctx.kinds
     k = kinds.n_nodes
-    p = ANALYST_POLICY
+    p = ctx.process.policy
     log_cap = np.log10(u.capital_cny)
     fame = (log_cap - log_cap.mean()) / (log_cap.std() + 1e-9) + 0.8 * u.listed - 1.0 * ~u.operating
-    big = np.flatnonzero(~u.local & (log_cap >= np.quantile(log_cap, 0.95)))
+    big = np.flatnonzero(~u.local & (log_cap >= np.quantile(log_cap, p.pool.large_quantile)))
     candidates = np.flatnonzero(~u.local)
     chain_of_kind = np.where(u.kind < k, kinds.chain_of[np.minimum(u.kind, k - 1)], -1)
     chain_of_second = np.where(u.second >= 0, kinds.chain_of[np.maximum(u.second, 0)], -1)
-    fit_values = np.asarray(list(p["text_fit"].values())[:5])
+    fit_values = np.asarray(p.text_fit.values())
     pools = {}
     for v in np.flatnonzero(colour < 2):
         c = kinds.chain_of[v]
         members = candidates[(chain_of_kind[candidates] == c) | (chain_of_second[candidates] == c)]
-        if len(members) > 1500:
-            members = np.sort(rng.choice(members, 1500, replace=False))
+        if len(members) > p.pool.chain_max:
+            members = np.sort(rng.choice(members, p.pool.chain_max, replace=False))
         extra = np.concatenate(
             [
-                rng.choice(big, min(150, len(big)), replace=False),
-                rng.choice(candidates, min(150, len(candidates)), replace=False),
+                rng.choice(big, min(p.pool.large, len(big)), replace=False),
+                rng.choice(candidates, min(p.pool.random, len(candidates)), replace=False),
             ]
         )
         pool = np.unique(np.concatenate([members, extra]))
-        fit = fit_values[_fit_level(kinds, u, pool, np.full(len(pool), v))]
-        fit = np.where(u.vague[pool], fit * p["text_fit"]["vague_description_factor"], fit)
-        pools[int(v)] = (pool, p["text_fit_weight"] * fit + p["fame_weight"] * fame[pool])
+        fit = fit_values[fit_level(ctx.world, pool, np.full(len(pool), v))]
+        fit = np.where(u.vague[pool], fit * p.text_fit.vague_description_factor, fit)
+        score = p.text_fit_weight * fit + p.fame_weight * fame[pool]
+        if p.zone_province_weight:
+            score = score + p.zone_province_weight * (ctx.world.region[pool] == 0)
+        pools[int(v)] = (pool, score)
     return pools
+
+
+def _policy_bonus(ctx: _Context, p: Policy, pool: np.ndarray, q: int) -> np.ndarray | float:
+    """The part of the analysts' score that changes with the quarter starting on day ``q``: recent news
+    (``signal_chasing``) and warm leads (``tie_weight``: any zone tie active before ``q``)."""
+    bonus: np.ndarray | float = 0.0
+    chase = p.signal_chasing
+    if chase.weight and chase.signals:
+        keys = ctx.world.signal_keys(tuple(chase.signals))
+        bonus = bonus + chase.weight * recent(keys, pool, q, chase.window_days)
+    if p.tie_weight:
+        warm = np.logical_or.reduce([ctx.ties[name][pool] < q for name in TIE_KINDS])
+        bonus = bonus + p.tie_weight * warm
+    return bonus
 
 
 def _approaches(
@@ -1369,11 +1328,12 @@ def _approaches(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The historical analyst policy: each quarter, a few firms per red/blue node (each pair once)."""
     pools = _policy_pools(ctx, colour, rng)
-    p = ANALYST_POLICY
+    p = ctx.process.policy
+    dynamic = bool((p.signal_chasing.weight and p.signal_chasing.signals) or p.tie_weight)
     sw = ctx.kinds.strategic_weight
     rate = {
-        v: p["approaches_per_target_node_per_quarter"]
-        * (p["red_factor"] if colour[v] == 0 else 1.0)
+        v: p.approaches_per_target_node_per_quarter
+        * (p.red_factor if colour[v] == 0 else 1.0)
         * np.sqrt(sw[v] / sw.mean())
         for v in pools
     }
@@ -1388,7 +1348,8 @@ def _approaches(
             ok = ~taken[v] & (ctx.u.founded[pool] < q)
             if not ok.any():
                 continue
-            s = np.where(ok, score + gumbel, -np.inf)
+            now = score + _policy_bonus(ctx, p, pool, int(q)) if dynamic else score
+            s = np.where(ok, now + p.noise_scale * gumbel, -np.inf)
             top = np.argsort(-s, kind="stable")[: min(n_pick, int(ok.sum()))]
             taken[v][top] = True
             ents.append(pool[top])
@@ -1446,10 +1407,10 @@ def _outcomes(
     ctx: _Context, ent: np.ndarray, node: np.ndarray, t: np.ndarray, as_of: int, rng: np.random.Generator
 ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """Stage rows of every approach; returns the raw frame, the logit and the furthest stage per approach."""
-    u = ctx.u
-    logit = propensity_logit(ctx, ent, node, t)
-    latent = logit + rng.logistic(0.0, 1.0, len(ent))
-    thresholds = np.asarray(list(HIDDEN_PROCESS["stage_thresholds"].values()))
+    u, h = ctx.u, ctx.process.propensity
+    logit = hidden_logit(ctx.world, h, ent, node, t)
+    latent = logit + rng.logistic(0.0, h.outcome_noise_scale, len(ent))
+    thresholds = np.asarray(list(h.stage_thresholds.values()))
     reached = (latent[:, None] > thresholds[None, :]).sum(axis=1)  # 0 = 线索 only … 5 = 落地
     n_rows = reached + 1 + (reached < 5)
     proc = np.repeat(np.arange(len(ent)), n_rows)
@@ -1555,7 +1516,7 @@ def _oracle(
         parts_e.append(e)
         parts_v.append(np.full(len(e), v))
     ent, node = np.concatenate(parts_e), np.concatenate(parts_v)
-    score = np.round(_sigmoid(propensity_logit(ctx, ent, node, np.full(len(ent), as_of))), 6)
+    score = np.round(ctx.truth.probability(ent, node, np.full(len(ent), as_of)), 6)
     # categorical id columns keep millions of rows compact; rows sorted by (node_id, enterprise_id)
     ent_order = np.argsort(u.ids, kind="stable")
     ent_rank = np.empty(len(u.ids), dtype=np.int64)
@@ -1753,17 +1714,19 @@ def _check_args(chains: list[Chain], n_enterprises: int, random_state: int) -> N
         )
 
 
-def _universe(kinds: _Kinds, colour: np.ndarray, n: int, as_of: int, rng: np.random.Generator) -> _Universe:
+def _universe(
+    kinds: _Kinds, colour: np.ndarray, n: int, as_of: int, shares: Universe, rng: np.random.Generator
+) -> _Universe:
     local_counts = _local_counts(colour, rng)
-    kind, local = _assign_kinds(kinds, local_counts, n, rng)
+    kind, local = _assign_kinds(kinds, local_counts, n, shares, rng)
     first_local = np.r_[0, np.cumsum(local_counts)[:-1]]
     leader = np.zeros(n, dtype=bool)
     green = np.flatnonzero(colour == 2)
     leader[first_local[green]] = True
     second_leader = green[local_counts[green] >= 10]
     leader[first_local[second_leader] + 1] = True
-    second = _secondary(kinds, kind, rng)
-    vague = (kind < kinds.n_nodes) & ~local & (rng.random(n) < 0.1)
+    second = _secondary(kinds, kind, shares.secondary_share, rng)
+    vague = (kind < kinds.n_nodes) & ~local & (rng.random(n) < shares.vague_share)
     geo = _geography(local, rng)
     attrs = _attributes(kind, local, leader, kinds.n_nodes, as_of, rng)
     return _Universe(
@@ -1793,6 +1756,7 @@ def generate_sample(
     random_state: int,
     as_of: date = DEFAULT_AS_OF,
     headers: RawHeaders | None = None,
+    process: str | Path | ProcessConfig = DEFAULT_PROCESS,
 ) -> SampleData:
     """Generate the sample zone (湖北省 武汉市 东湖新技术开发区) and its universe of enterprises.
 
@@ -1804,21 +1768,26 @@ def generate_sample(
         as_of: the sample's "today": no record is dated on or after it.
         headers: the raw files' headers per table (:func:`recommender.sample.columns.raw_headers`);
             default: those of the built-in column maps (docs/design.md, "Raw formats").
+        process: the outcome process: a bundled name (``configs/processes/<name>.yaml``,
+            :func:`recommender.sample.catalog.available_processes`), the path of a process file, or a
+            validated :class:`recommender.sample.process.ProcessConfig`.
 
     Returns:
-        SampleData with raw frames (columns ``headers``), ``oracle`` (``ORACLE_COLUMNS``) and a
-        JSON-ready manifest.
+        SampleData with raw frames (columns ``headers``), ``oracle`` (``ORACLE_COLUMNS``), ``truth``
+        (P(签约 | approached) for any node, firm and date) and a JSON-ready manifest.
 
     Raises:
         ValueError: bad arguments, too few enterprises for the chains, or ``headers`` naming other columns
             than the generator fills.
+        recommender.settings.ConfigError: (a ValueError) an unknown process or an invalid process file.
     """
     _check_args(chains, n_enterprises, random_state)
+    cfg = process if isinstance(process, ProcessConfig) else load_process(process)
     rng = np.random.default_rng(random_state)
     as_of_day = int(np.datetime64(as_of, "D").astype(np.int64))
     kinds = _build_kinds(chains)
     colour = _zone_colours(kinds, rng)
-    u = _universe(kinds, colour, int(n_enterprises), as_of_day, rng)
+    u = _universe(kinds, colour, int(n_enterprises), as_of_day, cfg.universe, rng)
     u.ids = _credit_codes(u.region, u.founded, rng)
     geo = {"city_name": u.city_name}
     u.names = _names(kinds, u.kind, geo, u.listed, rng)
@@ -1826,7 +1795,7 @@ def generate_sample(
     sig = _signals(u, kinds.n_nodes, as_of_day, kinds, rng)
     assets = _assets(kinds, colour, u, rng)
     rel, ties = _relations(u, kinds, assets, as_of_day, rng)
-    ctx = _context(u, kinds, sig, ties)
+    ctx = _context(u, kinds, sig, ties, cfg, as_of, int(random_state))
     ent, node, day = _approaches(ctx, colour, as_of_day, _quarter_starts(as_of), rng)
     outcomes, _, reached = _outcomes(ctx, ent, node, day, as_of_day, rng)
     oracle, oracle_ents = _oracle(ctx, colour, (ent, node), as_of_day, rng)
@@ -1853,14 +1822,13 @@ def generate_sample(
     }
     headers = builtin_raw_headers() if headers is None else headers
     tables = {table: to_raw(table, frame, headers[table]) for table, frame in frames.items()}
-    manifest = _manifest(kinds, colour, u, tables, oracle, reached, dirt, int(n_enterprises), int(random_state), as_of)
-    return SampleData(**tables, oracle=oracle, manifest=manifest)
+    manifest = _manifest(ctx, colour, tables, oracle, reached, dirt, int(n_enterprises), int(random_state), as_of)
+    return SampleData(**tables, oracle=oracle, manifest=manifest, truth=ctx.truth)
 
 
 def _manifest(
-    kinds: _Kinds,
+    ctx: _Context,
     colour: np.ndarray,
-    u: _Universe,
     tables: dict[str, pd.DataFrame],
     oracle: pd.DataFrame,
     reached: np.ndarray,
@@ -1870,6 +1838,7 @@ def _manifest(
     as_of: date,
 ) -> dict[str, Any]:
     names = ("red", "blue", "green")
+    kinds, u, cfg = ctx.kinds, ctx.u, ctx.process
     return {
         "generator": "recommender.sample.generate.generate_sample",
         "generator_version": GENERATOR_VERSION,
@@ -1897,8 +1866,10 @@ def _manifest(
         },
         "dirt": dirt,
         "dirt_rates": DIRT,
-        "hidden_process": HIDDEN_PROCESS,
-        "analyst_policy": ANALYST_POLICY,
+        "process": {"name": cfg.name, "sha256": cfg.sha256(), "description": cfg.description},
+        "hidden_process": cfg.propensity.model_dump(mode="json"),
+        "analyst_policy": cfg.policy.model_dump(mode="json"),
+        "universe_shares": cfg.universe.model_dump(mode="json"),
         "relation_network": NETWORK,
         "documentation": "docs/sample.md",
     }

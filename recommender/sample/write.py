@@ -2,9 +2,11 @@
 
 Files (docs/design.md, "Raw formats"): ``enterprises.csv`` (GB18030), ``presence.xlsx``,
 ``assets.csv`` (UTF-8 with BOM), ``relations.csv``, ``signals.csv``, ``outcomes.csv`` (UTF-8),
-``oracle.parquet`` and ``sample_manifest.json``. The same chains, size and seed give the same bytes:
-rows are sorted by the generator, the XLSX's zip entries and document properties carry the sample's
-as-of date instead of the clock, and the manifest lists each file's sha256.
+``oracle.parquet``, ``truth.npz`` (the true P(签约 | approached) for any node, firm and date; read it back
+with :func:`recommender.sample.truth.load_truth`) and ``sample_manifest.json``. The same chains, size, seed
+and process give the same bytes: rows are sorted by the generator, the zip entries (XLSX, npz) and the
+XLSX's document properties carry the sample's as-of date instead of the clock, and the manifest lists each
+file's sha256.
 """
 
 from __future__ import annotations
@@ -23,7 +25,10 @@ import pandas as pd
 
 from features.chains import Chain
 from features.schema import TABLES
+from recommender.sample.catalog import DEFAULT_PROCESS
 from recommender.sample.generate import SampleData, generate_sample
+from recommender.sample.process import ProcessConfig
+from recommender.sample.truth import TRUTH_FILE, truth_bytes
 
 # file name -> (table, encoding); encoding None = binary writer
 SAMPLE_FILES: Final[dict[str, tuple[str, str | None]]] = {
@@ -50,19 +55,27 @@ class WrittenSample:
     paths: dict[str, Path]  # file name -> path, in SAMPLE_FILES order, manifest last
 
     def rows(self, name: str) -> int | None:
-        """Data rows of file ``name`` (None for the manifest)."""
+        """Data rows of file ``name`` (None for the truth and the manifest)."""
         if name not in SAMPLE_FILES:
             return None
         return len(_frames(self.data)[SAMPLE_FILES[name][0]])
 
 
-def write_sample_zone(chains: list[Chain], n_enterprises: int, random_state: int, out_dir: Path) -> WrittenSample:
-    """Generate the sample zone (:func:`recommender.sample.generate.generate_sample`) and write its files.
+def write_sample_zone(
+    chains: list[Chain],
+    n_enterprises: int,
+    random_state: int,
+    out_dir: Path,
+    process: str | Path | ProcessConfig = DEFAULT_PROCESS,
+) -> WrittenSample:
+    """Generate the sample zone (:func:`recommender.sample.generate.generate_sample`) under an outcome
+    ``process`` and write its files.
 
     Raises:
-        ValueError: from the generator (no chains, a bad seed, too few enterprises), before anything is written.
+        ValueError: from the generator (no chains, a bad seed, too few enterprises, an unknown or invalid
+            process), before anything is written.
     """
-    data = generate_sample(chains, n_enterprises, random_state)
+    data = generate_sample(chains, n_enterprises, random_state, process=process)
     return WrittenSample(data, write_sample(data, out_dir))
 
 
@@ -80,7 +93,8 @@ def write_sample(data: SampleData, out_dir: Path) -> dict[str, Path]:
 
 
 def sample_file_bytes(data: SampleData) -> dict[str, bytes]:
-    """The bytes of every sample file, manifest last (it lists the others' row counts and sha256)."""
+    """The bytes of every sample file, then ``truth.npz`` (when the sample has its truth), manifest last
+    (it lists the others' row counts and sha256)."""
     as_of = date.fromisoformat(str(data.manifest["as_of"]))
     stamp = datetime(as_of.year, as_of.month, as_of.day)
     frames = _frames(data)
@@ -103,6 +117,14 @@ def sample_file_bytes(data: SampleData) -> dict[str, bytes]:
         }
         for name, (table, encoding) in SAMPLE_FILES.items()
     }
+    if data.truth is not None:
+        files[TRUTH_FILE] = truth_bytes(data.truth)
+        listing[TRUTH_FILE] = {
+            "table": "truth",
+            "rows": int(len(data.truth.world.ids)),
+            "encoding": "binary",
+            "sha256": hashlib.sha256(files[TRUTH_FILE]).hexdigest(),
+        }
     manifest = {**data.manifest, "files": listing}
     files[MANIFEST_FILE] = (json.dumps(manifest, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
     return files
