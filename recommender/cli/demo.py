@@ -17,9 +17,12 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 
 from recommender.cli.common import ConfigOpt, WorkspaceOpt, app, settings_from
+from recommender.cli.sample import ProcessOpt
+from recommender.sample.catalog import DEFAULT_PROCESS
 from recommender.workspace import Workspace
 
 if TYPE_CHECKING:
+    from recommender.sample.process import ProcessConfig
     from recommender.settings import Settings
 
 T = TypeVar("T")
@@ -58,13 +61,22 @@ def demo(
         int | None,
         typer.Option("--seed", help="Sample seed (default: random_state of the config).", show_default=False),
     ] = None,
+    process: ProcessOpt = DEFAULT_PROCESS,
     workspace: WorkspaceOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """Run the whole engine on a generated sample zone and show what it found."""
+    from recommender.sample.process import load_process
+    from recommender.settings import ConfigError
+
     settings = settings_from(workspace, config)
+    try:
+        process_cfg = load_process(process)
+    except ConfigError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(code=2) from None
     t0 = time.perf_counter()
-    run = _run_demo(settings, enterprises, settings.random_state if seed is None else seed)
+    run = _run_demo(settings, enterprises, settings.random_state if seed is None else seed, process_cfg)
     _print_summary(settings, run)
     if run.run_dir is None:
         typer.echo("刷新未发布名单，请查看日志。", err=True)
@@ -72,7 +84,7 @@ def demo(
     _print_outputs(settings, run, time.perf_counter() - t0)
 
 
-def _run_demo(settings: Settings, enterprises: int, random_state: int) -> DemoRun:
+def _run_demo(settings: Settings, enterprises: int, random_state: int, process: ProcessConfig) -> DemoRun:
     """The six steps, each shown with its duration: sample, ingest, map, train, refresh, summary."""
     from recommender.colour_map.history import update_map
     from recommender.ranking.jobs import train_from_workspace
@@ -89,8 +101,8 @@ def _run_demo(settings: Settings, enterprises: int, random_state: int) -> DemoRu
     data = _step(
         1,
         total,
-        f"生成示例园区（{enterprises}家企业，种子{random_state}）",
-        lambda: generate_sample(chains, enterprises, random_state),
+        f"生成示例园区（{enterprises}家企业，种子{random_state}，过程 {process.name}）",
+        lambda: generate_sample(chains, enterprises, random_state, process=process),
     )
     write_sample(data, sample_dir)
     as_of = date.fromisoformat(str(data.manifest["as_of"]))

@@ -13,6 +13,7 @@ import yaml
 from typer.testing import CliRunner, Result
 
 from recommender.cli import app
+from recommender.sample.truth import TRUTH_FILE, load_truth
 from recommender.sample.write import MANIFEST_FILE, SAMPLE_FILES
 
 runner = CliRunner()
@@ -50,7 +51,7 @@ def test_sample_writes_identical_bytes_for_the_same_seed(config: Path, tmp_path:
     second = _run(config, tmp_path / "b", "--seed", "5")
     assert first.exit_code == 0, first.output
     assert second.exit_code == 0, second.output
-    names = sorted([*SAMPLE_FILES, MANIFEST_FILE])
+    names = sorted([*SAMPLE_FILES, TRUTH_FILE, MANIFEST_FILE])
     assert sorted(p.name for p in (tmp_path / "a").iterdir()) == names
     for name in names:
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
@@ -63,7 +64,8 @@ def test_sample_prints_what_it_wrote(config: Path, tmp_path: Path) -> None:
     result = _run(config, tmp_path / "out", "--seed", "1")
     assert result.exit_code == 0, result.output
     assert result.output.startswith("Sample zone (seed 1, as of 2026-06-30): ")
-    for name in [*SAMPLE_FILES, MANIFEST_FILE]:
+    assert "; process default.\n" in result.output
+    for name in [*SAMPLE_FILES, TRUTH_FILE, MANIFEST_FILE]:
         assert str(tmp_path / "out" / name) in result.output
 
 
@@ -119,3 +121,31 @@ def test_sample_xlsx_carries_the_as_of_date_not_the_clock(config: Path, tmp_path
         core = z.read("docProps/core.xml").decode("utf-8")
     assert "2026-06-30T00:00:00Z</dcterms:created>" in core
     assert "2026-06-30T00:00:00Z</dcterms:modified>" in core
+
+
+def test_sample_writes_the_chosen_process(config: Path, tmp_path: Path) -> None:
+    from recommender.sample.process import load_process
+
+    result = _run(config, tmp_path / "out", "--seed", "4", "--process", "frictions")
+    assert result.exit_code == 0, result.output
+    assert "; process frictions.\n" in result.output
+    manifest = json.loads((tmp_path / "out" / MANIFEST_FILE).read_text(encoding="utf-8"))
+    assert manifest["process"]["name"] == "frictions"
+    assert manifest["process"]["sha256"] == load_process("frictions").sha256()
+    assert load_truth(tmp_path / "out").process.name == "frictions"
+
+
+def test_sample_rejects_an_unknown_process(config: Path, tmp_path: Path) -> None:
+    result = _run(config, tmp_path / "o", "--process", "nope")
+    assert result.exit_code == 2
+    assert "no sample process 'nope'; the bundled ones are ['default', 'frictions', 'momentum', 'prestige']" in (
+        result.output
+    )
+    assert not (tmp_path / "o").exists()
+
+
+def test_sample_help_lists_the_processes() -> None:
+    result = runner.invoke(app, ["sample", "--help"])
+    assert result.exit_code == 0
+    assert "--process" in result.output
+    assert all(name in result.output for name in ("default", "frictions", "momentum", "prestige"))
