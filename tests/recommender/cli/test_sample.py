@@ -149,3 +149,11 @@ def test_sample_help_lists_the_processes() -> None:
     assert result.exit_code == 0
     assert "--process" in result.output
     assert all(name in result.output for name in ("default", "frictions", "momentum", "prestige"))
+
+
+def test_demo_rejects_an_unknown_process_before_doing_anything(config: Path, tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    result = runner.invoke(app, ["demo", "--process", "nope", "--config", str(config), "--workspace", str(ws)])
+    assert result.exit_code == 2
+    assert "no sample process 'nope'" in result.output
+    assert not (ws / "sample").exists()
