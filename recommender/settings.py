@@ -141,6 +141,14 @@ class PathsConfig(_Section):
     relatedness_region: Literal["province", "city"] = "city"
 
 
+class RankingConfig(_Section):
+    """What goes into the published lists (``recommender.ranking.lists``; docs/ranking.md, "Lists")."""
+
+    fit_threshold: float = Field(default=0.5, ge=0, le=1)  # a pair below this fit is never listed
+    max_lists_per_firm: int = Field(default=3, ge=1)  # published lists (top_n) one firm may be in
+    exclude_terminated_months: int = Field(default=24, ge=0)  # a pair terminated this recently is left out
+
+
 class RefreshConfig(_Section):
     """The nightly job."""
 
@@ -193,6 +201,7 @@ class Settings(BaseSettings):
     retrieval: RetrievalConfig = RetrievalConfig()
     training: TrainingConfig = TrainingConfig()
     paths: PathsConfig = PathsConfig()
+    ranking: RankingConfig = RankingConfig()
     refresh: RefreshConfig = RefreshConfig()
     serve: ServeConfig = ServeConfig()
 
