@@ -42,6 +42,7 @@ from features.schema import (
     COL_LISTED,
     COL_NAME,
     COL_NODE_ID,
+    COL_NOTE,
     COL_OUTCOME_ID,
     COL_PROVINCE,
     COL_RELATION_ID,
@@ -58,6 +59,9 @@ from recommender.settings import PathsConfig
 
 BIAS: Final = "bias"
 OTHER_GROUP: Final = "other"
+APPROACHES_GROUP: Final = "approaches"
+"""The reason listing a target's past approaches (:meth:`Explainer.past_approaches`), no contribution."""
+APPROACHES_SHOWN: Final = 3
 FINANCING_WINDOW_DAYS: Final = 365
 EXPANSION_WINDOW_DAYS: Final = 365
 
@@ -98,6 +102,7 @@ GROUP_LABELS: Final[dict[str, str]] = {
     "listed": "上市",
     "node": "节点缺口",
     "history": "接洽历史",
+    APPROACHES_GROUP: "历次接洽",
     OTHER_GROUP: "其余因素",
 }
 SIGNAL_LABELS: Final[dict[str, str]] = {
@@ -357,6 +362,30 @@ class Explainer:
         if ended:
             text += "，近一年曾终止"
         return text, {"outcome_id": [str(r[COL_OUTCOME_ID]) for r in recs]}
+
+    def past_approaches(self, eid: str, node: str) -> Reason | None:
+        """The firm's past approaches, one per node: its latest record's stage, date and 备注
+        (this node first, then the newest), e.g. 历次接洽：本节点〈光芯片〉2023-05-02 洽谈；〈激光器〉
+        2024-11-15 终止（终止原因：暂无扩产计划）. None when the firm has no record before ``as_of``."""
+        recs = self.outcomes_.get(eid, [])  # newest first
+        if not recs:
+            return None
+        latest: dict[str, dict[str, Any]] = {}
+        for r in recs:
+            latest.setdefault(str(r[COL_NODE_ID]), r)
+        order = sorted(latest, key=lambda n: n != node)  # stable: the others stay newest first
+        parts = [self._approach(latest[n], n == node) for n in order[:APPROACHES_SHOWN]]
+        more = f"等{len(order)}个节点" if len(order) > APPROACHES_SHOWN else ""
+        text = "历次接洽：" + "；".join(parts) + more
+        evidence = {"outcome_id": [str(r[COL_OUTCOME_ID]) for r in recs]}
+        return Reason(APPROACHES_GROUP, GROUP_LABELS[APPROACHES_GROUP], text, None, [], evidence)
+
+    def _approach(self, rec: Mapping[str, Any], here: bool) -> str:
+        node = str(rec[COL_NODE_ID])
+        stage, note = str(rec[COL_STAGE]), _text(rec.get(COL_NOTE)).strip()
+        label = ("本节点" if here else "") + f"〈{self.node_names_.get(node, node)}〉"
+        tail = f"（{'终止原因' if stage == '终止' else '备注'}：{note}）" if note else ""
+        return f"{label}{pd.Timestamp(rec[COL_DATE]):%Y-%m-%d} {stage}{tail}"
 
     # ------------------------------------------------------------ helpers
     def _signals(self, eid: str, signal_type: str, window: int) -> list[dict[str, Any]]:

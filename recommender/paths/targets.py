@@ -12,7 +12,7 @@ import pandas as pd
 from features.schema import COL_ENTERPRISE_ID, COL_NODE_ID, check_columns
 from recommender.colour_map.priority import order_nodes
 from recommender.paths.graph import build_graph
-from recommender.paths.reasons import Explainer, contributions_of
+from recommender.paths.reasons import Explainer, Reason, contributions_of
 from recommender.paths.routes import RouteFinder, routes_for_targets, routes_json
 from recommender.settings import PathsConfig
 
@@ -70,14 +70,25 @@ def build_targets(
     routes = routes_for_targets(graph, top, finder=finder, zone_province=zone_province)
     explainer = Explainer(cfg, zone_province).fit(tables, nodes, map_df, as_of, ids)
     records: list[dict[str, Any]] = [{str(k): v for k, v in r.items()} for r in top.to_dict("records")]
-    top["reasons"] = [
-        json.dumps([r.to_dict() for r in explainer.explain(rec, contributions_of(rec))], ensure_ascii=False)
-        for rec in records
-    ]
+    top["reasons"] = [json.dumps([r.to_dict() for r in target_reasons(explainer, rec)], ensure_ascii=False)
+                      for rec in records]  # fmt: skip
     top["routes"] = [routes_json(rs) for rs in routes]
     top["theme"] = [rs[0].theme if rs else "" for rs in routes]
     top["n_routes"] = [len(rs) for rs in routes]
     return _decorate(top, nodes, enterprises)
+
+
+def target_reasons(explainer: Explainer, rec: Mapping[str, Any]) -> list[Reason]:
+    """A target's reasons: its past approaches first (when it has any), then the explainer's.
+
+    The approaches replace the heuristic's one-line 接洽历史 fact (same records, less said); a
+    接洽历史 reason that carries a model contribution stays, so the contributions still sum.
+    """
+    reasons = explainer.explain(rec, contributions_of(rec))
+    past = explainer.past_approaches(str(rec[COL_ENTERPRISE_ID]), str(rec[COL_NODE_ID]))
+    if past is None:
+        return reasons
+    return [past] + [r for r in reasons if not (r.group == "history" and r.contribution is None)]
 
 
 def _top_per_node(scored: pd.DataFrame, top_n: int, map_df: pd.DataFrame | None) -> pd.DataFrame:
