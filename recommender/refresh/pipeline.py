@@ -265,12 +265,18 @@ def build_manifest(
         "encoder_calls": int(info.get("encoder_calls", 0)),
         "counts": counts,
         "diff": info.get("diff_totals", {}),
+        "lists": info.get("lists", {}),
+        "fit": info.get("fit"),
         "previous_run": ctx.previous.name if ctx.previous else None,
         "steps": [{"step": r["step"], "seconds": r.get("seconds"), "resumed": r["resumed"]} for r in records],
         "executor": ctx.executor.describe(),
         "host": {"hostname": socket.gethostname(), "pid": os.getpid(), "python": platform.python_version()},
         "versions": _versions(),
-        "settings": {"refresh": ctx.settings.refresh.model_dump(), "retrieval": ctx.settings.retrieval.model_dump()},
+        "settings": {
+            "refresh": ctx.settings.refresh.model_dump(),
+            "retrieval": ctx.settings.retrieval.model_dump(),
+            "ranking": ctx.settings.ranking.model_dump(),
+        },
     }
 
 

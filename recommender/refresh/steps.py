@@ -38,14 +38,16 @@ from features.words import chain_user_words
 from models.embedder import load_embedder
 from recommender.colour_map.colours import compute_map
 from recommender.colour_map.priority import gap_priority
+from recommender.paths.graph import build_graph
 from recommender.paths.targets import build_targets
+from recommender.ranking.lists import build_lists, list_overlap, provisional_fit_from_similarity_rank
 from recommender.ranking.scoring import load_champion, score_candidates
 from recommender.refresh.context import HEURISTIC, InputError, RunContext, Step, StepResult
 from recommender.refresh.executor import PartitionedEncoder, node_partitions
 from recommender.retrieval.candidates import retrieve_candidates, word_retriever
 from recommender.retrieval.index import build_profile_index, model_key
 from recommender.runs import directory as runs
-from recommender.runs.export import export_workbook, write_node_csvs
+from recommender.runs.export import export_workbook, targets_sheet_frame, write_node_csvs
 from recommender.settings import load_chains
 
 # raw file stem -> (table, built-in column map); any of .csv / .xlsx / .parquet
@@ -58,6 +60,8 @@ RAW_INPUTS: Final[dict[str, tuple[str, str]]] = {
     "outcomes": ("outcomes", "zone-outcomes"),
 }
 RAW_SUFFIXES: Final = (".csv", ".xlsx", ".parquet")
+FIT_SOURCE: Final = "provisional-similarity-rank"
+"""Where the ``fit`` column comes from (:func:`pair_fit`; in the score step's key and the manifest)."""
 
 
 def default_steps() -> list[Step]:
@@ -71,13 +75,20 @@ def default_steps() -> list[Step]:
             "retrieve", step_retrieve, lambda c: {"retrieval": c.settings.retrieval.model_dump(), "as_of": str(c.as_of)}
         ),
         Step("features", step_features, lambda c: {"zone_province": c.settings.zone_province}),
-        Step("score", step_score, lambda c: {"model_version": _model_version(c), "top_n": c.settings.refresh.top_n}),
-        Step(
-            "paths", step_paths, lambda c: {"paths": c.settings.paths.model_dump(), "top_n": c.settings.refresh.top_n}
-        ),
+        Step("score", step_score, _score_inputs),
+        Step("paths", step_paths, _paths_inputs),
         Step("diff", step_diff, lambda c: {"previous": c.previous.name if c.previous else None}),
         Step("export", step_export, lambda c: {"format": 1}),
     ]
+
+
+def _score_inputs(ctx: RunContext) -> Any:
+    return {"model_version": _model_version(ctx), "top_n": ctx.settings.refresh.top_n, "fit": FIT_SOURCE}
+
+
+def _paths_inputs(ctx: RunContext) -> Any:
+    s = ctx.settings
+    return {"paths": s.paths.model_dump(), "ranking": s.ranking.model_dump(), "top_n": s.refresh.top_n}
 
 
 def _map_inputs(ctx: RunContext) -> Any:
@@ -354,10 +365,23 @@ def step_score(ctx: RunContext) -> StepResult:
     scored = scored.sort_values(["node_id", "rank", "enterprise_id"], kind="stable").reset_index(drop=True)
     if "contributions" in scored.columns:
         scored["contributions"] = scored["contributions"].map(_json_text)
+    scored["fit"] = pair_fit(scored)
     ctx.cache["scored"] = scored
     version = _model_version(ctx)
-    info = {"model_version": version, "scorer": HEURISTIC if bundle is None else "model"}
+    info = {"model_version": version, "scorer": HEURISTIC if bundle is None else "model", "fit": FIT_SOURCE}
     return StepResult((ctx.write_parquet(scored, "scored.parquet"),), info)
+
+
+def pair_fit(scored: pd.DataFrame) -> pd.Series:
+    """The fit of each scored (node, firm) pair in [0, 1]: does the firm make what the node needs.
+
+    TEMPORARY: the stand-in ``recommender.ranking.lists.provisional_fit_from_similarity_rank`` (the
+    similarity rank within the node, not a calibrated probability) until ``recommender.retrieval.fit``
+    lands; then this returns its calibrated fit and :data:`FIT_SOURCE` says so.
+    """
+    if scored.empty:
+        return pd.Series(dtype=float, index=scored.index, name="fit")
+    return provisional_fit_from_similarity_rank(scored)
 
 
 def _json_text(v: Any) -> str:
@@ -365,20 +389,49 @@ def _json_text(v: Any) -> str:
 
 
 def step_paths(ctx: RunContext) -> StepResult:
-    """The targets: top-N per node with name, reasons, routes and theme."""
+    """The published lists (``recommender.ranking.lists``): the targets of each node (fitting outside
+    firms, history exclusions left out, no firm in more than the cap) and its 本地延链 list, each with
+    name, reasons, routes and theme; the excluded pairs with their reason; the lists' overlap."""
     scored = ctx.cache.get("scored")
     if scored is None:
         scored = ctx.read_parquet("scored.parquet")
-    top_n = ctx.settings.refresh.top_n
-    top = scored[scored["rank"] <= top_n]
-    targets = build_targets(
-        top, _tables(ctx), _nodes(ctx), _map(ctx), ctx.settings.paths, as_of=ctx.as_of_ts, top_n=top_n,
-        zone_province=ctx.settings.zone_province,
+    if "fit" not in scored.columns:  # scored by a run from before the fit column
+        scored = scored.assign(fit=pair_fit(scored))
+    tables, top_n = _tables(ctx), ctx.settings.refresh.top_n
+    presence = presence_known(tables["presence"], ctx.as_of) if not tables["presence"].empty else None
+    lists = build_lists(scored, tables["outcomes"], presence, ctx.settings.ranking, top_n, ctx.as_of_ts)
+    graph = build_graph(tables["relations"], tables["assets"], tables["presence"], tables["enterprises"], ctx.as_of_ts)
+    targets, local = (_explained(ctx, rows, graph) for rows in (lists.targets, lists.local_extension))
+    excluded = _named(lists.excluded, tables["enterprises"])
+    ctx.cache.update(targets=targets, local_extension=local, excluded=excluded)
+    overlap = list_overlap(targets)
+    ctx.log.info("lists: %s", overlap, extra={"event": "lists", **{k: v for k, v in overlap.items() if v is not None}})
+    counts = {
+        "targets": len(targets), "target_nodes_listed": int(targets["node_id"].nunique()),
+        "local_extension": len(local), "excluded_signed": int((excluded["reason_code"] == "signed").sum()),
+        "excluded_terminated": int((excluded["reason_code"] == "terminated").sum()),
+        "below_fit": int(lists.node_counts["n_below_fit"].sum()), "capped": len(lists.capped),
+    }  # fmt: skip
+    outputs = (ctx.write_parquet(targets, "targets.parquet"), ctx.write_parquet(local, "local_extension.parquet"),
+               ctx.write_parquet(excluded, "excluded.parquet"), ctx.write_parquet(lists.node_counts, "lists.parquet"))  # fmt: skip
+    return StepResult(outputs, {"counts": counts, "lists": overlap})
+
+
+def _explained(ctx: RunContext, rows: pd.DataFrame, graph: Any) -> pd.DataFrame:
+    """Listed rows with reasons, routes and theme, in the contract's columns (empty: the columns only)."""
+    if rows.empty:
+        empty = rows.assign(**{c: pd.Series(dtype=object) for c in TARGET_COLUMNS if c not in rows.columns})
+        return normalise_targets(empty, _map(ctx))
+    out = build_targets(
+        rows, _tables(ctx), _nodes(ctx), _map(ctx), ctx.settings.paths, as_of=ctx.as_of_ts,
+        top_n=int(rows["rank"].max()), graph=graph, zone_province=ctx.settings.zone_province,
     )  # fmt: skip
-    targets = normalise_targets(targets, _map(ctx))
-    ctx.cache["targets"] = targets
-    counts = {"targets": len(targets), "target_nodes_listed": int(targets["node_id"].nunique())}
-    return StepResult((ctx.write_parquet(targets, "targets.parquet"),), {"counts": counts})
+    return normalise_targets(out, _map(ctx))
+
+
+def _named(excluded: pd.DataFrame, enterprises: pd.DataFrame) -> pd.DataFrame:
+    names = enterprises.drop_duplicates("enterprise_id").set_index("enterprise_id")["name"]
+    return excluded.assign(name=excluded["enterprise_id"].map(names).fillna(excluded["enterprise_id"]))
 
 
 TARGET_COLUMNS: Final = [
@@ -435,6 +488,45 @@ def step_export(ctx: RunContext) -> StepResult:
     node_names = dict(zip(_map(ctx)["node_id"], _map(ctx)["name"], strict=True))
     csvs = write_node_csvs(targets, ctx.staging / "targets", node_names)
     names = {c.id: c.name for c in load_chains(ctx.settings)}
-    export_workbook(_map(ctx), targets, ctx.staging / "workbook.xlsx", diff=d, chain_names=names)
+    sheets = list_sheets(_optional(ctx, "local_extension"), _optional(ctx, "excluded"), node_names)
+    export_workbook(_map(ctx), targets, ctx.staging / "workbook.xlsx", diff=d, chain_names=names, extra_sheets=sheets)
     outputs = tuple(str(p.relative_to(ctx.staging)) for p in csvs) + ("workbook.xlsx",)
     return StepResult(outputs, {"counts": {"csv_files": len(csvs)}})
+
+
+LOCAL_SHEET: Final = "本地延链"
+EXCLUDED_SHEET: Final = "排除名单"
+EXCLUDED_HEADERS: Final = {
+    "node_id": "节点编号", "node_name": "节点", "enterprise_id": "统一社会信用代码", "name": "企业名称",
+    "reason": "排除原因", "stage": "阶段", "date": "日期", "note": "备注", "fit": "匹配度", "score": "得分",
+}  # fmt: skip
+
+
+def _optional(ctx: RunContext, name: str) -> pd.DataFrame | None:
+    """A frame the paths step wrote (``<name>.parquet``), or None when this pipeline has none."""
+    if name in ctx.cache:
+        got: pd.DataFrame = ctx.cache[name]
+        return got
+    path = ctx.staging / f"{name}.parquet"
+    return pd.read_parquet(path) if path.is_file() else None
+
+
+def list_sheets(
+    local: pd.DataFrame | None, excluded: pd.DataFrame | None, node_names: dict[str, str]
+) -> dict[str, pd.DataFrame]:
+    """The workbook's 本地延链 sheet (local firms that fit another node, as the targets are written,
+    with the nodes where they already are) and 排除名单 sheet (pairs left out, with the reason)."""
+    sheets: dict[str, pd.DataFrame] = {}
+    if local is not None:
+        frame = targets_sheet_frame(local, node_names)
+        zone = local["zone_nodes"] if "zone_nodes" in local else pd.Series("", index=local.index)
+        frame["已在园区节点"] = zone.fillna("").map(
+            lambda v: "、".join(node_names.get(n, n) for n in v.split("|") if n)
+        )
+        sheets[LOCAL_SHEET] = frame
+    if excluded is not None:
+        out = excluded.assign(node_name=excluded["node_id"].map(lambda n: node_names.get(n, "")))
+        out["date"] = pd.to_datetime(out["date"]).dt.strftime("%Y-%m-%d").fillna("")
+        cols = [c for c in EXCLUDED_HEADERS if c in out.columns]
+        sheets[EXCLUDED_SHEET] = out[cols].rename(columns=EXCLUDED_HEADERS)
+    return sheets

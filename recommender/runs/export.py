@@ -256,6 +256,7 @@ def workbook_bytes(
     targets_df: pd.DataFrame,
     diff: Mapping[str, Any] | None = None,
     chain_names: Mapping[str, str] | None = None,
+    extra_sheets: Mapping[str, pd.DataFrame] | None = None,
 ) -> bytes:
     """The analysts' workbook as ``.xlsx`` bytes.
 
@@ -265,6 +266,7 @@ def workbook_bytes(
             reasons, routes, theme, sources``).
         diff: :func:`recommender.runs.directory.diff_runs` output for the ``本周新增`` sheet (empty sheet if None).
         chain_names: chain id -> display name used as the sheet title (default: the chain id).
+        extra_sheets: title -> frame written as is after ``本周新增`` (the refresh's 本地延链 and 排除名单).
     """
     from openpyxl import Workbook
 
@@ -284,6 +286,8 @@ def workbook_bytes(
         title = sheet_title((chain_names or {}).get(chain, chain), taken)
         _write_sheet(wb.create_sheet(title), targets_sheet_frame(part, node_names))
     _write_sheet(wb.create_sheet(DIFF_SHEET), diff_sheet_frame(diff))
+    for title, frame in (extra_sheets or {}).items():
+        _write_sheet(wb.create_sheet(sheet_title(title, taken)), frame)
     buf = io.BytesIO()
     wb.save(buf)
     return buf.getvalue()
@@ -303,9 +307,10 @@ def export_workbook(
     path: Path,
     diff: Mapping[str, Any] | None = None,
     chain_names: Mapping[str, str] | None = None,
+    extra_sheets: Mapping[str, pd.DataFrame] | None = None,
 ) -> Path:
     """Write :func:`workbook_bytes` to ``path`` (temp file + rename)."""
-    return _write_atomic(Path(path), workbook_bytes(map_df, targets_df, diff, chain_names))
+    return _write_atomic(Path(path), workbook_bytes(map_df, targets_df, diff, chain_names, extra_sheets))
 
 
 def read_workbook(path: Path | bytes) -> dict[str, pd.DataFrame]:
