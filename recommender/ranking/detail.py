@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from datetime import date
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -39,17 +40,15 @@ def pick_detail(settings: Settings, enterprise_id: str, node: str, as_of: date |
 
 
 def published_detail(settings: Settings, enterprise_id: str, node: str) -> dict[str, Any] | None:
-    """The pair as the published run lists it, or None (no run, or the pair is not in it)."""
+    """The pair as the published run lists it (in the targets or the 本地延链 list), or None (no
+    run, or the pair is in neither)."""
     run_dir = published_dir(Workspace(settings.workspace).root)
     if run_dir is None:
         return None
-    targets = load_run(run_dir).targets
-    if targets is None or targets.empty:
+    found = _published_row(run_dir, load_run(run_dir).targets, enterprise_id, node)
+    if found is None:
         return None
-    hit = targets[(targets["enterprise_id"].astype(str) == enterprise_id) & (targets["node_id"].astype(str) == node)]
-    if hit.empty:
-        return None
-    row = hit.iloc[0]
+    row, which = found
     return {
         "enterprise_id": enterprise_id,
         "name": str(row.get("name", "")),
@@ -63,7 +62,46 @@ def published_detail(settings: Settings, enterprise_id: str, node: str) -> dict[
         else "heuristic",
         "reasons": _json_list(row.get("reasons")),
         "routes": _json_list(row.get("routes")),
+        "list": which,
+        **list_facts(row),
     }
+
+
+def _published_row(run_dir: Path, targets: pd.DataFrame, enterprise_id: str, node: str) -> tuple[pd.Series, str] | None:
+    """The pair's row in the run's targets (``"targets"``) or 本地延链 list (``"local_extension"``)."""
+    local = run_dir / "local_extension.parquet"
+    for which, frame in (
+        ("targets", targets),
+        ("local_extension", pd.read_parquet(local) if local.is_file() else None),
+    ):
+        if frame is None or frame.empty:
+            continue
+        hit = frame[(frame["enterprise_id"].astype(str) == enterprise_id) & (frame["node_id"].astype(str) == node)]
+        if not hit.empty:
+            return hit.iloc[0], which
+    return None
+
+
+def list_facts(row: pd.Series) -> dict[str, Any]:
+    """What the lists say of a listed pair: ``fit``, ``n_fit`` (the node's fitting firms) and
+    ``also_fits`` (the nodes it fits but was capped out of); None / [] for a run from before them."""
+    fit, n_fit = row.get("fit"), row.get("n_fit", row.get("n_local_fit"))
+    return {
+        "fit": None if fit is None or pd.isna(fit) else float(fit),
+        "n_fit": None if n_fit is None or pd.isna(n_fit) else int(n_fit),
+        "also_fits": [n for n in str(row.get("also_fits") or "").split("|") if n],
+    }
+
+
+def excluded_reason(settings: Settings, enterprise_id: str, node: str) -> str | None:
+    """Why the published run left the pair out (``excluded.parquet``), or None."""
+    run_dir = published_dir(Workspace(settings.workspace).root)
+    path = None if run_dir is None else run_dir / "excluded.parquet"
+    if path is None or not path.is_file():
+        return None
+    ex = pd.read_parquet(path)
+    hit = ex[(ex["enterprise_id"].astype(str) == enterprise_id) & (ex["node_id"].astype(str) == node)]
+    return None if hit.empty else str(hit.iloc[0]["reason"])
 
 
 def live_detail(settings: Settings, enterprise_id: str, node: str, as_of: date | None) -> dict[str, Any]:
@@ -90,6 +128,8 @@ def live_detail(settings: Settings, enterprise_id: str, node: str, as_of: date |
         "mode": mode,
         "reasons": json.loads(row["reasons"]),
         "routes": json.loads(row["routes"]),
+        "list": None,
+        "excluded": excluded_reason(settings, enterprise_id, node),
     }
 
 

@@ -29,7 +29,12 @@ LIST_COLUMNS: Final = (
     "routes",
     "theme",
     "sources",
+    "fit",
+    "n_fit",
+    "also_fits",
 )
+"""The columns of a listed target the API and pages show (``fit``, ``n_fit``, ``also_fits``: runs since
+``recommender.ranking.lists``; a column a run lacks is left out)."""
 INFO_COLUMNS: Final = (S.COL_PROVINCE, S.COL_CITY, S.COL_CAPITAL_CNY, S.COL_EMPLOYEES, S.COL_LISTED)
 _PAGE_BOOL: Final = {"1": True, "0": False}
 

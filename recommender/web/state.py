@@ -220,6 +220,37 @@ class NodeLists:
         return got
 
 
+class RunLists:
+    """The published run's other lists, read once per run: ``local_extension`` (本地延链),
+    ``excluded`` (排除名单) and ``lists`` (the counts of each node); empty frames for a run without them."""
+
+    NAMES = ("local_extension", "excluded", "lists")
+
+    def __init__(self) -> None:
+        self._run: Path | None = None
+        self._frames: dict[str, pd.DataFrame] = {}
+        self._lock = threading.Lock()
+
+    def get(self, view: RunView, name: str) -> pd.DataFrame:
+        with self._lock:
+            if self._run != view.run_dir:
+                self._frames = {n: _read_optional(view.run_dir / f"{n}.parquet") for n in self.NAMES}
+                self._run = view.run_dir
+            return self._frames[name]
+
+    def node(self, view: RunView, name: str, node_id: str) -> pd.DataFrame:
+        """The rows of one node (in rank order when ranked)."""
+        df = self.get(view, name)
+        if df.empty or S.COL_NODE_ID not in df:
+            return df
+        rows = df[df[S.COL_NODE_ID] == node_id]
+        return rows.sort_values("rank", kind="stable") if "rank" in rows else rows
+
+
+def _read_optional(path: Path) -> pd.DataFrame:
+    return pd.read_parquet(path) if path.is_file() else pd.DataFrame()
+
+
 def train_job(settings: Settings, promote_if_better: bool) -> dict[str, Any]:
     """The service's training job: ``sansetu train`` (:func:`recommender.ranking.jobs.train_from_workspace`,
     the ingested outcomes merged once with every feedback row) and the gate's decision, with
@@ -274,6 +305,7 @@ class WebState:
     published: PublishedCache
     tables: Tables
     node_lists: NodeLists
+    run_lists: RunLists
     retrieval: Retrieval
     trainer: Trainer
     chains: list[Chain]
@@ -302,6 +334,7 @@ def build_state(settings: Settings, chains: list[Chain]) -> WebState:
         published=PublishedCache(ws),
         tables=tables,
         node_lists=NodeLists(tables),
+        run_lists=RunLists(),
         retrieval=Retrieval(settings, ws, tables),
         trainer=Trainer(lambda promote: train_job(settings, promote)),
         chains=chains,

@@ -208,6 +208,32 @@ def node_page(st: WebState, node_id: str, f: ListFilters) -> dict[str, Any]:
         "view": view,
         "filters": f.form_values(),
         "xlsx_url": f"/nodes/{node_id}/targets.xlsx" + (f"?{xlsx_qs}" if xlsx_qs else ""),
+        **(node_lists(st, view, node_id) if view is not None else {"n_fit": None, "local": [], "excluded": {}}),
+    }
+
+
+def node_lists(st: WebState, view: RunView, node_id: str) -> dict[str, Any]:
+    """What the node page says beside its list: ``n_fit`` (fitting outside firms, None for a run
+    from before fit), the 本地延链 ``local`` records and the ``excluded`` counts by reason."""
+    counts = st.run_lists.node(view, "lists", node_id)
+    targets = view.node_targets(node_id)
+    n_fit: int | None = None
+    if not counts.empty and "n_fit" in counts:
+        n_fit = int(counts["n_fit"].iloc[0])
+    elif not targets.empty and "n_fit" in targets:
+        n_fit = int(targets["n_fit"].iloc[0])
+    excluded = st.run_lists.node(view, "excluded", node_id)
+    by_reason = excluded["reason_code"].value_counts().to_dict() if "reason_code" in excluded else {}
+    local = st.run_lists.node(view, "local_extension", node_id)
+    names = st.node_names()
+    local_recs = target_records(local)
+    for r in local_recs:
+        r["zone_node_names"] = [names.get(n, n) for n in str(r.get("zone_nodes") or "").split("|") if n]
+    return {
+        "n_fit": n_fit,
+        "local": local_recs,
+        "excluded": {str(k): int(v) for k, v in by_reason.items()},
+        "terminated_months": st.settings.ranking.exclude_terminated_months,
     }
 
 
@@ -271,10 +297,17 @@ def enterprise_detail(st: WebState, enterprise_id: str) -> dict[str, Any]:
     history = _history(st, tb, enterprise_id)
     view = st.published.get()
     picks: list[dict[str, Any]] = []
+    local: list[dict[str, Any]] = []
     if view is not None and not view.targets.empty:
         mine = view.targets[view.targets[S.COL_ENTERPRISE_ID] == enterprise_id]
         picks = target_records(mine[[c for c in LIST_COLUMNS if c in mine.columns]])
-    return {"profile": profile, "signals": signals, "relations": relations, "history": history, "targets": picks}
+    if view is not None:
+        ext = st.run_lists.get(view, "local_extension")
+        if not ext.empty:
+            local = target_records(ext[ext[S.COL_ENTERPRISE_ID] == enterprise_id])
+    also = [n for n in str(picks[0].get("also_fits") or "").split("|") if n] if picks else []
+    return {"profile": profile, "signals": signals, "relations": relations, "history": history, "targets": picks,
+            "also_fits": also, "local_extension": local}  # fmt: skip
 
 
 # ---------------------------------------------------------------- runs, models
