@@ -383,6 +383,8 @@ class Explainer:
     def _approach(self, rec: Mapping[str, Any], here: bool) -> str:
         node = str(rec[COL_NODE_ID])
         stage, note = str(rec[COL_STAGE]), _text(rec.get(COL_NOTE)).strip()
+        if stage == "终止":  # 备注 often repeats the stage: 终止:企业选址其他城市
+            note = note.removeprefix("终止:").removeprefix("终止：").strip()
         label = ("本节点" if here else "") + f"〈{self.node_names_.get(node, node)}〉"
         tail = f"（{'终止原因' if stage == '终止' else '备注'}：{note}）" if note else ""
         return f"{label}{pd.Timestamp(rec[COL_DATE]):%Y-%m-%d} {stage}{tail}"

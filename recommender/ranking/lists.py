@@ -294,7 +294,7 @@ def _signed_text(rec: Mapping[Any, Any]) -> str:
 
 
 def _terminated_text(rec: Mapping[Any, Any], months: int) -> str:
-    note = _note(rec)
+    note = _note(rec).removeprefix("终止:").removeprefix("终止：").strip()  # 备注 often repeats the stage
     day = pd.Timestamp(rec[COL_DATE])
     why = f"终止原因：{note}" if note else "未注明终止原因"
     return f"{day:%Y-%m-%d}终止（{why}），{months}个月内不再推荐"

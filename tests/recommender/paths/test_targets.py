@@ -26,7 +26,7 @@ def tables() -> dict[str, pd.DataFrame]:
             "date": pd.to_datetime(
                 ["2023-03-01", "2023-05-02", "2024-01-10", "2024-11-15", "2022-01-01", "2021-01-01", "2026-08-01"]
             ),
-            "note": [None, "对方有意来汉考察", None, "暂无扩产计划", None, None, None],
+            "note": [None, "对方有意来汉考察", None, "终止:暂无扩产计划", None, None, None],
         }
     )
     out: dict[str, pd.DataFrame] = {t: empty_table(t) for t in TABLES}

@@ -172,7 +172,7 @@ def test_signed_and_recently_terminated_pairs_are_excluded_and_reported() -> Non
             ("SIGNED", "A", "终止", "2025-01-01", None),  # signed once: never a target again, whatever came after
             ("LANDED", "A", "落地", "2019-03-01", None),  # long ago still counts
             ("ENDED", "A", "洽谈", "2025-02-01", None),
-            ("ENDED", "A", "终止", "2025-02-01", "暂无扩产计划"),  # same day: the termination is the later
+            ("ENDED", "A", "终止", "2025-02-01", "终止：暂无扩产计划"),  # same day: the termination is the later
             ("OLD", "A", "终止", "2024-06-29", "预算不足"),  # 24 months and 1 day before as_of: not excluded
             ("BACK", "A", "终止", "2025-06-01", None),
             ("BACK", "A", "线索", "2026-01-10", None),  # approached again after the termination
