@@ -155,3 +155,69 @@ def _map(codes: np.ndarray, relevant: np.ndarray, rank: np.ndarray, n_q: int) ->
     ap_sum = np.bincount(codes, weights=precision, minlength=n_q)
     ok = n_rel > 0
     return float(np.mean(ap_sum[ok] / n_rel[ok])) if ok.any() else float("nan")
+
+
+# ---------------------------------------------------------------- published lists (node_id, enterprise_id, rank)
+
+LIST_COLUMNS: Final = ("node_id", "enterprise_id", "rank")
+
+
+def _top_places(lists: pd.DataFrame, k: int | None) -> pd.DataFrame:
+    """The top ``k`` rows of each node's list by ``rank`` (ties in row order); all rows when k is None."""
+    missing = [c for c in LIST_COLUMNS if c not in lists.columns]
+    if missing:
+        raise ValueError(f"lists is missing columns {missing}; it has {list(lists.columns)}.")
+    if k is not None:
+        _check_k(k)
+    ordered = lists.astype({"node_id": str, "enterprise_id": str}).sort_values(["node_id", "rank"], kind="stable")
+    return ordered if k is None else ordered[ordered.groupby("node_id").cumcount().to_numpy() < k]
+
+
+def _pair_keys(frame: pd.DataFrame) -> pd.Index:
+    return pd.Index(frame["node_id"].astype(str) + "\x1f" + frame["enterprise_id"].astype(str))
+
+
+def fit_precision_at_k(lists: pd.DataFrame, fits: pd.DataFrame, k: int) -> float:
+    """Mean over nodes of the share of a node's top-k places (fewer when its list is shorter) whose
+    (node, firm) is in ``fits`` (``node_id, enterprise_id``: the pairs that fit); NaN without lists."""
+    top = _top_places(lists, k)
+    if len(top) == 0:
+        return float("nan")
+    hit = _pair_keys(top).isin(_pair_keys(fits))
+    return float(pd.Series(hit, index=top.index).groupby(top["node_id"].to_numpy()).mean().mean())
+
+
+def fit_recall(lists: pd.DataFrame, fits: pd.DataFrame, k: int | None = None) -> float:
+    """Share of the fitting pairs of the listed nodes that are listed (in the top ``k``; None = anywhere)."""
+    top = _top_places(lists, k)
+    nodes = set(lists["node_id"].astype(str))
+    relevant = _pair_keys(fits[fits["node_id"].astype(str).isin(nodes)]).unique()
+    if len(relevant) == 0:
+        return float("nan")
+    return float(pd.Index(relevant).isin(_pair_keys(top)).mean())
+
+
+def distinct_per_100_places(lists: pd.DataFrame, k: int | None = None) -> float:
+    """Distinct firms per 100 list places over all nodes' top ``k`` (100 = no firm listed twice)."""
+    top = _top_places(lists, k)
+    return float(100.0 * top["enterprise_id"].nunique() / len(top)) if len(top) else float("nan")
+
+
+def mean_topk_jaccard(lists: pd.DataFrame, k: int = 20) -> float:
+    """Mean Jaccard similarity of the top-``k`` firm sets over all pairs of nodes; NaN with fewer than 2 nodes.
+
+    Vectorised: one sparse node × firm incidence matrix, the intersections are its Gram matrix.
+    """
+    import scipy.sparse as sp
+
+    top = _top_places(lists, k)
+    node_codes, nodes = pd.factorize(top["node_id"])
+    if len(nodes) < 2:
+        return float("nan")
+    firm_codes, firms = pd.factorize(top["enterprise_id"])
+    m = sp.csr_matrix((np.ones(len(top)), (node_codes, firm_codes)), shape=(len(nodes), len(firms)))
+    inter = (m @ m.T).toarray()
+    size = np.diag(inter)
+    union = size[:, None] + size[None, :] - inter
+    iu = np.triu_indices(len(nodes), 1)
+    return float(np.mean(inter[iu] / union[iu]))
