@@ -1,0 +1,146 @@
+"""recommender.retrieval.fit: the fit features of constructed candidate lists and the accessors."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.words import WordSegmenter, chain_user_words
+from recommender.retrieval.fit import FIT_FEATURES, FitModel, fit, fit_features, fit_scores
+
+
+def make_nodes() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "node_id": ["n1", "n2"],
+            "name": ["光模块", "激光器"],
+            "products": [["光模块", "光引擎"], ["激光器芯片"]],
+            "keywords": [["硅光", "数通"], ["泵浦"]],
+            "industry_codes": [["3976"], ["3976", "3562"]],
+        }
+    )
+
+
+def make_enterprises() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "enterprise_id": ["a", "b", "c"],
+            "name": ["武汉甲光模块有限公司", "乙激光器有限公司", "丙餐饮有限公司"],
+            "products": ["光模块、光引擎", "激光器芯片", "火锅"],
+            "business_scope": ["光模块研发；硅光技术服务", "激光器芯片制造", "餐饮服务"],
+            "description": ["", "泵浦激光器", "数通"],
+            "industry_code": ["3976", "3562", None],
+        }
+    )
+
+
+def make_candidates() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "node_id": ["n1", "n1", "n1", "n2", "n2"],
+            "enterprise_id": ["a", "b", "c", "b", "a"],
+            "dense_rank": np.nan,
+            "words_rank": [1.0, 2.0, np.nan, 1.0, 3.0],
+            "lexical_rank": [2.0, np.nan, 3.0, 1.0, np.nan],
+            "similarity": [0.9, 0.4, 0.1, 1.0, 0.2],
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def segmenter() -> WordSegmenter:
+    return WordSegmenter(chain_user_words(make_nodes()))
+
+
+def features(segmenter: WordSegmenter) -> pd.DataFrame:
+    return fit_features(make_candidates(), make_nodes(), make_enterprises(), segmenter)
+
+
+def test_fit_features_turn_ranks_into_bounded_log_ranks(segmenter: WordSegmenter) -> None:
+    f = features(segmenter)
+    assert list(f.columns) == ["node_id", "enterprise_id", *FIT_FEATURES]
+    # n1: words list of 2 (a 1st, b 2nd), lexical list of 3 (a 2nd, c 3rd); n2: words of 3, lexical of 1
+    np.testing.assert_allclose(f["words_logrank"], [0.0, np.log(2) / np.log(3), 1.0, 0.0, np.log(3) / np.log(4)])
+    np.testing.assert_allclose(f["lexical_logrank"], [np.log(2) / np.log(4), 1.0, np.log(3) / np.log(4), 0.0, 1.0])
+    np.testing.assert_allclose(f["dense_logrank"], 1.0)  # not in use
+    np.testing.assert_allclose(
+        f["best_logrank"], [0.0, np.log(2) / np.log(3), np.log(3) / np.log(4), 0.0, np.log(3) / np.log(4)]
+    )
+    np.testing.assert_allclose(f["retrieved_share"], [1.0, 0.5, 0.5, 1.0, 0.5])  # dense is not in use: 2 retrievers
+
+
+def test_fit_features_count_whole_products_keywords_and_codes(segmenter: WordSegmenter) -> None:
+    f = features(segmenter)
+    np.testing.assert_allclose(f["product_share"], [1.0, 0.0, 0.0, 1.0, 0.0])
+    np.testing.assert_allclose(
+        f["keyword_share"], [0.5, 0.0, 0.0, 0.0, 0.0]
+    )  # 硅光 in a's scope; 泵浦 only in b's description
+    np.testing.assert_allclose(f["name_hit"], [1.0, 0.0, 0.0, 1.0, 0.0])
+    assert f["word_cover_full"].iloc[3] >= f["word_cover"].iloc[3] > 0
+    assert f["word_cover"].iloc[0] > f["word_cover"].iloc[1] == 0.0
+    assert f["code"].tolist() == ["agree", "disagree", "unknown", "agree", "agree"]
+
+
+def test_fit_features_reject_missing_columns_and_unknown_nodes(segmenter: WordSegmenter) -> None:
+    with pytest.raises(ValueError, match=re.escape("candidates is missing required columns ['enterprise_id']")):
+        fit_features(make_candidates().drop(columns="enterprise_id"), make_nodes(), make_enterprises(), segmenter)
+    with pytest.raises(ValueError, match=re.escape("nodes is missing required columns ['keywords', 'industry_codes']")):
+        fit_features(make_candidates(), make_nodes().drop(columns=["keywords", "industry_codes"]), make_enterprises())
+    with pytest.raises(ValueError, match=re.escape("candidates name nodes that nodes does not list: ['n2']")):
+        fit_features(make_candidates(), make_nodes().iloc[:1], make_enterprises(), segmenter)
+
+
+def toy_model() -> FitModel:
+    grid = tuple(np.linspace(0.0, 1.0, 11))
+    return FitModel(
+        features=("best_logrank", "product_share"),
+        coefficients=(-4.0, 5.0),
+        intercept=-1.0,
+        alpha=0.9,
+        grid=grid,
+        agree=grid,
+        disagree=tuple(0.5 * g for g in grid),
+    )
+
+
+def test_fit_scores_order_by_rank_with_everything_else_equal(segmenter: WordSegmenter) -> None:
+    cands = pd.DataFrame(
+        {"node_id": "n1", "enterprise_id": ["a", "a2", "a3"], "words_rank": [1.0, 5.0, 20.0], "similarity": 0.5}
+    )
+    ents = pd.concat([make_enterprises().iloc[:1].assign(enterprise_id=e) for e in ("a", "a2", "a3")])
+    got = fit_scores(cands, make_nodes(), ents, toy_model(), segmenter)
+    assert got.is_monotonic_decreasing and got.iloc[0] > got.iloc[2]
+    assert got.between(0, 1).all() and got.index.equals(cands.index)
+
+
+def test_fit_of_one_pair_uses_the_same_path(segmenter: WordSegmenter) -> None:
+    all_scores = fit_scores(make_candidates(), make_nodes(), make_enterprises(), toy_model(), segmenter)
+    one = fit("n1", "b", make_candidates(), make_nodes(), make_enterprises(), toy_model(), segmenter)
+    assert one == pytest.approx(all_scores.iloc[1])
+    absent = fit("n2", "c", make_candidates(), make_nodes(), make_enterprises(), toy_model(), segmenter)
+    assert absent < one  # not retrieved and no product: scored as such, not an error
+
+
+def test_unknown_code_scores_as_agreeing_and_above_disagreeing(segmenter: WordSegmenter) -> None:
+    ents = make_enterprises()
+    cands = make_candidates().iloc[:1]
+    scores = {
+        code: fit_scores(cands, make_nodes(), ents.assign(industry_code=code), toy_model(), segmenter).iloc[0]
+        for code in ("3976", None, "3562")
+    }
+    assert scores["3976"] == scores[None] > scores["3562"]
+
+
+def test_the_default_model_in_configs_loads_and_scores(segmenter: WordSegmenter) -> None:
+    from pathlib import Path
+
+    import yaml
+
+    data = yaml.safe_load((Path(__file__).parents[3] / "configs" / "fit_model.yaml").read_text(encoding="utf-8"))
+    model = FitModel.from_dict(data)
+    got = fit_scores(make_candidates(), make_nodes(), make_enterprises(), model, segmenter)
+    assert got.between(0, 1).all()
+    assert got.iloc[0] > got.iloc[2]  # a: first hit, both products, code agrees; c: a restaurant
