@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -20,6 +20,9 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from features.chains import Chain, validate_chains
 from training.config import TrainingConfig
+
+if TYPE_CHECKING:
+    from training.fit import FitModel
 
 # libyaml's safe loader when built in (chains load 10x faster), else the pure-Python one
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -147,6 +150,7 @@ class RankingConfig(_Section):
     fit_threshold: float = Field(default=0.5, ge=0, le=1)  # a pair below this fit is never listed
     max_lists_per_firm: int = Field(default=3, ge=1)  # published lists (top_n) one firm may be in
     exclude_terminated_months: int = Field(default=24, ge=0)  # a pair terminated this recently is left out
+    fit_model: str = "configs/fit_model.yaml"  # training.fit.FitModel.to_dict output (docs/ranking.md, "Fit")
 
 
 class RefreshConfig(_Section):
@@ -294,6 +298,19 @@ def load_settings(config_file: Path | None = None, workspace: Path | None = None
         return bound(**overrides)  # type: ignore[no-any-return]
     except ValidationError as exc:
         raise ConfigError(_format_validation_error(exc, str(path))) from None
+
+
+def load_fit_model(settings: Settings) -> FitModel:
+    """The fit model of ``ranking.fit_model`` (a YAML of ``FitModel.to_dict``); an error names the file."""
+    from training.fit import FitModel
+
+    path = settings.resolve(settings.ranking.fit_model)
+    try:
+        return FitModel.from_dict(read_yaml(path))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(
+            f"ranking.fit_model {path} is not a fit model (training.fit.FitModel.to_dict): {exc}"
+        ) from None
 
 
 def load_chains(settings: Settings) -> list[Chain]:

@@ -45,7 +45,6 @@ NODE_COUNT_COLUMNS: Final = [
     COL_NODE_ID, "n_candidates", "n_below_fit", "n_excluded_signed", "n_excluded_terminated", "n_fit",
     "n_local_fit", "n_capped", "n_listed", "n_local_listed",
 ]  # fmt: skip
-PROVISIONAL_FIT_K: Final = 60
 
 
 @dataclass(frozen=True)
@@ -300,20 +299,7 @@ def _terminated_text(rec: Mapping[Any, Any], months: int) -> str:
     return f"{day:%Y-%m-%d}终止（{why}），{months}个月内不再推荐"
 
 
-# ---------------------------------------------------------------- fit stand-in and overlap
-def provisional_fit_from_similarity_rank(scored: pd.DataFrame) -> pd.Series:
-    """TEMPORARY fit until ``recommender.retrieval.fit`` computes a calibrated one: K / (K + r - 1)
-    with r the pair's rank by ``similarity`` within its node (1 = most similar, ties by firm id) and
-    K = :data:`PROVISIONAL_FIT_K` (60), so rank 1 fits 1.0 and rank 61 fits 0.5. Not a probability."""
-    check_columns(list(scored.columns), [COL_NODE_ID, COL_ENTERPRISE_ID, "similarity"], "scored")
-    sim = pd.to_numeric(scored["similarity"], errors="coerce").fillna(0.0)
-    frame = pd.DataFrame({"n": scored[COL_NODE_ID].astype(str), "s": sim, "e": scored[COL_ENTERPRISE_ID].astype(str)})
-    order = frame.sort_values(["n", "s", "e"], ascending=[True, False, True], kind="stable")
-    rank = pd.Series(order.groupby("n", sort=False).cumcount().to_numpy() + 1, index=order.index).reindex(frame.index)
-    k = float(PROVISIONAL_FIT_K)
-    return pd.Series(k / (k + rank.to_numpy(dtype=float) - 1.0), index=scored.index, name="fit")
-
-
+# ---------------------------------------------------------------- overlap
 def list_overlap(targets: pd.DataFrame, k: int = 20) -> dict[str, float | int | None]:
     """How much the node lists repeat the same firms.
 

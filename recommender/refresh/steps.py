@@ -40,15 +40,16 @@ from recommender.colour_map.colours import compute_map
 from recommender.colour_map.priority import gap_priority
 from recommender.paths.graph import build_graph
 from recommender.paths.targets import build_targets
-from recommender.ranking.lists import build_lists, list_overlap, provisional_fit_from_similarity_rank
+from recommender.ranking.lists import build_lists, list_overlap
 from recommender.ranking.scoring import load_champion, score_candidates
 from recommender.refresh.context import HEURISTIC, InputError, RunContext, Step, StepResult
 from recommender.refresh.executor import PartitionedEncoder, node_partitions
 from recommender.retrieval.candidates import retrieve_candidates, word_retriever
+from recommender.retrieval.fit import fit_scores
 from recommender.retrieval.index import build_profile_index, model_key
 from recommender.runs import directory as runs
 from recommender.runs.export import export_workbook, targets_sheet_frame, write_node_csvs
-from recommender.settings import load_chains
+from recommender.settings import ConfigError, load_chains, load_fit_model
 
 # raw file stem -> (table, built-in column map); any of .csv / .xlsx / .parquet
 RAW_INPUTS: Final[dict[str, tuple[str, str]]] = {
@@ -60,8 +61,6 @@ RAW_INPUTS: Final[dict[str, tuple[str, str]]] = {
     "outcomes": ("outcomes", "zone-outcomes"),
 }
 RAW_SUFFIXES: Final = (".csv", ".xlsx", ".parquet")
-FIT_SOURCE: Final = "provisional-similarity-rank"
-"""Where the ``fit`` column comes from (:func:`pair_fit`; in the score step's key and the manifest)."""
 
 
 def default_steps() -> list[Step]:
@@ -83,7 +82,7 @@ def default_steps() -> list[Step]:
 
 
 def _score_inputs(ctx: RunContext) -> Any:
-    return {"model_version": _model_version(ctx), "top_n": ctx.settings.refresh.top_n, "fit": FIT_SOURCE}
+    return {"model_version": _model_version(ctx), "top_n": ctx.settings.refresh.top_n, "fit": fit_source(ctx)}
 
 
 def _paths_inputs(ctx: RunContext) -> Any:
@@ -365,23 +364,30 @@ def step_score(ctx: RunContext) -> StepResult:
     scored = scored.sort_values(["node_id", "rank", "enterprise_id"], kind="stable").reset_index(drop=True)
     if "contributions" in scored.columns:
         scored["contributions"] = scored["contributions"].map(_json_text)
-    scored["fit"] = pair_fit(scored)
+    scored["fit"] = pair_fit(ctx, scored)
     ctx.cache["scored"] = scored
     version = _model_version(ctx)
-    info = {"model_version": version, "scorer": HEURISTIC if bundle is None else "model", "fit": FIT_SOURCE}
+    info = {"model_version": version, "scorer": HEURISTIC if bundle is None else "model", "fit": fit_source(ctx)}
     return StepResult((ctx.write_parquet(scored, "scored.parquet"),), info)
 
 
-def pair_fit(scored: pd.DataFrame) -> pd.Series:
-    """The fit of each scored (node, firm) pair in [0, 1]: does the firm make what the node needs.
+def fit_source(ctx: RunContext) -> str:
+    """The fit model the run uses: ``ranking.fit_model`` with the sha256 of its file (step key, manifest)."""
+    path = ctx.settings.resolve(ctx.settings.ranking.fit_model)
+    return f"{ctx.settings.ranking.fit_model}@{runs.sha256_file(path)[:16]}" if path.is_file() else str(path)
 
-    TEMPORARY: the stand-in ``recommender.ranking.lists.provisional_fit_from_similarity_rank`` (the
-    similarity rank within the node, not a calibrated probability) until ``recommender.retrieval.fit``
-    lands; then this returns its calibrated fit and :data:`FIT_SOURCE` says so.
-    """
+
+def pair_fit(ctx: RunContext, scored: pd.DataFrame) -> pd.Series:
+    """The fit of each scored (node, firm) pair in [0, 1] — P(the firm makes what the node needs) —
+    from ``recommender.retrieval.fit.fit_scores`` with the ``ranking.fit_model`` model (loaded once)."""
     if scored.empty:
         return pd.Series(dtype=float, index=scored.index, name="fit")
-    return provisional_fit_from_similarity_rank(scored)
+    if "fit_model" not in ctx.cache:
+        try:
+            ctx.cache["fit_model"] = load_fit_model(ctx.settings)
+        except ConfigError as exc:
+            raise InputError(str(exc)) from None
+    return fit_scores(scored, _nodes(ctx), _tables(ctx)["enterprises"], ctx.cache["fit_model"])
 
 
 def _json_text(v: Any) -> str:
@@ -396,7 +402,7 @@ def step_paths(ctx: RunContext) -> StepResult:
     if scored is None:
         scored = ctx.read_parquet("scored.parquet")
     if "fit" not in scored.columns:  # scored by a run from before the fit column
-        scored = scored.assign(fit=pair_fit(scored))
+        scored = scored.assign(fit=pair_fit(ctx, scored))
     tables, top_n = _tables(ctx), ctx.settings.refresh.top_n
     presence = presence_known(tables["presence"], ctx.as_of) if not tables["presence"].empty else None
     lists = build_lists(scored, tables["outcomes"], presence, ctx.settings.ranking, top_n, ctx.as_of_ts)

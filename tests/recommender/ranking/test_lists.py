@@ -14,7 +14,6 @@ from recommender.ranking.lists import (
     build_lists,
     cap_lists,
     list_overlap,
-    provisional_fit_from_similarity_rank,
 )
 from recommender.settings import RankingConfig
 
@@ -251,7 +250,7 @@ def test_build_lists_of_no_candidates_is_empty_with_the_columns() -> None:
     assert {"rank", "n_fit", "also_fits"} <= set(out.targets.columns)
 
 
-# ---------------------------------------------------------------- overlap and the stand-in fit
+# ---------------------------------------------------------------- overlap
 def test_list_overlap_counts_distinct_firms_and_mean_jaccard() -> None:
     t = pd.DataFrame(
         {
@@ -271,19 +270,6 @@ def test_list_overlap_counts_distinct_firms_and_mean_jaccard() -> None:
     }
     assert list_overlap(t, k=1)["mean_jaccard_top1"] == 0.0
     assert list_overlap(t[t["node_id"] == "A"])["mean_jaccard_top20"] is None
-
-
-def test_provisional_fit_falls_with_the_similarity_rank() -> None:
-    s = pd.DataFrame(
-        {
-            "node_id": ["A"] * 61 + ["B"],
-            "enterprise_id": [f"E{i:02d}" for i in range(61)] + ["E00"],
-            "similarity": list(np.linspace(1, 0, 61)) + [0.1],
-        }
-    )
-    fit = provisional_fit_from_similarity_rank(s)
-    assert fit.iloc[0] == 1.0 and fit.iloc[60] == pytest.approx(0.5) and fit.iloc[61] == 1.0
-    assert (np.diff(fit.iloc[:61].to_numpy()) < 0).all()
 
 
 # ---------------------------------------------------------------- settings

@@ -113,3 +113,26 @@ def test_export_step_writes_the_local_extension_and_excluded_sheets(ctx: RunCont
     local = book["本地延链"]
     assert local["企业名称"].tolist() == ["LOCAL公司"]
     assert local["已在园区节点"].tolist() == [ctx.cache["nodes"]["node_id"].iloc[5]]  # not on the map: its id
+
+
+def test_score_step_fit_is_the_fit_model_of_the_settings(ctx: RunContext) -> None:
+    from recommender.retrieval.fit import fit_scores
+    from recommender.settings import load_fit_model
+
+    scored = ctx.cache["scored"].drop(columns="fit").assign(words_rank=[1.0, 2, 3, 4, 5, 6, 7, 1, 2])
+    got = steps.pair_fit(ctx, scored)
+    model = load_fit_model(ctx.settings)
+    want = fit_scores(scored, ctx.cache["nodes"], ctx.cache["tables"]["enterprises"], model)
+    pd.testing.assert_series_equal(got, want)
+    assert ((got >= 0) & (got <= 1)).all()
+    assert steps.fit_source(ctx).startswith("configs/fit_model.yaml@")
+
+
+def test_a_missing_fit_model_is_bad_input_naming_the_file(ctx: RunContext, tmp_path: Path) -> None:
+    from recommender.refresh.context import InputError
+
+    missing = tmp_path / "nope.yaml"
+    s = ctx.settings
+    ctx.settings = s.model_copy(update={"ranking": s.ranking.model_copy(update={"fit_model": str(missing)})})
+    with pytest.raises(InputError, match=f"config file {missing} does not exist"):
+        steps.pair_fit(ctx, ctx.cache["scored"])
