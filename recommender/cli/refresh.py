@@ -111,6 +111,13 @@ def _print_outcome(out: Any) -> None:
         f"model: {m.get('model_version')} · encoder calls: {m.get('encoder_calls')} · "
         f"targets: {m.get('counts', {}).get('targets', '?')} · seconds: {m.get('seconds')}"
     )
+    lists = m.get("lists") or {}
+    if lists.get("n_places"):
+        typer.echo(
+            f"lists: {lists['n_places']} places, {lists.get('n_firms')} distinct firms "
+            f"({lists.get('firms_per_100_places')} per 100 places), a firm in at most "
+            f"{lists.get('max_lists_per_firm')} lists, mean top-20 Jaccard {lists.get('mean_jaccard_top20')}"
+        )
     if m.get("scorer") == "heuristic":
         typer.echo("note: no champion model in the registry; targets are scored with the day-one heuristic")
     d = m.get("diff") or {}
