@@ -1,16 +1,26 @@
-"""How the pages show values: moments in the service's time zone with the zone named, and scores
-as a 0–100 score relative to the other targets of the same list (a model's score is no probability
-and may be negative; the API keeps the model's own score)."""
+"""How the pages show values: moments in the service's time zone with the zone named; a target's
+score as 签约概率 ``12.3%`` (the calibrated P(签约 | approached), × 100, one decimal), or as 启发式分
+``12.3`` when the run was scored by the heuristic (no champion: no probability); search results as
+a 0–100 relevance relative to the other results. The API keeps the score itself."""
 
 from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Iterable
+import numbers
+from collections.abc import Iterable, Mapping
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
+from recommender.refresh.context import HEURISTIC
+
 ZONE_NAMES: Final = {"Asia/Shanghai": "北京时间", "Asia/Chongqing": "北京时间", "Asia/Harbin": "北京时间"}
+MISSING: Final = "—"
+SCORE_LABELS: Final = {False: "签约概率", True: "启发式分"}
+SCORE_NOTES: Final = {
+    False: "模型估计的签约概率：接洽后最终签约的可能性（经校准）",
+    True: "尚无训练好的模型，按启发式规则打分（× 100，越高越优先），不是签约概率",
+}
 
 
 def _moment(value: Any) -> dt.datetime | None:
@@ -44,8 +54,24 @@ def local_time(value: Any, zone: str) -> str:
     return f"{at.astimezone(ZoneInfo(zone)):%Y-%m-%d %H:%M}（{zone_label(zone, at)}）"
 
 
+def heuristic_run(manifest: Mapping[str, Any]) -> bool:
+    """Whether the run was scored by the heuristic: its manifest's ``scorer`` ("heuristic" or
+    "model"), or for a manifest without one, its ``model_version``."""
+    scorer = manifest.get("scorer")
+    return (scorer if scorer is not None else manifest.get("model_version")) == HEURISTIC
+
+
+def score_text(score: Any, heuristic: bool) -> str:
+    """``12.3%`` for a score of 0.123 (``12.3`` from the heuristic, no probability); "—" for a missing
+    or not finite score."""
+    if isinstance(score, bool) or not isinstance(score, numbers.Real) or not math.isfinite(float(score)):
+        return MISSING
+    shown = round(100 * float(score), 1) + 0.0  # + 0.0: no "-0.0"
+    return f"{shown:.1f}" if heuristic else f"{shown:.1f}%"
+
+
 def score_range(scores: Iterable[Any]) -> tuple[float, float] | None:
-    """(lowest, highest) of the finite scores, or None when there is none."""
+    """(lowest, highest) of the finite scores, or None when there is none (the search page's relevance)."""
     finite = [float(s) for s in scores if isinstance(s, (int, float)) and math.isfinite(float(s))]
     return (min(finite), max(finite)) if finite else None
 

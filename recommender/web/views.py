@@ -15,7 +15,7 @@ from fastapi.responses import Response
 from features import schema as S
 from recommender import store
 from recommender.runs.published import RunView
-from recommender.web.display import relative_score, score_range
+from recommender.web.display import SCORE_LABELS, SCORE_NOTES, heuristic_run, score_text
 from recommender.web.filters import LIST_COLUMNS, ListFilters, filter_targets
 from recommender.web.lookups import enterprise_or_404, node_or_404, run_or_404
 from recommender.web.problems import not_found
@@ -174,26 +174,28 @@ def chain_summary(st: WebState, view: RunView | None) -> list[dict[str, Any]]:
     return summary
 
 
-def node_score_range(st: WebState, view: RunView, node_id: str) -> tuple[float, float] | None:
-    """The lowest and highest score of a node's whole published list (what relative scores span)."""
-    t = st.node_lists.get(view, node_id)[0]
-    return score_range(pd.to_numeric(t["score"], errors="coerce").tolist()) if "score" in t else None
+def shown_scores(view: RunView | None, items: list[dict[str, Any]]) -> dict[str, Any]:
+    """How the pages show the targets' scores: ``score_label`` (签约概率, or 启发式分 for a run the
+    heuristic scored), its ``score_note`` and ``scores``, each item's score as text (``12.3%``, ``12.3``, "—")."""
+    heuristic = view is not None and heuristic_run(view.manifest)
+    return {
+        "score_label": SCORE_LABELS[heuristic],
+        "score_note": SCORE_NOTES[heuristic],
+        "scores": [score_text(i.get("score"), heuristic) for i in items],
+    }
 
 
 def node_page(st: WebState, node_id: str, f: ListFilters) -> dict[str, Any]:
-    """What the node page shows: the filtered list with each row's 0–100 relative score (over the
-    node's whole list, so filters do not rescale it), the list's size, the node's map row, the Excel link."""
+    """What the node page shows: the filtered list with each row's score as text (:func:`shown_scores`),
+    the list's size, the node's map row, the Excel link."""
     chain, node = st.node_index[node_id]
     view = st.published.get()
     items: list[dict[str, Any]] = []
-    relative: list[int | None] = []
     node_map: dict[str, Any] = {}
     total = 0
     if view is not None:
         total = len(view.node_targets(node_id))
         items = filtered_records(st, view, node_id, f)[1]
-        bounds = node_score_range(st, view, node_id)
-        relative = [relative_score(t.get("score"), bounds) for t in items]
         if not view.map.empty:
             m = view.map[view.map["node_id"] == node_id]
             node_map = records(m)[0] if not m.empty else {}
@@ -202,7 +204,7 @@ def node_page(st: WebState, node_id: str, f: ListFilters) -> dict[str, Any]:
         "chain": chain,
         "node": node,
         "items": items,
-        "relative": relative,
+        **shown_scores(view, items),
         "total": total,
         "node_map": node_map,
         "view": view,
@@ -277,12 +279,10 @@ def _history(st: WebState, tb: dict[str, pd.DataFrame], enterprise_id: str) -> l
     return history
 
 
-def pick_relatives(st: WebState, picks: list[dict[str, Any]]) -> dict[str, int | None]:
-    """Each pick's 0–100 relative score in its node's list, by node id."""
-    view = st.published.get()
-    if view is None:
-        return {}
-    return {p["node_id"]: relative_score(p.get("score"), node_score_range(st, view, p["node_id"])) for p in picks}
+def pick_scores(st: WebState, picks: list[dict[str, Any]]) -> dict[str, Any]:
+    """The enterprise page's scores: :func:`shown_scores` with ``scores`` by node id."""
+    shown = shown_scores(st.published.get(), picks)
+    return {**shown, "scores": dict(zip([p["node_id"] for p in picks], shown["scores"], strict=True))}
 
 
 def enterprise_detail(st: WebState, enterprise_id: str) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """The pages as analysts use them: the feedback form keeps its node, times are in the service's
-zone and say so, errors are Chinese pages, and scores are a rank and a 0–100 relative score."""
+zone and say so, errors are Chinese pages, and scores are a rank and a 签约概率 in per cent (启发式分
+when the heuristic scored the run)."""
 
 from __future__ import annotations
 
@@ -109,35 +110,65 @@ def test_feedback_form_errors_are_chinese_pages(
     assert store.count_feedback(client.app.state.engine) == 0  # type: ignore[attr-defined]
 
 
-def _three_targets(ws: Path) -> None:
-    """The node's list gets two more targets: scores -0.2, -0.599 (E1), -0.9, as a heuristic list has them."""
-    path = ws / "runs" / "2026-06-30" / "targets.parquet"
-    t = pd.read_parquet(path)
+def _three_targets(ws: Path, manifest: dict[str, str] | None = None) -> None:
+    """The node's list gets two more targets: scores 0.1234 (E1), 0.5, none; ``manifest`` is merged into the run's."""
+    run = ws / "runs" / "2026-06-30"
+    t = pd.read_parquet(run / "targets.parquet")
     others = t.iloc[[0, 0]].assign(
         enterprise_id=["91420100MA4K0001XJ", "91420100MA4K0002XJ"], name=["甲公司", "乙公司"]
     )
-    t = pd.concat([t, others], ignore_index=True).assign(rank=[2, 1, 3], score=[-0.599, -0.2, -0.9])
-    t.sort_values("rank").to_parquet(path, index=False)
-    (ws / "runs" / "2026-06-30" / "targets").mkdir(exist_ok=True)
+    t = pd.concat([t, others], ignore_index=True).assign(rank=[2, 1, 3], score=[0.1234, 0.5, float("nan")])
+    t.sort_values("rank").to_parquet(run / "targets.parquet", index=False)
+    (run / "targets").mkdir(exist_ok=True)
+    if manifest:
+        m = json.loads((run / "manifest.json").read_text(encoding="utf-8"))
+        (run / "manifest.json").write_text(json.dumps({**m, **manifest}), encoding="utf-8")
 
 
-def test_scores_are_a_rank_and_a_relative_score(
+def _text(html: str) -> str:
+    """The page without its tags."""
+    return re.sub(r"<[^>]+>", "", html)
+
+
+SCORE_CELL = re.compile(r'<td class="score">([^<]*)</td>')
+
+
+def test_scores_are_a_rank_and_a_signing_probability(
     published_workspace: Path, make_client: Callable[..., TestClient], log_in: Callable[[TestClient, str], str]
 ) -> None:
-    _three_targets(published_workspace)
+    _three_targets(published_workspace, {"scorer": "model", "model_version": "7"})
     client = make_client(published_workspace)
     log_in(client, store.create_token(client.app.state.engine, "v", "viewer"))  # type: ignore[attr-defined]
     node = client.get(f"/nodes/{NODE}").text
-    assert "相对分" in node and "-0." not in node and "−0." not in node
-    cells = re.findall(r'<td class="relative">(\d+)</td>', node)
-    assert cells == ["100", "43", "0"]  # (s - min) / (max - min), over the node's whole list
+    assert ">签约概率</th>" in node and "相对分" not in node and "启发式分" not in node
+    assert SCORE_CELL.findall(node) == ["50.0%", "12.3%", "—"]  # 100 × score, one decimal; none: a dash
     filtered = client.get(f"/nodes/{NODE}", params={"province": "广东"}).text
-    assert re.findall(r'<td class="relative">(\d+)</td>', filtered) == ["43"]  # filtering does not rescale
+    assert SCORE_CELL.findall(filtered) == ["12.3%"]
     ent = client.get(f"/enterprises/{E1}").text
-    assert "第2名，相对分 43" in ent and "-0.599" not in ent
+    assert "（第2名，签约概率 12.3%）" in _text(ent) and "0.1234" not in ent
     assert json.loads(client.get(f"/api/nodes/{NODE}/targets", headers={"X-API-Token": _viewer(client)}).text)["items"][
         1
-    ]["score"] == pytest.approx(-0.599)  # the API keeps the model's score
+    ]["score"] == pytest.approx(0.1234)  # the API keeps the score itself
+
+
+@pytest.mark.parametrize(
+    "manifest", [{"scorer": "heuristic", "model_version": "heuristic"}, {"model_version": "heuristic"}]
+)
+def test_a_heuristic_run_shows_a_heuristic_score_and_no_probability(
+    published_workspace: Path,
+    make_client: Callable[..., TestClient],
+    log_in: Callable[[TestClient, str], str],
+    manifest: dict[str, str],
+) -> None:
+    """Scored without a champion (the manifest's ``scorer``, or ``model_version`` in a run from before it)."""
+    _three_targets(published_workspace, manifest)
+    client = make_client(published_workspace)
+    log_in(client, store.create_token(client.app.state.engine, "v", "viewer"))  # type: ignore[attr-defined]
+    node = client.get(f"/nodes/{NODE}").text
+    assert ">启发式分</th>" in node and "签约概率</th>" not in node
+    assert SCORE_CELL.findall(node) == ["50.0", "12.3", "—"]
+    ent = _text(client.get(f"/enterprises/{E1}").text)
+    assert "（第2名，启发式分 12.3）" in ent and "签约概率" not in ent
 
 
 def _viewer(client: TestClient) -> str:

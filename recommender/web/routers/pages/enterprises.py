@@ -49,7 +49,7 @@ def enterprise_page(
         can_write=who.allows("analyst"),
         may_withdraw=lambda h: h.get("source") == "feedback" and (h.get("author") == who.name or who.allows("admin")),
         today=today_in_zone().isoformat(),  # the store's calendar day (Asia/Shanghai), not the server's
-        relative=views.pick_relatives(st, detail["targets"]),
+        **views.pick_scores(st, detail["targets"]),
         max_lists=st.settings.ranking.max_lists_per_firm,
     )
 
