@@ -42,8 +42,9 @@ import pandas as pd
 
 from features.pairs import COL_AS_OF
 from features.schema import COL_ENTERPRISE_ID, COL_NODE_ID, check_columns
+from models.scorer import Calibration, LinearMargin, SigningScorer, isotonic_calibration, platt_calibration
 from training.config import TrainingConfig
-from training.dataset import COL_APPROACHED, COL_LABEL, approaches, mature
+from training.dataset import COL_APPROACHED, COL_LABEL, SIGNING_STAGES, approaches, mature
 from training.offpolicy import COL_PROPENSITY, COL_SIGNED, DEFAULT_MAX_WEIGHT, inverse_propensity_weights
 
 if TYPE_CHECKING:
@@ -51,7 +52,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SIGNING_STAGES: Final = ("签约", "落地")
 COL_STAGE_GAIN: Final = "stage_gain"
 FAMILIES: Final = ("lightgbm", "logistic")
 CALIBRATIONS: Final = ("isotonic", "platt", "none")
@@ -324,11 +324,11 @@ class SigningModel:
         self.estimator_ = self._fit_family(X, y_arr, w, X_valid, y_valid, valid_weight)
         log.info("signing model (%s): fitted on %d approached rows (%d signed), %.1f s",
                  self.family, len(y_arr), int(y_arr.sum()), time.perf_counter() - t0)  # fmt: skip
-        self.calibrator_: _Calibrator | None = None
+        self.calibration_ = Calibration("sigmoid")
         if self.calibration != "none" and X_valid is not None and y_valid is not None:
             yv = _binary(y_valid, "y_valid")
             wv = np.ones(len(yv)) if valid_weight is None else np.asarray(valid_weight, dtype=np.float64)
-            self.calibrator_ = _Calibrator(self.calibration).fit(self.predict_raw(X_valid), yv, wv)
+            self.calibration_ = fit_calibration(self.calibration, self.predict_raw(X_valid), yv, wv)
             log.info("signing model: %s calibration on %d validation rows, %.1f s",
                      self.calibration, len(yv), time.perf_counter() - t0)  # fmt: skip
         return self
@@ -373,51 +373,48 @@ class SigningModel:
         return model.fit(X, y, sample_weight=w, callbacks=callbacks, **kwargs)
 
     def predict_raw(self, X: pd.DataFrame) -> np.ndarray:
-        """(n,) the family's probability before calibration."""
+        """(n,) the family's margin (log-odds before calibration); higher = more likely to sign."""
         check_columns(list(X.columns), self.feature_names_, "X")
         X = X[self.feature_names_]
         if self.family == "logistic":
-            return np.asarray(self.estimator_.predict_proba(self.standardiser_.transform(X))[:, 1])
-        return np.asarray(self.estimator_.predict_proba(X)[:, 1])
+            return np.asarray(self.estimator_.decision_function(self.standardiser_.transform(X)), dtype=np.float64)
+        return np.asarray(self.estimator_.predict(X, raw_score=True), dtype=np.float64)
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """(n,) calibrated P(sign | approached, x) in [0, 1]."""
-        raw = self.predict_raw(X)
-        return raw if self.calibrator_ is None else self.calibrator_.predict(raw)
+        return self.calibration_.apply(self.predict_raw(X))
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         """(n, 2) ``[P(no sign), P(sign)]``, sklearn's shape."""
         p = self.predict(X)
         return np.column_stack([1.0 - p, p])
 
+    def scorer(self, family: str | None = None, info: dict[str, Any] | None = None) -> SigningScorer:
+        """The fitted model as a :class:`models.scorer.SigningScorer` (what is registered and published)."""
+        common: dict[str, Any] = {"family": family or self.family, "feature_names": list(self.feature_names_),
+                  "calibration": self.calibration_, "info": dict(info or {})}  # fmt: skip
+        if self.family == "logistic":
+            st, lr = self.standardiser_, self.estimator_
+            linear = LinearMargin(
+                names=tuple(st.names_), median=tuple(map(float, st.median_)), gaps=tuple(map(bool, st.gaps_)),
+                mean=tuple(map(float, st.mean_)), scale=tuple(map(float, st.scale_)),
+                coef=tuple(map(float, lr.coef_[0])), intercept=float(lr.intercept_[0]),
+            )  # fmt: skip
+            return SigningScorer(**common, linear=linear)
+        import lightgbm as lgb
 
-class _Calibrator:
-    """Isotonic regression or Platt scaling (logistic on the raw score's logit), both weighted."""
+        best = int(getattr(self.estimator_, "best_iteration_", 0) or 0) or None
+        booster = lgb.Booster(model_str=self.estimator_.booster_.model_to_string(num_iteration=best))
+        return SigningScorer(**common, booster=booster)
 
-    def __init__(self, method: str):
-        self.method = method
 
-    def fit(self, raw: np.ndarray, y: np.ndarray, w: np.ndarray) -> _Calibrator:
-        if self.method == "isotonic":
-            from sklearn.isotonic import IsotonicRegression
-
-            self.model_: Any = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
-            self.model_.fit(raw, y, sample_weight=w)
-        else:
-            from sklearn.linear_model import LogisticRegression
-
-            self.model_ = LogisticRegression(C=1e6, max_iter=1000)
-            self.model_.fit(self._logit(raw), y, sample_weight=w)
-        return self
-
-    @staticmethod
-    def _logit(raw: np.ndarray) -> np.ndarray:
-        return _logit(np.clip(raw, _EPS, 1 - _EPS))[:, None]
-
-    def predict(self, raw: np.ndarray) -> np.ndarray:
-        if self.method == "isotonic":
-            return np.asarray(self.model_.predict(raw), dtype=np.float64)
-        return np.asarray(self.model_.predict_proba(self._logit(raw))[:, 1])
+def fit_calibration(method: str, margin: np.ndarray, y: np.ndarray, w: np.ndarray | None) -> Calibration:
+    """``isotonic`` or ``platt`` on (margin, y) with weights; ``none``: the model's own sigmoid."""
+    if method == "isotonic":
+        return isotonic_calibration(margin, y, w)
+    if method == "platt":
+        return platt_calibration(margin, y, w)
+    return Calibration("sigmoid")
 
 
 def _progress_callback(every: int, total: int, n_rows: int) -> Callable[..., None]:
