@@ -6,6 +6,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+Family = Literal["binary_ipw", "binary", "logistic", "lambdarank"]
+DEFAULT_FAMILIES: tuple[Family, ...] = ("binary_ipw", "binary", "logistic", "lambdarank")
+
 
 class TrainingConfig(BaseModel):
     """How the ranker is trained, evaluated, registered and promoted (documented in docs/ranking.md)."""
@@ -45,5 +48,14 @@ class TrainingConfig(BaseModel):
     tracking_uri: str | None = None  # default: SQLite in the workspace; MLFLOW_TRACKING_URI wins
     experiment: str = "sansetu-ranker"
     registered_model: str = "sansetu-ranker"
-    promotion_metric: Literal["ndcg@10", "ndcg@20", "ndcg@50", "recall@50", "map"] = "ndcg@20"
+    # the model families `train` fits; the best on the validation periods' promotion_metric is the run's model
+    # (docs/ranking.md, "The gate"); ties go to the earlier family of this list
+    families: list[Family] = Field(default_factory=lambda: list(DEFAULT_FAMILIES), min_length=1)
+    calibration: Literal["isotonic", "platt"] = "isotonic"  # margin -> P(签约 | approached), on validation
+    max_weight: float = Field(default=50.0, ge=1)  # clip of 1 / approach propensity (training and estimates)
+    # ope_signings@k: the doubly robust off-policy estimate of expected signings in the top k of each node's
+    # list on the validation periods; the ndcg / recall / map metrics are the older test-period ones
+    promotion_metric: Literal[
+        "ope_signings@20", "ope_signings@10", "ope_signings@5", "ndcg@10", "ndcg@20", "ndcg@50", "recall@50", "map"
+    ] = "ope_signings@20"
     promotion_margin: float = Field(default=0.0, ge=0)

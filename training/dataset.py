@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from features.pairs import COL_AS_OF, FEATURE_NAMES, build_pair_features
+from features.relocation import RELOCATION_FEATURE_NAMES, relocation_features
 from features.schema import (
     COL_DATE,
     COL_ENTERPRISE_ID,
@@ -59,6 +60,10 @@ COL_APPROACHED: Final = "approached"
 COL_RETRIEVED: Final = "retrieved"
 COL_STARTED: Final = "started"
 RETRIEVAL_COLUMNS: Final = ["dense_score", "dense_rank", "lexical_score", "lexical_rank"]
+COL_SIGNED: Final = "signed"  # = training.offpolicy.COL_SIGNED
+COL_FIT: Final = "fit"  # = features.relocation.COL_FIT
+CARRIED_COLUMNS: Final = [COL_FIT, "similarity"]  # candidate columns a query row keeps when present (else NaN)
+SIGNING_STAGES: Final = ("签约", "落地")
 PERIOD_OF: Final = {"QS": "Q", "MS": "M", "YS": "Y"}
 
 
@@ -66,8 +71,9 @@ PERIOD_OF: Final = {"QS": "Q", "MS": "M", "YS": "Y"}
 class TrainingSet:
     """Rows sorted by query (as_of, node_id), then by candidate order.
 
-    ``frame`` columns: ``query_id, node_id, enterprise_id, as_of, label, approached, retrieved``
-    followed by ``feature_names``.
+    ``frame`` columns: ``query_id, node_id, enterprise_id, as_of, label, approached, retrieved,
+    signed, similarity`` followed by ``feature_names`` and the relocation features
+    (``features.relocation.RELOCATION_FEATURE_NAMES``, with the candidates' ``fit`` when they carry it).
     """
 
     frame: pd.DataFrame
@@ -223,8 +229,9 @@ def query_candidates(
         ``node_id, as_of, enterprise_id, label, approached, retrieved`` + ``RETRIEVAL_COLUMNS``.
     """
     check_columns(list(candidates.columns), [COL_NODE_ID, COL_ENTERPRISE_ID], "candidates")
-    pool = candidates[[COL_NODE_ID, COL_ENTERPRISE_ID] + [c for c in RETRIEVAL_COLUMNS if c in candidates]].copy()
-    for c in RETRIEVAL_COLUMNS:
+    keep = [c for c in [*RETRIEVAL_COLUMNS, *CARRIED_COLUMNS] if c in candidates]
+    pool = candidates[[COL_NODE_ID, COL_ENTERPRISE_ID, *keep]].copy()
+    for c in [*RETRIEVAL_COLUMNS, *CARRIED_COLUMNS]:
         if c not in pool:
             pool[c] = np.nan
     pool = pool[pool["dense_rank"].notna() | pool["lexical_rank"].notna()]
@@ -285,7 +292,8 @@ def _out_of_pool(
     picks = picks[~clash]
     picks = picks[picks.groupby("_q").cumcount().to_numpy() < want[picks["_q"].to_numpy()]]
     return picks.drop(columns="_q").assign(
-        **{COL_LABEL: 0.0, COL_APPROACHED: False, COL_RETRIEVED: False}, **{c: np.nan for c in RETRIEVAL_COLUMNS}
+        **{COL_LABEL: 0.0, COL_APPROACHED: False, COL_RETRIEVED: False},
+        **{c: np.nan for c in [*RETRIEVAL_COLUMNS, *CARRIED_COLUMNS]},
     )
 
 
@@ -336,12 +344,30 @@ def build_training_set(
     )
     rows.insert(0, COL_QUERY, rows[COL_NODE_ID] + "@" + rows[COL_AS_OF].dt.strftime("%Y-%m-%d"))
     feats = build_pair_features(rows.drop(columns=[COL_QUERY]), tables, nodes, map_df, zone_province=zone_province)
+    rows[COL_SIGNED] = signed_column(rows, outcomes, config)
+    reloc = relocation_features(rows[[COL_NODE_ID, COL_ENTERPRISE_ID, COL_AS_OF, COL_FIT]], tables,
+                                zone_province=zone_province)  # fmt: skip
     frame = pd.concat(
-        [rows[[COL_QUERY, COL_NODE_ID, COL_ENTERPRISE_ID, COL_AS_OF, COL_LABEL, COL_APPROACHED, COL_RETRIEVED]],
-         feats[FEATURE_NAMES]],
+        [rows[[COL_QUERY, COL_NODE_ID, COL_ENTERPRISE_ID, COL_AS_OF, COL_LABEL, COL_APPROACHED, COL_RETRIEVED,
+               COL_SIGNED, "similarity"]],
+         feats[FEATURE_NAMES], reloc[[c for c in RELOCATION_FEATURE_NAMES if c not in FEATURE_NAMES]]],
         axis=1,
     )  # fmt: skip
     return TrainingSet(frame=frame, feature_names=list(FEATURE_NAMES))
+
+
+def signed_column(rows: pd.DataFrame, outcomes: pd.DataFrame, config: TrainingConfig) -> np.ndarray:
+    """Per query row: 1.0 when its approach reached 签约/落地 within the horizon, 0.0 when not, NaN unapproached.
+
+    The same approaches as the graded ``label`` (:func:`approaches`), labelled with the signing
+    stages only: intermediate stages can be reached out of courtesy and are not signings.
+    """
+    gains = {s: int(s in SIGNING_STAGES) for s in config.stage_gains}
+    signed = approaches(outcomes, config.model_copy(update={"stage_gains": gains}))
+    keys = [COL_NODE_ID, COL_ENTERPRISE_ID, COL_AS_OF]
+    y = rows[keys].merge(signed[[*keys, COL_LABEL]], on=keys, how="left", validate="many_to_one")[COL_LABEL]
+    approached = rows[COL_APPROACHED].to_numpy(dtype=bool)
+    return np.where(approached, y.fillna(0.0).to_numpy(dtype=np.float64), np.nan)
 
 
 def subsample_negatives(frame: pd.DataFrame, max_per_query: int | None, random_state: int) -> pd.DataFrame:

@@ -1,11 +1,13 @@
 """Every MLflow call of sansetu: tracking, the model registry and the champion/challenger gate.
 
-A training run logs its parameters, the test-period metrics of every system, feature importance,
-data fingerprints and the model (the lightgbm flavour, logging the Booster trimmed to its best
-iteration, with a signature) and registers it as a new version of ``registered_model``. The new
-version gets the alias ``challenger``. The alias ``champion`` moves only when the challenger beats
-the current champion on the *same* test rows by ``promotion_margin`` on ``promotion_metric`` (the
-champion is re-scored on the challenger's test set in the same run). Moving ``champion`` keeps the
+A training run logs its parameters, the validation figures of every model family (the gate's
+table), the test-period metrics of every system, feature importance, data fingerprints and the
+run's model — a ``models.scorer.SigningScorer`` folder (``scorer.json`` + the LightGBM
+``model.txt``; plain files, no pickle) — and registers that folder as a new version of
+``registered_model``. The new version gets the alias ``challenger``. The alias ``champion`` moves
+only when the challenger beats the current champion on the *same* rows by ``promotion_margin`` on
+``promotion_metric``: for ``ope_signings@k`` the champion's fit-gated lists are judged on the
+run's validation periods with the run's propensities and direct model, in the same run. Moving ``champion`` keeps the
 version it left in ``previous-champion``, so that :meth:`ModelRegistry.rollback` can restore it.
 Readers load ``models:/<name>@champion``, never "latest"; no deprecated registry stages are used.
 
@@ -16,6 +18,7 @@ in ``<workspace>/mlartifacts``; ``training.tracking_uri`` or ``MLFLOW_TRACKING_U
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,8 +27,7 @@ from typing import TYPE_CHECKING, Any, Final
 import numpy as np
 import pandas as pd
 
-from features.pairs import FEATURE_NAMES
-from models.ranker import Ranker
+from models.scorer import SCORER_FILE, Calibration, SigningScorer
 from training.config import TrainingConfig
 from training.dataset import COL_LABEL, COL_QUERY
 from training.evaluate import evaluate_ranking
@@ -39,7 +41,7 @@ CHAMPION: Final = "champion"
 CHALLENGER: Final = "challenger"
 PREVIOUS: Final = "previous-champion"
 MODEL_ARTIFACT: Final = "ranker"
-_LISTED_METRICS: Final = ("ndcg_at_10", "ndcg_at_20", "ndcg_at_50", "recall_at_50", "map")
+_LISTED_METRICS: Final = ("ope_signings_at_20", "signings_at_20", "ndcg_at_20", "ndcg_at_50", "recall_at_50", "map")
 
 
 class RegistryError(RuntimeError):
@@ -145,17 +147,27 @@ class ModelRegistry:
         except MlflowException:
             return None
 
-    def load(self, alias_or_version: str = CHAMPION) -> Ranker:
-        """The ranker at ``models:/<name>@<alias>`` (or ``models:/<name>/<version>`` for a number)."""
-        import mlflow.lightgbm
+    def load(self, alias_or_version: str = CHAMPION) -> SigningScorer:
+        """The model at ``models:/<name>@<alias>`` (or ``models:/<name>/<version>`` for a number).
+
+        A version registered as a ``SigningScorer`` folder loads as it was saved; one registered by
+        an older sansetu (the lightgbm flavour, uncalibrated lambdarank scores) loads as a
+        ``lambdarank`` scorer without calibration (``is_probability`` False).
+        """
+        import mlflow
 
         self._client()
         ref = f"/{alias_or_version}" if alias_or_version.isdigit() else f"@{alias_or_version}"
-        booster = mlflow.lightgbm.load_model(f"models:/{self.model_name}{ref}")
-        return Ranker.from_booster(booster)
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{self.model_name}{ref}"))
+        if (local / SCORER_FILE).is_file():
+            return SigningScorer.load(local)
+        import mlflow.lightgbm
 
-    def load_champion(self) -> tuple[Ranker, str] | None:
-        """(ranker, version) of the champion, or None when no version is champion yet."""
+        booster = mlflow.lightgbm.load_model(str(local))
+        return SigningScorer("lambdarank", list(booster.feature_name()), Calibration("none"), booster=booster)
+
+    def load_champion(self) -> tuple[SigningScorer, str] | None:
+        """(model, version) of the champion, or None when no version is champion yet."""
         version = self.alias_version(CHAMPION)
         if version is None:
             return None
@@ -166,44 +178,24 @@ class ModelRegistry:
     def log_training_run(
         self, result: TrainResult, config: TrainingConfig, *, promote_if_better: bool = False
     ) -> GateDecision:
-        """Log the run, register a new version (alias ``challenger``), re-score the champion, apply the gate."""
+        """Log the run, register its model (alias ``challenger``), re-judge the champion, apply the gate."""
         import mlflow
-        import mlflow.lightgbm
-        from mlflow.models import infer_signature
 
         client = self._client()
         experiment_id = self._experiment_id(client)
-        champion = self._score_champion(result)
+        champion = self._judge_champion(result, config)
         with mlflow.start_run(experiment_id=experiment_id, run_name="sansetu-train") as run:
-            mlflow.log_params(_params(result, config))
-            mlflow.log_metrics(_metrics(result.metrics, champion))
-            mlflow.log_metrics(
-                {metric_key(sys_, k).replace("test.", "test_approached.", 1): float(v)
-                 for sys_, m in result.metrics_approached.items() for k, v in m.items() if np.isfinite(v)}
-            )  # fmt: skip
-            mlflow.set_tags({f"data.{k}_sha256": v for k, v in result.fingerprints.items()})
-            mlflow.log_dict(result.feature_importance, "feature_importance.json")
-            mlflow.log_dict(
-                {"split": result.split.describe(), "counts": result.counts, "metrics": result.metrics,
-                 "metrics_approached_only": result.metrics_approached,
-                 "fingerprints": result.fingerprints, "champion_on_same_test": champion},
-                "evaluation.json",
-            )  # fmt: skip
-            booster = _trimmed_booster(result.ranker)
-            sample = result.test[result.ranker.feature_names_].head(200)
-            info = mlflow.lightgbm.log_model(
-                booster,
-                name=MODEL_ARTIFACT,
-                signature=infer_signature(sample, booster.predict(sample.to_numpy(dtype=np.float64))),
-                registered_model_name=self.model_name,
-                pip_requirements=_pip_requirements(),  # explicit: inference spawns a subprocess (~15 s)
-            )
-            version = str(info.registered_model_version)
+            _log_run(result, config, champion)
+            with tempfile.TemporaryDirectory() as tmp:
+                result.model.save(Path(tmp) / MODEL_ARTIFACT)
+                mlflow.log_artifacts(str(Path(tmp) / MODEL_ARTIFACT), artifact_path=MODEL_ARTIFACT)
+            source = f"{run.info.artifact_uri}/{MODEL_ARTIFACT}"
+        version = self._register(client, source, run.info.run_id)
         self._tag_version(client, version, run.info.run_id, result)
         client.set_registered_model_alias(self.model_name, CHALLENGER, version)
         metric = config.promotion_metric
-        new = result.metrics["ranker"][metric]
-        old = None if champion is None else champion["metrics"][metric]
+        new = challenger_value(result, metric)
+        old = None if champion is None else champion["value"]
         better, reason = gate(new, old, config.promotion_margin)
         promoted = promote_if_better and better
         if promoted:
@@ -221,25 +213,50 @@ class ModelRegistry:
             reason=reason,
         )
 
-    def _score_champion(self, result: TrainResult) -> dict[str, Any] | None:
-        """The current champion's metrics on the challenger's test rows (None without a champion)."""
+    def _register(self, client: MlflowClient, source: str, run_id: str) -> str:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            client.get_registered_model(self.model_name)
+        except MlflowException:
+            client.create_registered_model(self.model_name)
+        return str(client.create_model_version(self.model_name, source=source, run_id=run_id).version)
+
+    def _judge_champion(self, result: TrainResult, config: TrainingConfig) -> dict[str, Any] | None:
+        """The current champion judged on the challenger's rows by ``promotion_metric`` (None without one).
+
+        ``ope_signings@k``: its fit-gated lists on the run's validation periods with the run's
+        propensities and direct model; the older metrics: on the run's test rows.
+        """
         loaded = self.load_champion()
         if loaded is None:
             return None
-        ranker, version = loaded
-        X = result.test.reindex(columns=ranker.feature_names_)  # features the champion lacks → NaN
-        scores = ranker.predict(X)
+        scorer, version = loaded
+        metric = config.promotion_metric
+        if metric.startswith("ope_") and result.valid is not None:
+            from training.train import judge_model, list_metrics, promotion_k
+
+            valid = _with_columns(result.valid, scorer.feature_names)
+            judge = result.judge or judge_model(result.scorers)
+            figures = list_metrics(valid, scorer.margin(valid), judge.predict(result.valid),
+                                   k=promotion_k(config), fit_threshold=result.fit_threshold,
+                                   max_weight=config.max_weight)  # fmt: skip
+            return {"version": version, "value": figures[metric], "metrics": figures}
+        test = _with_columns(result.test, scorer.feature_names)
         q, y = result.test[COL_QUERY].to_numpy(), result.test[COL_LABEL].to_numpy(dtype=np.float64)
-        return {"version": version, "metrics": evaluate_ranking(q, y, scores)}
+        metrics = evaluate_ranking(q, y, scorer.margin(test))
+        return {"version": version, "value": metrics.get(metric, float("nan")), "metrics": metrics}
 
     def _tag_version(self, client: MlflowClient, version: str, run_id: str, result: TrainResult) -> None:
         tags = {
             "run_id": run_id,
+            "family": result.family,
             "test_periods": result.split.describe()["test"],
-            "feature_names": ",".join(result.ranker.feature_names_),
+            "feature_names": ",".join(result.model.feature_names),
             **{
                 metric_key("ranker", k).removeprefix("test.ranker."): f"{v:.6f}"
                 for k, v in result.metrics["ranker"].items()
+                if np.isfinite(v)
             },
         }
         for key, value in tags.items():
@@ -309,6 +326,7 @@ class ModelRegistry:
                     "aliases": sorted(by_version.get(str(mv.version), [])),
                     "created": pd.Timestamp(mv.creation_timestamp, unit="ms").strftime("%Y-%m-%d %H:%M:%S"),
                     "run_id": mv.run_id,
+                    "family": tags.get("family", "lambdarank"),
                     "test_periods": tags.get("test_periods", ""),
                     **{k.replace("_at_", "@"): float(tags[k]) for k in _LISTED_METRICS if k in tags},
                 }
@@ -316,24 +334,48 @@ class ModelRegistry:
         return sorted(out, key=lambda r: int(r["version"]), reverse=True)
 
 
-def _pip_requirements() -> list[str]:
-    from importlib import metadata
+def challenger_value(result: TrainResult, metric: str) -> float:
+    """The run's own figure on ``metric``: its family's validation estimate, or its test metric."""
+    if metric.startswith("ope_"):
+        return float(result.validation.get(result.family, {}).get(metric, float("nan")))
+    return float(result.metrics["ranker"].get(metric, float("nan")))
 
-    return [f"{name}=={metadata.version(name)}" for name in ("lightgbm", "numpy", "pandas", "scikit-learn", "scipy")]
+
+def _with_columns(frame: pd.DataFrame, names: list[str]) -> pd.DataFrame:
+    """``frame`` with any of ``names`` it lacks added as NaN (features an older champion used)."""
+    missing = [n for n in names if n not in frame.columns]
+    return frame.assign(**{n: np.nan for n in missing}) if missing else frame
 
 
-def _trimmed_booster(ranker: Ranker) -> Any:
-    """The booster with only its best iteration's trees, so that any loader predicts like the ranker."""
-    import lightgbm as lgb
+def _log_run(result: TrainResult, config: TrainingConfig, champion: Mapping[str, Any] | None) -> None:
+    import mlflow
 
-    return lgb.Booster(model_str=ranker.booster_.model_to_string(num_iteration=ranker.best_iteration_))
+    mlflow.log_params(_params(result, config))
+    mlflow.log_metrics(_metrics(result.metrics, champion))
+    mlflow.log_metrics(
+        {f"valid.{fam}.{k.replace('@', '_at_')}": float(v)
+         for fam, m in result.validation.items() for k, v in m.items() if np.isfinite(v)}
+    )  # fmt: skip
+    mlflow.log_metrics(
+        {metric_key(sys_, k).replace("test.", "test_approached.", 1): float(v)
+         for sys_, m in result.metrics_approached.items() for k, v in m.items() if np.isfinite(v)}
+    )  # fmt: skip
+    mlflow.set_tags({f"data.{k}_sha256": v for k, v in result.fingerprints.items()} | {"family": result.family})
+    mlflow.log_dict(result.feature_importance, "feature_importance.json")
+    mlflow.log_dict(
+        {"split": result.split.describe(), "counts": result.counts, "family": result.family,
+         "validation": result.validation, "metrics": result.metrics,
+         "metrics_approached_only": result.metrics_approached,
+         "fingerprints": result.fingerprints, "champion_on_same_rows": champion},
+        "evaluation.json",
+    )  # fmt: skip
 
 
 def _params(result: TrainResult, config: TrainingConfig) -> dict[str, Any]:
     params: dict[str, Any] = {k: v for k, v in config.model_dump().items() if k not in ("stage_gains", "tracking_uri")}
     params["stage_gains"] = ",".join(f"{k}={v}" for k, v in config.stage_gains.items())
-    params["n_features"] = len(result.ranker.feature_names_)
-    params["features_changed"] = result.ranker.feature_names_ != list(FEATURE_NAMES)
+    params["family"] = result.family
+    params["n_features"] = len(result.model.feature_names)
     params.update({f"split.{k}": v for k, v in result.split.describe().items()})
     params.update({f"count.{k}": v for k, v in result.counts.items()})
     return params

@@ -1,31 +1,69 @@
-"""Fit the ranker on a time split and evaluate it against the baselines in the same run (pure).
+"""Fit every model family on a time split, pick the best by expected signings, evaluate it (pure).
 
-``train_and_evaluate`` is what ``sansetu train`` calls between loading data and logging to MLflow:
-split by time, down-sample unapproached training rows, fit the lambdarank ranker with early
-stopping on the validation periods, fit the logistic baseline on the same training rows, then score
-the test periods with every system (ranker, similarity, heuristic, logistic and, on the sample
-zone, the oracle) and compute the same metrics for all of them.
+``train_and_evaluate`` is what ``sansetu train`` calls between loading data and logging to MLflow
+(docs/ranking.md, "The gate"):
+
+1. split the queries by time into train / valid / test periods;
+2. fit the approach propensity ``π = P(approached | x, node, period)`` on the full candidate pools
+   of the train and validation periods (``training.signing.ApproachPropensity``);
+3. fit each family of ``training.families`` — ``binary_ipw`` (LightGBM binary on signed (签约/落地),
+   approached pairs weighted by the clipped inverse propensity), ``binary`` (the same, unweighted),
+   ``logistic`` (L2 logistic regression, weighted) and ``lambdarank`` (the LightGBM lambdarank parts
+   on graded stages) — and calibrate each one's margin to P(签约 | approached) on the validation
+   periods' approached pairs (isotonic, weighted);
+4. judge each family on the validation periods as the product lists firms: per (node, period) the
+   candidates whose ``fit`` reaches ``fit_threshold``, ordered by the family's score, top k; the
+   value is the doubly robust off-policy estimate of expected signings@k (``training.offpolicy``)
+   with one direct model for all lists (the ``binary_ipw`` family, else the first signing family);
+   the best family (ties: the earlier in ``training.families``) is the run's model;
+5. score the test periods with every family, the run's model (``ranker``), similarity (the
+   product's fused retrieval order), the heuristic, random and the oracle (the sample's truth when
+   given, else its oracle table), with the same off-policy estimate, the truth's expected
+   signings@k when a truth is given, and the older NDCG metrics.
+
+On the sample zone the truth is reported beside the estimate and never used to choose.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
 import numpy as np
 import pandas as pd
 
-from features.pairs import COL_AS_OF
+from features.pairs import COL_AS_OF, RETRIEVAL_FEATURES
+from features.relocation import RELOCATION_FEATURE_NAMES
 from features.schema import COL_ENTERPRISE_ID, COL_NODE_ID
 from models.ranker import Ranker
-from training.baselines import LogisticBaseline, baseline_heuristic_score, oracle_scores, similarity_score
-from training.config import TrainingConfig
-from training.dataset import COL_APPROACHED, COL_LABEL, COL_QUERY, TrainingSet, query_groups, subsample_negatives
+from models.scorer import Calibration, SigningScorer, isotonic_calibration, platt_calibration
+from training.baselines import baseline_heuristic_score, oracle_scores, similarity_score
+from training.config import DEFAULT_FAMILIES, TrainingConfig
+from training.dataset import (
+    COL_APPROACHED,
+    COL_FIT,
+    COL_LABEL,
+    COL_QUERY,
+    COL_SIGNED,
+    TrainingSet,
+    query_groups,
+    subsample_negatives,
+)
 from training.evaluate import NDCG_CUTOFFS, evaluate_ranking
+from training.offpolicy import COL_PREDICTED, COL_PROPENSITY, COL_RANK, dr_estimate, snips_estimate
+from training.signing import fit_approach_propensity, fit_signing_model, signing_weights
 from training.splits import TimeSplit, split_frame, time_split
 
-SYSTEMS: Final = ("ranker", "similarity", "heuristic", "logistic", "oracle")
+log = logging.getLogger(__name__)
+
+FAMILIES: Final = DEFAULT_FAMILIES
+BASELINES: Final = ("similarity", "heuristic", "random", "oracle")
+SYSTEMS: Final = ("ranker", *FAMILIES, *BASELINES)
+Truth = Callable[[pd.DataFrame], np.ndarray]
+"""P(签约 | approached) for rows ``node_id, enterprise_id, as_of`` (the sample zone's generator)."""
 
 
 @dataclass
@@ -33,19 +71,26 @@ class TrainResult:
     """Everything a training run produced.
 
     Attributes:
-        ranker: the fitted ranker.
+        model: the run's model (the family that won on the validation periods).
+        family: its family.
         split: query periods of train / valid / test.
-        metrics: system name -> metric name -> value on the test periods.
-        test: the test rows (keys, label and features) with one ``score_<system>`` column per system.
+        metrics: system -> metric -> value on the test periods (``SYSTEMS``; ``ranker`` is ``model``).
+        test: the test rows (keys, labels, features, ``propensity``) with ``score_<system>`` columns.
         fingerprints: name -> sha256 of the data the run used.
         counts: rows and queries per split.
-        feature_importance: gain per feature.
-        metrics_approached: the same metrics among the approached test pairs only, one query per
-            test period (all nodes together): "of the firms the zone approached, who went furthest" —
-            the comparison with the oracle on equal terms (it scores P(signing | approached)).
+        feature_importance: the model's importance per feature (gain, or |coefficient| for logistic).
+        metrics_approached: NDCG among the approached test pairs only (one query per test period).
+        validation: family -> the gate's figures on the validation periods (``ope_signings@k``,
+            ``snips_signings@k``, ``coverage@k`` and, with a truth, ``signings@k``).
+        scorers: family -> its fitted, calibrated model.
+        valid: the validation rows the gate judged on (with ``propensity``; the registry re-judges the
+            current champion on them).
+        fit_threshold: the fit a listed firm needs (``ranking.fit_threshold``).
+        judge: the direct model of the run's doubly robust estimates (:func:`judge_model`).
     """
 
-    ranker: Ranker
+    model: SigningScorer
+    family: str
     split: TimeSplit
     metrics: dict[str, dict[str, float]]
     test: pd.DataFrame
@@ -53,6 +98,32 @@ class TrainResult:
     counts: dict[str, int] = field(default_factory=dict)
     feature_importance: dict[str, float] = field(default_factory=dict)
     metrics_approached: dict[str, dict[str, float]] = field(default_factory=dict)
+    validation: dict[str, dict[str, float]] = field(default_factory=dict)
+    scorers: dict[str, SigningScorer] = field(default_factory=dict)
+    valid: pd.DataFrame | None = None
+    fit_threshold: float = 0.5
+    judge: SigningScorer | None = None
+
+
+# ---------------------------------------------------------------- features
+
+
+def model_features(feature_names: list[str], config: TrainingConfig) -> list[str]:
+    """The features the ranker sees: ``feature_names`` minus ``config.excluded_features`` (order kept)."""
+    unknown = sorted(set(config.excluded_features) - set(feature_names))
+    if unknown:
+        raise ValueError(f"training.excluded_features names unknown features {unknown}; known: {feature_names}.")
+    return [n for n in feature_names if n not in set(config.excluded_features)]
+
+
+def signing_features(frame: pd.DataFrame, feature_names: list[str], config: TrainingConfig) -> list[str]:
+    """The signing families' features: ``model_features`` less the retrieval ranks and scores (inputs
+    of fit, not of propensity), plus the relocation features the frame carries (fit among them)."""
+    base = [n for n in model_features(feature_names, config) if n not in RETRIEVAL_FEATURES]
+    return base + [c for c in RELOCATION_FEATURE_NAMES if c in frame.columns and c not in base]
+
+
+# ---------------------------------------------------------------- the lambdarank family
 
 
 def make_ranker(config: TrainingConfig) -> Ranker:
@@ -66,14 +137,6 @@ def make_ranker(config: TrainingConfig) -> Ranker:
         random_state=config.random_state,
         n_jobs=config.n_jobs,
     )
-
-
-def model_features(feature_names: list[str], config: TrainingConfig) -> list[str]:
-    """The features the ranker sees: ``feature_names`` minus ``config.excluded_features`` (order kept)."""
-    unknown = sorted(set(config.excluded_features) - set(feature_names))
-    if unknown:
-        raise ValueError(f"training.excluded_features names unknown features {unknown}; known: {feature_names}.")
-    return [n for n in feature_names if n not in set(config.excluded_features)]
 
 
 def ranker_rows(frame: pd.DataFrame, config: TrainingConfig, *, pooled: bool = True) -> pd.DataFrame:
@@ -97,7 +160,7 @@ def ranker_rows(frame: pd.DataFrame, config: TrainingConfig, *, pooled: bool = T
 
 
 def fit_ranker(train: pd.DataFrame, valid: pd.DataFrame, feature_names: list[str], config: TrainingConfig) -> Ranker:
-    """Fit the production ranker (``config.ranker_rows``) with early stopping on ``valid``.
+    """Fit the lambdarank family (``config.ranker_rows``) with early stopping on ``valid``.
 
     ``two_part``: a conversion part (``approached``) and an approach part (``all``, the same
     features), each divided by the standard deviation of its scores on the validation candidates,
@@ -133,27 +196,222 @@ def _fit_part(train: pd.DataFrame, valid: pd.DataFrame, feature_names: list[str]
     )
 
 
+def calibrate_on(margin: np.ndarray, valid: pd.DataFrame, config: TrainingConfig) -> Calibration:
+    """Margin -> P(签约 | approached) on the approached validation rows, weighted by 1 / π (clipped)."""
+    a = valid[COL_APPROACHED].to_numpy(dtype=bool)
+    y = valid[COL_SIGNED].to_numpy(dtype=np.float64)[a]
+    w = signing_weights(valid[COL_PROPENSITY].to_numpy()[a], config.max_weight)
+    if len(np.unique(y)) < 2:
+        return Calibration("none")
+    fit = isotonic_calibration if config.calibration == "isotonic" else platt_calibration
+    return fit(np.asarray(margin)[a], y, w)
+
+
+def lambdarank_scorer(
+    train: pd.DataFrame, valid: pd.DataFrame, names: list[str], config: TrainingConfig
+) -> SigningScorer:
+    import lightgbm as lgb
+
+    ranker = fit_ranker(train, valid, names, config)
+    booster = lgb.Booster(model_str=ranker.booster_.model_to_string(num_iteration=ranker.best_iteration_))
+    scorer = SigningScorer("lambdarank", list(ranker.feature_names_), Calibration("none"), booster=booster)
+    scorer.calibration = calibrate_on(scorer.margin(valid), valid, config)
+    return scorer
+
+
+# ---------------------------------------------------------------- fitting every family
+
+
+def fit_families(
+    train: pd.DataFrame, valid: pd.DataFrame, names: list[str], config: TrainingConfig
+) -> dict[str, SigningScorer]:
+    """Each family of ``config.families``, fitted on ``train`` and calibrated on ``valid`` (logged)."""
+    feats = signing_features(train, names, config)
+    params = {"n_estimators": config.n_estimators, "learning_rate": config.learning_rate,
+              "num_leaves": config.num_leaves, "min_child_samples": config.min_child_samples,
+              "early_stopping_rounds": config.early_stopping_rounds, "random_state": config.random_state,
+              "n_jobs": config.n_jobs, "calibration": config.calibration}  # fmt: skip
+    spec = {"binary_ipw": ("lightgbm", "ipw"), "binary": ("lightgbm", "none"), "logistic": ("logistic", "ipw")}
+    out: dict[str, SigningScorer] = {}
+    for i, family in enumerate(config.families, 1):
+        t0 = time.perf_counter()
+        if family == "lambdarank":
+            sub = subsample_negatives(train, config.max_negatives_per_query, config.random_state)
+            out[family] = lambdarank_scorer(sub, valid, names, config)
+        else:
+            kind, weighting = spec[family]
+            model = fit_signing_model(train, valid, feats, weighting=weighting,  # type: ignore[arg-type]
+                                      max_weight=config.max_weight, family=kind, **params)  # fmt: skip
+            out[family] = model.scorer(family)
+        log.info("train: family %d/%d %s fitted on %d rows (%d approached), %.1f s", i, len(config.families),
+                 family, len(train), int(train[COL_APPROACHED].sum()), time.perf_counter() - t0)  # fmt: skip
+    return out
+
+
+def judge_model(families: Mapping[str, SigningScorer]) -> SigningScorer:
+    """The direct model of every doubly robust estimate: ``binary_ipw``, else the first signing family."""
+    for name in ("binary_ipw", "binary", "logistic"):
+        if name in families:
+            return families[name]
+    return next(iter(families.values()))
+
+
+# ---------------------------------------------------------------- judging lists
+
+
+def fit_lists(frame: pd.DataFrame, score: np.ndarray, k: int, fit_threshold: float) -> pd.DataFrame:
+    """Per (node, as_of): the rows whose fit reaches ``fit_threshold``, by score (ties: firm id), top k.
+
+    A frame without a known ``fit`` (no fit model ran) lists every row.
+
+    Returns ``node_id, enterprise_id, as_of, rank`` and the positions of the rows in ``frame`` (``row``).
+    """
+    known = COL_FIT in frame and bool(frame[COL_FIT].notna().any())  # no fit model ran: no gate
+    fit = pd.to_numeric(frame[COL_FIT], errors="coerce").fillna(0.0).to_numpy() if known else None
+    keep = np.ones(len(frame), dtype=bool) if fit is None else fit >= fit_threshold
+    rows = pd.DataFrame({COL_NODE_ID: frame[COL_NODE_ID].astype(str).to_numpy(),
+                         COL_ENTERPRISE_ID: frame[COL_ENTERPRISE_ID].astype(str).to_numpy(),
+                         COL_AS_OF: pd.to_datetime(frame[COL_AS_OF]).to_numpy(), "score": np.asarray(score),
+                         "row": np.arange(len(frame))})[keep]  # fmt: skip
+    rows = rows.sort_values([COL_AS_OF, COL_NODE_ID, "score", COL_ENTERPRISE_ID],
+                            ascending=[True, True, False, True], kind="stable")  # fmt: skip
+    rows[COL_RANK] = rows.groupby([COL_AS_OF, COL_NODE_ID], sort=False).cumcount().to_numpy() + 1
+    return rows[rows[COL_RANK] <= k].drop(columns="score").reset_index(drop=True)
+
+
+def list_metrics(
+    frame: pd.DataFrame,
+    score: np.ndarray,
+    predicted: np.ndarray,
+    *,
+    k: int,
+    fit_threshold: float,
+    max_weight: float,
+    truth: np.ndarray | None = None,
+) -> dict[str, float]:
+    """Expected signings@k of the fit-gated lists that ``score`` orders on ``frame``'s queries.
+
+    ``ope_signings@k`` (doubly robust, direct model ``predicted`` per row), ``snips_signings@k``,
+    ``coverage@k`` (share of places the logs approached), ``places@k`` per unit and, with ``truth``
+    (P(签约 | approached) per row), ``signings@k``. Units are the (node, period) queries of ``frame``.
+    """
+    lists = fit_lists(frame, score, k, fit_threshold)
+    logs = frame[[COL_NODE_ID, COL_ENTERPRISE_ID, COL_AS_OF, COL_APPROACHED, COL_SIGNED, COL_PROPENSITY]]
+    logs = logs.assign(
+        **{COL_NODE_ID: logs[COL_NODE_ID].astype(str), COL_ENTERPRISE_ID: logs[COL_ENTERPRISE_ID].astype(str)}
+    )
+    dr = dr_estimate(lists.assign(**{COL_PREDICTED: np.asarray(predicted)[lists["row"].to_numpy()]}), logs, k=k,
+                     max_weight=max_weight)  # fmt: skip
+    sn = snips_estimate(lists, logs, k=k, max_weight=max_weight)
+    n_units = int(frame.groupby([COL_NODE_ID, COL_AS_OF]).ngroups)
+    # units whose list is empty sign nothing: the estimators average over the units with places
+    out = {f"ope_signings@{k}": dr.estimate * dr.n_units / n_units if dr.n_units else 0.0,
+           f"snips_signings@{k}": sn.estimate * sn.n_units / n_units if sn.n_units else 0.0,
+           f"coverage@{k}": dr.coverage, f"places@{k}": len(lists) / n_units}  # fmt: skip
+    if truth is not None:
+        out[f"signings@{k}"] = float(np.asarray(truth)[lists["row"].to_numpy()].sum() / n_units)
+    return out
+
+
+# ---------------------------------------------------------------- the run
+
+
+def _with_propensity(
+    train: pd.DataFrame, valid: pd.DataFrame, test: pd.DataFrame, names: list[str]
+) -> list[pd.DataFrame]:
+    t0 = time.perf_counter()
+    model = fit_approach_propensity(pd.concat([train, valid]), names)
+    log.info("train: approach propensity fitted on %d train+valid rows, %.1f s", len(train) + len(valid),
+             time.perf_counter() - t0)  # fmt: skip
+    return [d.assign(**{COL_PROPENSITY: model.predict(d)}) for d in (train, valid, test)]
+
+
+def gate_table(
+    valid: pd.DataFrame,
+    scorers: Mapping[str, SigningScorer],
+    config: TrainingConfig,
+    fit_threshold: float,
+    truth: Truth | None = None,
+    judge: SigningScorer | None = None,
+) -> dict[str, dict[str, float]]:
+    """Family -> :func:`list_metrics` on the validation rows (k of ``promotion_metric``, else 20);
+    ``judge``: the direct model of the estimates (default :func:`judge_model` of ``scorers``)."""
+    k = promotion_k(config)
+    predicted = (judge or judge_model(scorers)).predict(valid)
+    t = None if truth is None else truth(valid[[COL_NODE_ID, COL_ENTERPRISE_ID, COL_AS_OF]])
+    return {
+        name: list_metrics(valid, s.margin(valid), predicted, k=k, fit_threshold=fit_threshold,
+                           max_weight=config.max_weight, truth=t)
+        for name, s in scorers.items()
+    }  # fmt: skip
+
+
+def promotion_k(config: TrainingConfig) -> int:
+    metric = config.promotion_metric
+    return int(metric.split("@")[1]) if metric.startswith("ope_signings@") else 20
+
+
+def best_family(table: Mapping[str, Mapping[str, float]], metric: str, order: list[str]) -> str:
+    """The family with the highest ``metric`` (a NaN never wins; ties: the earlier in ``order``)."""
+    values = {f: table[f].get(metric, float("nan")) for f in order if f in table}
+    finite = {f: v for f, v in values.items() if np.isfinite(v)}
+    if not finite:
+        return next(iter(values))
+    top = max(finite.values())
+    return next(f for f in order if f in finite and finite[f] >= top - 1e-12)
+
+
 def score_systems(
     test: pd.DataFrame,
     feature_names: list[str],
-    ranker: Ranker,
-    logistic: LogisticBaseline | None,
+    scorers: Mapping[str, SigningScorer],
+    model: SigningScorer,
     oracle: pd.DataFrame | None,
+    truth: Truth | None = None,
+    random_state: int = 0,
 ) -> dict[str, np.ndarray]:
-    """Scores of each system on the test rows."""
+    """Scores of each system on the test rows (``SYSTEMS``; ``ranker`` = ``model``)."""
     X = test[feature_names]
-    scores = {"ranker": ranker.predict(X), "similarity": similarity_score(X), "heuristic": baseline_heuristic_score(X)}
-    if logistic is not None:
-        scores["logistic"] = logistic.predict(X)
-    if oracle is not None:
+    # families order by their margin: the same order as the calibrated probability, without its ties
+    scores = {"ranker": model.margin(test), **{name: s.margin(test) for name, s in scorers.items()}}
+    scores["similarity"] = product_similarity(test)
+    scores["heuristic"] = baseline_heuristic_score(X)
+    scores["random"] = np.random.default_rng(random_state).random(len(test))
+    if truth is not None:
+        scores["oracle"] = np.asarray(truth(test[[COL_NODE_ID, COL_ENTERPRISE_ID, COL_AS_OF]]), dtype=np.float64)
+    elif oracle is not None:
         scores["oracle"] = oracle_scores(test[[COL_NODE_ID, COL_ENTERPRISE_ID]], oracle)
     return scores
 
 
-def evaluate_systems(test: pd.DataFrame, scores: Mapping[str, np.ndarray]) -> dict[str, dict[str, float]]:
-    """The metrics of ``training.evaluate.evaluate_ranking`` for every system on the same rows."""
+def product_similarity(frame: pd.DataFrame) -> np.ndarray:
+    """The product's search order: the fused retrieval ``similarity`` (dense score where the frame has
+    none); a firm no retriever returned ranks last."""
+    fused = pd.to_numeric(frame["similarity"], errors="coerce") if "similarity" in frame else None
+    s = similarity_score(frame) if fused is None or fused.isna().all() else fused.to_numpy(dtype=np.float64)
+    return np.nan_to_num(np.asarray(s, dtype=np.float64), nan=-1.0)
+
+
+def evaluate_systems(
+    test: pd.DataFrame,
+    scores: Mapping[str, np.ndarray],
+    predicted: np.ndarray | None = None,
+    *,
+    k: int = 20,
+    fit_threshold: float = 0.5,
+    max_weight: float = 50.0,
+    truth: np.ndarray | None = None,
+) -> dict[str, dict[str, float]]:
+    """NDCG metrics (``training.evaluate.evaluate_ranking``) and, with ``predicted`` (the direct
+    model's P(签约 | approached) per row) and the ``propensity``/``signed`` columns, the list metrics
+    of :func:`list_metrics` for every system on the same rows."""
     q, y = test[COL_QUERY].to_numpy(), test[COL_LABEL].to_numpy(dtype=np.float64)
-    return {name: evaluate_ranking(q, y, s, ndcg_cutoffs=NDCG_CUTOFFS) for name, s in scores.items()}
+    out = {name: evaluate_ranking(q, y, s, ndcg_cutoffs=NDCG_CUTOFFS) for name, s in scores.items()}
+    if predicted is not None and COL_PROPENSITY in test and COL_SIGNED in test:
+        for name, s in scores.items():
+            out[name].update(list_metrics(test, s, predicted, k=k, fit_threshold=fit_threshold,
+                                          max_weight=max_weight, truth=truth))  # fmt: skip
+    return out
 
 
 def evaluate_approached(test: pd.DataFrame, scores: Mapping[str, np.ndarray]) -> dict[str, dict[str, float]]:
@@ -171,41 +429,68 @@ def train_and_evaluate(
     config: TrainingConfig,
     oracle: pd.DataFrame | None = None,
     fingerprints: Mapping[str, str] | None = None,
+    *,
+    truth: Truth | None = None,
+    fit_threshold: float = 0.5,
+    production: SigningScorer | None = None,
 ) -> TrainResult:
-    """Split by time, fit ranker and logistic baseline, evaluate every system on the test periods."""
+    """Split by time, fit every family, pick the best on validation, evaluate every system on test.
+
+    ``production``: a registered model to evaluate as ``ranker`` instead of the run's pick
+    (``sansetu evaluate``); features it reads that the rows lack are NaN.
+    """
+    t0 = time.perf_counter()
     frame, names = training_set.frame, training_set.feature_names
     split = time_split(frame[COL_AS_OF], config.valid_periods, config.test_periods)
-    train, valid, test = split_frame(frame, split)
-    train = subsample_negatives(train, config.max_negatives_per_query, config.random_state)
-    ranker = fit_ranker(train, valid, names, config)
-    logistic = LogisticBaseline(random_state=config.random_state).fit(train[names], train[COL_LABEL].to_numpy())
-    scores = score_systems(test, names, ranker, logistic, oracle)
-    test_out = test.assign(**{f"score_{k}": v for k, v in scores.items()})
+    train, valid, test = _with_propensity(*split_frame(frame, split), names)
+    log.info("train: %d / %d / %d rows in the train / valid / test periods", len(train), len(valid), len(test))
+    scorers = fit_families(train, valid, names, config)
+    judge = judge_model(scorers)
+    table = gate_table(valid, scorers, config, fit_threshold, truth, judge)
+    metric = (
+        config.promotion_metric if config.promotion_metric.startswith("ope_") else f"ope_signings@{promotion_k(config)}"
+    )
+    family = best_family(table, metric, list(config.families))
+    model = scorers[family]
+    log.info("train: %s wins on the validation periods (%s %.4f), %.1f s", family, metric, table[family][metric],
+             time.perf_counter() - t0)  # fmt: skip
+    scores = score_systems(test, names, scorers, model, oracle, truth, config.random_state)
+    if production is not None:
+        missing = [n for n in production.feature_names if n not in test.columns]
+        scores["ranker"] = production.margin(test.assign(**{n: np.nan for n in missing}))
+    t = scores.get("oracle") if truth is not None else None
+    metrics = evaluate_systems(test, scores, judge.predict(test), k=promotion_k(config),
+                               fit_threshold=fit_threshold, max_weight=config.max_weight, truth=t)  # fmt: skip
     from models.manifest import fingerprint_frame
 
-    fps = {"training_set": fingerprint_frame(frame), **dict(fingerprints or {})}
     counts = {
         "rows_train": len(train), "rows_valid": len(valid), "rows_test": len(test),
         "queries_train": int(train[COL_QUERY].nunique()), "queries_valid": int(valid[COL_QUERY].nunique()),
-        "queries_test": int(test[COL_QUERY].nunique()), "best_iteration": ranker.best_iteration_,
-        "rows_ranker_train": len(ranker_rows(train, config)),
-        "queries_ranker_train": int(ranker_rows(train, config)[COL_QUERY].nunique()),
+        "queries_test": int(test[COL_QUERY].nunique()),
+        "approached_train": int(train[COL_APPROACHED].sum()), "signed_train": int(np.nansum(train[COL_SIGNED])),
     }  # fmt: skip
-    importance = {str(k): float(v) for k, v in ranker.feature_importance("gain").items()}
     return TrainResult(
-        ranker, split, evaluate_systems(test, scores), test_out, fps, counts, importance,
-        evaluate_approached(test, scores),
+        model, family, split, metrics, test.assign(**{f"score_{k}": v for k, v in scores.items()}),
+        {"training_set": fingerprint_frame(frame), **dict(fingerprints or {})}, counts, model.importance(),
+        evaluate_approached(test, scores), table, scorers, valid, fit_threshold, judge,
     )  # fmt: skip
 
 
-def metrics_table(metrics: Mapping[str, Mapping[str, float]], reference: str = "similarity") -> list[dict[str, object]]:
-    """Rows for printing: one per system with NDCG@10/20/50, recall@50, MAP and NDCG@20 relative to ``reference``."""
-    base = metrics.get(reference, {}).get("ndcg@20", float("nan"))
+def metrics_table(
+    metrics: Mapping[str, Mapping[str, float]], reference: str = "similarity", k: int = 20
+) -> list[dict[str, object]]:
+    """Rows for printing: one per system with expected signings@k (estimate, truth when known), coverage,
+    NDCG@20 and the estimate relative to ``reference``."""
+    key = f"ope_signings@{k}"
+    base = metrics.get(reference, {}).get(key, float("nan"))
     rows: list[dict[str, object]] = []
     for name in [s for s in SYSTEMS if s in metrics] + [s for s in metrics if s not in SYSTEMS]:
         m = metrics[name]
-        rows.append(
-            {"system": name, **{k: round(m[k], 4) for k in ("ndcg@10", "ndcg@20", "ndcg@50", "recall@50", "map")},
-             f"ndcg@20 / {reference}": round(m["ndcg@20"] / base, 3) if base else float("nan")}
-        )  # fmt: skip
+        row: dict[str, object] = {"system": name}
+        for col in (key, f"signings@{k}", f"coverage@{k}", f"places@{k}", "ndcg@20"):
+            if col in m:
+                row[col] = round(float(m[col]), 4)
+        if key in m:
+            row[f"{key} / {reference}"] = round(float(m[key]) / base, 3) if base else float("nan")
+        rows.append(row)
     return rows

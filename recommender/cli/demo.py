@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Final, TypeVar
 
 import typer
 
@@ -113,7 +113,7 @@ def _run_demo(settings: Settings, enterprises: int, random_state: int, process: 
         3, total, "计算三色图", lambda: update_map(ws, chains, settings.map, zone_name=settings.zone_name)
     )
     result, decision = _step(
-        4, total, "嵌入企业画像（首次需转换 e5 模型，约数分钟）并训练排序模型（LightGBM lambdarank，MLflow 登记）",
+        4, total, "嵌入企业画像（首次需转换 e5 模型，约数分钟）并训练签约模型（四个模型族，验证期择优，MLflow 登记）",
         lambda: train_from_workspace(settings, promote_if_better=True, oracle_path=sample_dir / "oracle.parquet"),
     )  # fmt: skip
     _step(5, total, "刷新招商名单（召回、排序、路径、发布）", lambda: run_refresh(settings, as_of))
@@ -146,9 +146,10 @@ def _print_summary(settings: Settings, run: DemoRun) -> None:
     )
     _print_evaluation(run.result.metrics)
     decision = run.decision
+    typer.echo(family_line(run.result.validation, run.result.family, decision.metric))
     status = "已提升为 champion" if decision.promoted else "未提升（沿用现有 champion）"
     typer.echo(
-        f"模型：sansetu-ranker 第{decision.version}版，测试期 {decision.metric} = {decision.challenger_value:.3f}，"
+        f"模型：sansetu-ranker 第{decision.version}版，验证期 {decision.metric} = {decision.challenger_value:.3f}，"
         f"{status}；{decision.reason}"
     )
 
@@ -172,25 +173,41 @@ def _print_outputs(settings: Settings, run: DemoRun, seconds: float) -> None:
     )
 
 
-def _print_evaluation(metrics: dict[str, dict[str, float]]) -> None:
+SYSTEM_NAMES: Final = {
+    "ranker": "本次模型", "binary_ipw": "LightGBM 二分类（逆倾向加权）", "binary": "LightGBM 二分类",
+    "logistic": "逻辑回归（逆倾向加权）", "lambdarank": "LightGBM lambdarank", "similarity": "仅相似度",
+    "heuristic": "人工加权", "random": "随机", "oracle": "真实签约概率（示例专有）",
+}  # fmt: skip
+
+
+def _print_evaluation(metrics: dict[str, dict[str, float]], k: int = 20) -> None:
+    """Test periods: expected signings in the top k of each node's fit-gated list, estimated from the
+    logs (and, on the sample zone, from the generator's truth), per system."""
     from rich.console import Console
     from rich.table import Table
 
-    names = {
-        "ranker": "排序模型",
-        "similarity": "仅相似度",
-        "heuristic": "人工加权",
-        "logistic": "逻辑回归",
-        "oracle": "真实倾向（示例专有）",
-    }
-    cols = ["ndcg@10", "ndcg@20", "ndcg@50", "recall@50", "map"]
-    table = Table(title="测试期评估（按时间切分，越高越好）")
+    cols = {f"ope_signings@{k}": "预期签约（估计）", f"signings@{k}": "预期签约（真实）",
+            f"places@{k}": "名单长度", "ndcg@20": "ndcg@20"}  # fmt: skip
+    table = Table(title=f"测试期评估：每个节点名单前{k}家的预期签约数（按时间切分，越高越好）")
     table.add_column("方法")
-    for c in cols:
-        table.add_column(c, justify="right")
+    for label in cols.values():
+        table.add_column(label, justify="right")
     for system, m in metrics.items():
-        table.add_row(names.get(system, system), *[f"{m.get(c, float('nan')):.3f}" for c in cols])
+        table.add_row(SYSTEM_NAMES.get(system, system), *[f"{m.get(c, float('nan')):.3f}" for c in cols])
     Console().print(table)
+
+
+def family_line(validation: dict[str, dict[str, float]], family: str, metric: str) -> str:
+    """Which family won the gate on the validation periods, and by how much over the runner-up."""
+    values = {f: m.get(metric, float("nan")) for f, m in validation.items()}
+    won = values.get(family, float("nan"))
+    others = {f: v for f, v in values.items() if f != family and v == v}
+    if not others:
+        return f"模型族：{SYSTEM_NAMES.get(family, family)} 胜出（验证期 {metric} = {won:.3f}，无其他模型族）"
+    second, value = max(others.items(), key=lambda kv: kv[1])
+    gain = f"{won / value:.3f} 倍" if value > 0 else f"高 {won - value:.3f}"
+    return (f"模型族：{SYSTEM_NAMES.get(family, family)} 胜出（验证期 {metric} = {won:.3f}），"
+            f"次优 {SYSTEM_NAMES.get(second, second)} {value:.3f}，为其 {gain}")  # fmt: skip
 
 
 def _print_top_red(map_df: Any, targets: Any) -> None:
@@ -204,8 +221,10 @@ def _print_top_red(map_df: Any, targets: Any) -> None:
     order = "priority" if "priority" in red and red["priority"].notna().any() else "gap"
     node = red.sort_values(order, ascending=False).iloc[0]
     top = targets[targets["node_id"] == node["node_id"]].sort_values("rank").head(10)
-    table = Table(title=f"最重要的红色节点：{node['name']}（{node['node_id']}）— {node['reason']}", show_lines=True)
-    for c in ("名次", "企业", "得分", "理由", "招商路径"):
+    n_fit = int(top["n_fit"].iloc[0]) if "n_fit" in top and len(top) else len(top)
+    title = f"最重要的红色节点：{node['name']}（{node['node_id']}）— {node['reason']}；本节点匹配企业 {n_fit} 家"
+    table = Table(title=title, show_lines=True)
+    for c in ("名次", "企业", "签约概率", "理由", "招商路径"):
         table.add_column(c, overflow="fold")
     import json
 
@@ -215,7 +234,7 @@ def _print_top_red(map_df: Any, targets: Any) -> None:
         table.add_row(
             str(t["rank"]),
             str(t["name"]),
-            f"{t['score']:.3f}",
+            f"{100 * t['score']:.1f}%",
             "；".join((r.get("text", "") if isinstance(r, dict) else str(r)) for r in reasons[:3]),
             (routes[0].get("theme", "") + "：" + routes[0].get("sentence", "")) if routes else "暂无现成路径",
         )

@@ -22,7 +22,31 @@ OracleOpt = Annotated[
                  show_default=False),
 ]  # fmt: skip
 EvalFormatOpt = Annotated[str, typer.Option("--format", "-f", help="Output format: table or json.")]
-METRIC_COLUMNS = ["system", "ndcg@10", "ndcg@20", "ndcg@50", "recall@50", "map", "ndcg@20 / similarity"]
+METRIC_COLUMNS = ["system", "ope_signings@20", "signings@20", "coverage@20", "places@20", "ndcg@20",
+                  "ope_signings@20 / similarity"]  # fmt: skip
+APPROACHED_COLUMNS = ["system", "ndcg@10", "ndcg@20", "ndcg@50", "map"]
+GATE_COLUMNS = ["family", "ope_signings@20", "snips_signings@20", "coverage@20", "places@20", "signings@20", "chosen"]
+
+
+def progress_logging() -> None:
+    """Training's progress lines (steps, rows, elapsed) on stderr, flushed per line (terminal and logs)."""
+    import logging
+
+    logger = logging.getLogger("training")
+    if not any(getattr(h, "_sansetu", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+        handler._sansetu = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+
+
+def gate_rows(validation: dict[str, dict[str, float]], chosen: str) -> list[dict[str, Any]]:
+    """One row per family: the gate's figures on the validation periods, the winner marked."""
+    return [
+        {"family": f, **{k: round(v, 4) for k, v in m.items()}, "chosen": "✓" if f == chosen else ""}
+        for f, m in validation.items()
+    ]
 
 
 def _fail(message: str, code: int) -> typer.Exit:
@@ -46,8 +70,9 @@ def _print_metrics(
     emit_records(metrics_table(metrics), "table", title=title, columns=METRIC_COLUMNS)
     if approached:
         emit_records(
-            metrics_table(approached), "table", title="仅已接触企业（每个测试期一个排序）", columns=METRIC_COLUMNS
-        )
+            [{"system": s, **{k: round(v, 4) for k, v in m.items()}} for s, m in approached.items()], "table",
+            title="仅已接触企业（每个测试期一个排序）", columns=APPROACHED_COLUMNS,
+        )  # fmt: skip
     for k, v in extra.items():
         typer.echo(f"{k}: {v}")
 
@@ -62,11 +87,12 @@ def train(
     workspace: WorkspaceOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Train the ranker on the outcome history, evaluate it against the baselines, register it (challenger)."""
+    """Fit every model family on the outcome history, keep the best on validation, evaluate, register it (challenger)."""
     check_format(fmt, ("table", "json"))
     settings = settings_from(workspace, config)
     from recommender.ranking.jobs import train_from_workspace
 
+    progress_logging()
     try:
         result, decision = train_from_workspace(settings, promote_if_better=promote_if_better, oracle_path=oracle)
     except (ValueError, LookupError) as exc:
@@ -76,12 +102,18 @@ def train(
         if decision.promoted
         else ("better, not promoted (no --promote-if-better)" if decision.better else "not promoted")
     )
-    extra = {
+    extra: dict[str, Any] = {
         "version": decision.version,
+        "family": result.family,
         "test_periods": result.split.describe()["test"],
         "gate": f"{decision.metric}: {decision.reason} → {verdict}",
         "champion_before": decision.champion_version or "none",
     }
+    if fmt == "table":
+        emit_records(gate_rows(result.validation, result.family), "table",
+                     title="验证期：各模型族的预期签约数（离线策略估计，选优依据）", columns=GATE_COLUMNS)  # fmt: skip
+    else:
+        extra["validation"] = result.validation
     _print_metrics(result.metrics, fmt, f"测试期评估 (model {decision.version})", extra, result.metrics_approached)
 
 

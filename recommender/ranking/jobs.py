@@ -24,10 +24,11 @@ if TYPE_CHECKING:
     from recommender.settings import Settings
     from training.dataset import TrainingSet
     from training.registry import GateDecision
-    from training.train import TrainResult
+    from training.train import TrainResult, Truth
 
 
 DEFAULT_ORACLE: Final = Path("sample") / "oracle.parquet"  # relative to the workspace
+DEFAULT_TRUTH: Final = Path("sample") / "truth.npz"  # the sample generator's P(签约 | approached), if any
 SET_ASIDE_REJECTS: Final = "training-outcomes"  # rejects/training-outcomes-<stamp>.csv
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,25 @@ class TrainingInputs:
     map_df: pd.DataFrame | None
     candidates: pd.DataFrame
     oracle: pd.DataFrame | None
+    truth: Truth | None = None
+
+
+def truth_callable(folder: Path) -> Truth | None:
+    """The sample zone's true P(签约 | approached) as ``training.train.Truth`` (None without ``truth.npz``).
+
+    Reported beside the off-policy estimates on the sample zone; never used to choose a model.
+    """
+    if not (folder / DEFAULT_TRUTH.name).is_file():
+        return None
+    from recommender.sample.truth import load_truth
+
+    truth = load_truth(folder)
+
+    def probability(rows: pd.DataFrame) -> Any:
+        dates = pd.to_datetime(rows["as_of"]).dt.strftime("%Y-%m-%d").to_numpy()
+        return truth.signing_probability(rows[COL_NODE_ID].to_numpy(), rows["enterprise_id"].to_numpy(), dates)
+
+    return probability
 
 
 def yearly_maps(
@@ -61,20 +81,26 @@ def yearly_maps(
 
 
 def training_candidates(settings: Settings, nodes: pd.DataFrame, tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """Dense and lexical candidates of every node, retrieved without the in-zone filter.
+    """Dense and lexical candidates of every node, retrieved without the in-zone filter, with their fit.
 
     The in-zone filter would drop enterprises that later landed in the zone (the positives); the
-    training set filters by founding date per query instead.
+    training set filters by founding date per query instead. ``fit`` is the refresh's
+    (``recommender.retrieval.fit.fit_scores`` with ``ranking.fit_model``): the lists the gate judges
+    keep the firms that fit, as the published ones do.
     """
     from recommender.retrieval.candidates import retrieve_candidates, word_retriever
+    from recommender.retrieval.fit import fit_scores
     from recommender.retrieval.index import load_retrieval
+    from recommender.settings import load_fit_model
 
     encoder, index = load_retrieval(settings, tables["enterprises"])
     no_presence = {**tables, "presence": tables["presence"].iloc[0:0]}
-    return retrieve_candidates(
+    candidates = retrieve_candidates(
         nodes, None, no_presence, encoder, index.dense, index.lexical, settings.retrieval,
         node_ids=list(nodes[COL_NODE_ID]), words=word_retriever(index),
     )  # fmt: skip
+    fit = fit_scores(candidates, nodes, tables["enterprises"], load_fit_model(settings))
+    return candidates.assign(fit=fit.to_numpy())
 
 
 def load_training_inputs(settings: Settings, oracle_path: Path | None = None) -> TrainingInputs:
@@ -94,7 +120,8 @@ def load_training_inputs(settings: Settings, oracle_path: Path | None = None) ->
     candidates = training_candidates(settings, nodes, tables)
     path = oracle_path if oracle_path is not None else ws.root / DEFAULT_ORACLE
     oracle = pd.read_parquet(path) if path.is_file() else None
-    return TrainingInputs(tables, nodes, map_df, candidates, oracle)
+    truth = truth_callable(path.parent) if oracle_path is None or path.name == DEFAULT_ORACLE.name else None
+    return TrainingInputs(tables, nodes, map_df, candidates, oracle, truth)
 
 
 def with_feedback(settings: Settings, outcomes: pd.DataFrame, today: date | None = None) -> pd.DataFrame:
@@ -180,7 +207,10 @@ def train_from_workspace(
 
     inputs = load_training_inputs(settings, oracle_path)
     training_set = build_training_data(settings, inputs)
-    result = train_and_evaluate(training_set, settings.training, inputs.oracle, data_fingerprints(inputs.tables))
+    result = train_and_evaluate(
+        training_set, settings.training, inputs.oracle, data_fingerprints(inputs.tables), truth=inputs.truth,
+        fit_threshold=settings.ranking.fit_threshold,
+    )  # fmt: skip
     result.counts["outcomes"] = int(len(inputs.tables["outcomes"]))
     decision = model_registry(settings).log_training_run(result, settings.training, promote_if_better=promote_if_better)
     return result, decision
@@ -191,33 +221,28 @@ def evaluate_from_workspace(
 ) -> dict[str, Any]:
     """Evaluate a registered version (default: champion, else challenger) on the current test periods.
 
-    In the same run: the baselines (similarity, heuristic, logistic refitted on the training periods)
-    and, on the sample zone, the oracle.
+    In the same run, on the same rows: every model family refitted on the training periods, the
+    baselines (similarity, heuristic, random) and, on the sample zone, the oracle (its truth); the
+    registered model is the ``ranker`` row.
     """
-    from training.baselines import LogisticBaseline
-    from training.dataset import COL_LABEL, subsample_negatives
     from training.registry import CHALLENGER, CHAMPION
-    from training.splits import split_frame, time_split
-    from training.train import evaluate_approached, evaluate_systems, score_systems
+    from training.train import train_and_evaluate
 
     registry = model_registry(settings)
     ref = version or (CHAMPION if registry.alias_version(CHAMPION) else CHALLENGER)
     if registry.alias_version(ref) is None and not ref.isdigit():
         raise LookupError(f"no model registered under {registry.model_name!r} yet; run `sansetu train` first.")
-    ranker = registry.load(ref)
+    model = registry.load(ref)
     resolved = ref if ref.isdigit() else registry.alias_version(ref)
     inputs = load_training_inputs(settings, oracle_path)
     ts = build_training_data(settings, inputs)
-    cfg = settings.training
-    split = time_split(ts.frame["as_of"], cfg.valid_periods, cfg.test_periods)
-    train, _valid, test = split_frame(ts.frame, split)
-    train = subsample_negatives(train, cfg.max_negatives_per_query, cfg.random_state)
-    logistic = LogisticBaseline(random_state=cfg.random_state).fit(train[ts.feature_names], train[COL_LABEL].to_numpy())
-    scores = score_systems(test, ts.feature_names, ranker, logistic, inputs.oracle)
+    result = train_and_evaluate(ts, settings.training, inputs.oracle, truth=inputs.truth,
+                                fit_threshold=settings.ranking.fit_threshold, production=model)  # fmt: skip
     return {
         "model": registry.model_name,
         "version": resolved,
-        "test_periods": split.describe()["test"],
-        "metrics": evaluate_systems(test, scores),
-        "metrics_approached_only": evaluate_approached(test, scores),
+        "family": model.family,
+        "test_periods": result.split.describe()["test"],
+        "metrics": result.metrics,
+        "metrics_approached_only": result.metrics_approached,
     }

@@ -112,7 +112,8 @@ def build_lists(
 
 def _ranked(df: pd.DataFrame) -> pd.DataFrame:
     """Rows by node, score (descending), firm id; ``rank`` 1, 2, … within each node."""
-    order = df.sort_values([COL_NODE_ID, "score", COL_ENTERPRISE_ID], ascending=[True, False, True], kind="stable")
+    keys = [COL_NODE_ID, "score", *(["margin"] if "margin" in df else []), COL_ENTERPRISE_ID]  # = ranking.scoring
+    order = df.sort_values(keys, ascending=[True, *[False] * (len(keys) - 2), True], kind="stable")
     return order.assign(rank=order.groupby(COL_NODE_ID, sort=False).cumcount().to_numpy() + 1)
 
 

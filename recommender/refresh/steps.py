@@ -353,6 +353,7 @@ def step_score(ctx: RunContext) -> StepResult:
         ctx.log.warning("no champion model in the registry: scoring with the heuristic", extra={"event": "heuristic"})
     shared = (_tables(ctx), _nodes(ctx), _map(ctx), ctx.as_of_ts, bundle, ctx.settings.zone_province)
     cands, feats = _candidates(ctx), _features(ctx)
+    cands = cands.assign(fit=pair_fit(ctx, cands).to_numpy())  # before scoring: the champion reads fit
     items = [(part, feats.loc[part.index]) for part in _partitions(ctx, cands)]
 
     def one(state: tuple[Any, ...], item: tuple[pd.DataFrame, pd.DataFrame]) -> pd.DataFrame:
@@ -364,7 +365,6 @@ def step_score(ctx: RunContext) -> StepResult:
     scored = scored.sort_values(["node_id", "rank", "enterprise_id"], kind="stable").reset_index(drop=True)
     if "contributions" in scored.columns:
         scored["contributions"] = scored["contributions"].map(_json_text)
-    scored["fit"] = pair_fit(ctx, scored)
     ctx.cache["scored"] = scored
     version = _model_version(ctx)
     info = {"model_version": version, "scorer": HEURISTIC if bundle is None else "model", "fit": fit_source(ctx)}
@@ -504,7 +504,7 @@ LOCAL_SHEET: Final = "本地延链"
 EXCLUDED_SHEET: Final = "排除名单"
 EXCLUDED_HEADERS: Final = {
     "node_id": "节点编号", "node_name": "节点", "enterprise_id": "统一社会信用代码", "name": "企业名称",
-    "reason": "排除原因", "stage": "阶段", "date": "日期", "note": "备注", "fit": "匹配度", "score": "得分",
+    "reason": "排除原因", "stage": "阶段", "date": "日期", "note": "备注", "fit": "匹配度", "score": "签约概率",
 }  # fmt: skip
 
 

@@ -48,7 +48,7 @@ TARGET_HEADERS = {
     "rank": "排名",
     "enterprise_id": "统一社会信用代码",
     "name": "企业名称",
-    "score": "得分",
+    "score": "签约概率",  # the champion's calibrated P(签约 | approached), written as a percentage
     "theme": "招商路径主题",
     "reasons": "推荐理由",
     "routes": "对接路径",
@@ -64,6 +64,7 @@ DIFF_HEADERS = {
     "rank_before": "上期排名",
     "detail": "说明",
 }
+PERCENT_HEADERS = frozenset({"签约概率", "匹配度"})  # probabilities in [0, 1], shown as 12.3%
 _ILLEGAL_XML = re.compile(r"[\000-\010]|[\013-\014]|[\016-\037]")
 _BAD_SHEET_CHARS = re.compile(r"[\[\]:*?/\\]")
 
@@ -231,6 +232,7 @@ def _write_sheet(ws: Any, frame: pd.DataFrame, fills: list[str | None] | None = 
         header.append(cell)
     ws.append(header)
     fill_cache: dict[str, PatternFill] = {}
+    percent = [str(c) in PERCENT_HEADERS for c in frame.columns]
     for i, row in enumerate(frame.itertuples(index=False, name=None)):
         colour = fills[i] if fills else None
         fill = (
@@ -239,8 +241,10 @@ def _write_sheet(ws: Any, frame: pd.DataFrame, fills: list[str | None] | None = 
             else None
         )
         cells = []
-        for v in row:
+        for v, pct in zip(row, percent, strict=True):
             cell = WriteOnlyCell(ws, value=_cell_value(v))
+            if pct and isinstance(cell.value, float):
+                cell.number_format = "0.0%"
             if isinstance(cell.value, str):
                 cell.data_type = "s"  # never a formula, whatever the text
                 if "\n" in cell.value:

@@ -24,23 +24,28 @@ from training.registry import (
     metric_key,
     resolve_tracking_uri,
 )
-from training.train import TrainResult, train_and_evaluate
+from training.train import TrainResult, gate_table, train_and_evaluate
 
 CONFIG = TrainingConfig(n_estimators=60, early_stopping_rounds=20, max_negatives_per_query=80)
 
 
 @pytest.fixture(scope="module")
 def results(_world_cache: dict[str, Any]) -> dict[str, TrainResult]:
-    """A good run and a worse one (labels shuffled within the training data) on the same test rows."""
+    """A good run and a worse one (labels shuffled within the data) judged on the same rows."""
     w = _world_cache
     ts = build_training_set(w["tables"], w["nodes"], w["map_df"], w["candidates"], CONFIG, zone_province="湖北省")
     good = train_and_evaluate(ts, CONFIG, oracle=w["oracle"])
     rng = np.random.default_rng(0)
-    shuffled = ts.frame.assign(label=rng.permutation(ts.frame["label"].to_numpy()))
+    frame = ts.frame
+    approached = frame["approached"].to_numpy(dtype=bool)
+    signed = frame["signed"].to_numpy().copy()
+    signed[approached] = rng.permutation(signed[approached])
+    shuffled = frame.assign(label=rng.permutation(frame["label"].to_numpy()), signed=signed)
     bad = train_and_evaluate(dataclasses.replace(ts, frame=shuffled), CONFIG)
-    # evaluate the bad model on the good run's test rows (the real labels)
-    bad_on_test = dataclasses.replace(bad, test=good.test)
-    return {"good": good, "bad": bad_on_test}
+    # judge the bad run on the good run's rows (the real labels) with the good run's direct model
+    validation = gate_table(good.valid, bad.scorers, CONFIG, good.fit_threshold, judge=good.judge)
+    bad_on_good = dataclasses.replace(bad, test=good.test, valid=good.valid, judge=good.judge, validation=validation)
+    return {"good": good, "bad": bad_on_good}
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +80,10 @@ def test_resolve_tracking_uri_prefers_env_then_config() -> None:
 def test_registry_round_trip_and_promotion_gate(store: Path, results: dict[str, TrainResult]) -> None:
     reg = _registry(store, "sansetu-ranker-gate")
     good, bad = results["good"], results["bad"]
-    assert good.metrics["ranker"]["ndcg@20"] > bad.metrics["ranker"]["ndcg@20"]
+    metric = CONFIG.promotion_metric
+    assert metric == "ope_signings@20"
+    good_value = good.validation[good.family][metric]
+    assert good_value > bad.validation[bad.family][metric]
     assert reg.load_champion() is None and reg.list_versions() == []
 
     first = reg.log_training_run(good, CONFIG, promote_if_better=True)
@@ -83,12 +91,13 @@ def test_registry_round_trip_and_promotion_gate(store: Path, results: dict[str, 
     # round trip: the registered champion predicts exactly like the trained ranker
     loaded = reg.load_champion()
     assert loaded is not None and loaded[1] == "1"
-    X = good.test[good.ranker.feature_names_]
-    np.testing.assert_allclose(loaded[0].predict(X), good.ranker.predict(X), rtol=0, atol=1e-12)
+    X = good.test[good.model.feature_names]
+    np.testing.assert_allclose(loaded[0].predict(X), good.model.predict(X), rtol=0, atol=1e-12)
+    assert loaded[0].family == good.family and loaded[0].is_probability
 
     worse = reg.log_training_run(bad, CONFIG, promote_if_better=True)
     assert (worse.version, worse.better, worse.promoted, worse.champion_version) == ("2", False, False, "1")
-    assert worse.champion_value == pytest.approx(good.metrics["ranker"]["ndcg@20"], abs=1e-9)
+    assert worse.champion_value == pytest.approx(good_value, abs=1e-9)  # re-judged on the same rows
     assert reg.alias_version(CHAMPION) == "1" and reg.alias_version(CHALLENGER) == "2"
 
     reg.promote("2")  # force the worse one in, then a better challenger must win the gate

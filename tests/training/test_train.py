@@ -12,7 +12,7 @@ import pytest
 from features.pairs import FEATURE_NAMES
 from training.config import TrainingConfig
 from training.dataset import COL_APPROACHED, COL_LABEL, COL_QUERY, build_training_set
-from training.train import fit_ranker, model_features, ranker_rows, train_and_evaluate
+from training.train import SYSTEMS, fit_ranker, model_features, ranker_rows, train_and_evaluate
 
 EXCLUDED = ["prior_contacts", "terminated_365d", "contacted_node_before", "node_colour", "node_gap", "strategic_weight"]
 
@@ -75,14 +75,20 @@ def test_fit_ranker_uses_model_features_and_is_deterministic(world: dict[str, An
     assert a.best_iteration_ == conversion.best_iteration_ + approach.best_iteration_  # two parts in one booster
 
 
-def test_train_and_evaluate_counts_the_ranker_rows(world: dict[str, Any]) -> None:
+def test_train_and_evaluate_fits_every_family_and_keeps_the_best(world: dict[str, Any]) -> None:
     cfg = TrainingConfig(n_estimators=30, early_stopping_rounds=10, max_negatives_per_query=50)
     ts = build_training_set(
         world["tables"], world["nodes"], world["map_df"], world["candidates"], cfg, zone_province="湖北省"
     )
     result = train_and_evaluate(ts, cfg, oracle=world["oracle"])
-    train_dates = set(result.split.train)
-    train = ts.frame[ts.frame["as_of"].isin(train_dates) & ts.frame[COL_APPROACHED]]
-    assert result.counts["rows_ranker_train"] == len(train)
-    assert result.counts["queries_ranker_train"] == len(train_dates)
-    assert set(result.metrics_approached) == {"ranker", "similarity", "heuristic", "logistic", "oracle"}
+    train = ts.frame[ts.frame["as_of"].isin(set(result.split.train))]
+    assert result.counts["approached_train"] == int(train[COL_APPROACHED].sum())
+    assert result.counts["signed_train"] == int(np.nansum(train["signed"]))
+    assert set(result.scorers) == set(result.validation) == set(cfg.families)
+    metric = cfg.promotion_metric
+    best = max(result.validation[f][metric] for f in cfg.families)
+    assert result.model is result.scorers[result.family] and result.validation[result.family][metric] == best
+    assert set(result.metrics) == set(result.metrics_approached) == set(SYSTEMS)
+    np.testing.assert_array_equal(result.test["score_ranker"], result.test[f"score_{result.family}"])
+    p = result.model.predict(result.test)
+    assert result.model.is_probability and np.all((p >= 0) & (p <= 1))

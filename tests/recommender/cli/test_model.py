@@ -18,6 +18,8 @@ from typer.testing import CliRunner
 
 from recommender.cli import app
 from recommender.ranking import jobs
+from training.config import DEFAULT_FAMILIES
+from training.train import SYSTEMS
 
 _spec = importlib.util.spec_from_file_location(
     "ranking_world_cli", Path(__file__).resolve().parents[2] / "training" / "conftest.py"
@@ -60,12 +62,16 @@ def test_cli_model_train_evaluate_models_promote_rollback(workspace: tuple[Path,
     assert first.exit_code == 0, first.output
     report = json.loads(first.stdout)  # MLflow's registration messages go to stderr
     assert report["version"] == "1" and report["champion_before"] == "none"
-    assert report["gate"] == "ndcg@20: no champion yet → promoted to champion"
-    assert set(report["metrics"]) == {"ranker", "similarity", "heuristic", "logistic", "oracle"}
+    assert report["gate"] == "ope_signings@20: no champion yet → promoted to champion"
+    assert set(report["metrics"]) == set(SYSTEMS)
+    assert report["family"] in report["validation"] and set(report["validation"]) == set(DEFAULT_FAMILIES)
+    best = max(m["ope_signings@20"] for m in report["validation"].values())
+    assert report["validation"][report["family"]]["ope_signings@20"] == best
 
     second = _run("train", "--workspace", ws, "--config", cfg)
     assert second.exit_code == 0, second.output
     assert "测试期评估" in second.output and "version: 2" in second.output and "champion_before: 1" in second.output
+    assert "验证期：各模型族的预期签约数" in second.output and "family: " in second.output
 
     listed = json.loads(_run("models", "--format", "json", "--workspace", ws, "--config", cfg).stdout)
     assert [(r["version"], r["aliases"]) for r in listed] == [("2", ["challenger"]), ("1", ["champion"])]
@@ -74,7 +80,7 @@ def test_cli_model_train_evaluate_models_promote_rollback(workspace: tuple[Path,
     evaluated = _run("evaluate", "--format", "json", "--workspace", ws, "--config", cfg)
     assert evaluated.exit_code == 0, evaluated.output
     ev = json.loads(evaluated.stdout)
-    assert ev["version"] == "1"
+    assert ev["version"] == "1" and ev["family"] == report["family"]
     assert ev["metrics"]["ranker"]["ndcg@20"] == pytest.approx(report["metrics"]["ranker"]["ndcg@20"], abs=1e-9)
 
     promoted = _run("promote", "2", "--workspace", ws, "--config", cfg)

@@ -42,7 +42,7 @@ def bundle(world: dict[str, Any]) -> ModelBundle:
         world["tables"], world["nodes"], world["map_df"], world["candidates"], cfg, zone_province="湖北省"
     )
     result = train_and_evaluate(ts, cfg)
-    return ModelBundle(result.ranker, "1", "sansetu-ranker", "sqlite:///unused.db")
+    return ModelBundle(result.model, "1", "sansetu-ranker", "sqlite:///unused.db")
 
 
 def test_score_candidates_with_a_model_adds_score_rank_and_contributions(
@@ -55,9 +55,11 @@ def test_score_candidates_with_a_model_adds_score_rank_and_contributions(
     assert len(out) == len(cands) and out.index.equals(cands.index)
     assert set(FEATURE_NAMES) <= set(out.columns)
     contrib = out[[f"contrib_{f}" for f in bundle.feature_names] + ["contrib_bias"]]
-    np.testing.assert_allclose(contrib.sum(axis=1).to_numpy(), out["score"].to_numpy(), atol=1e-9)
     X = out[bundle.feature_names]
-    np.testing.assert_allclose(out["score"].to_numpy(), bundle.ranker.predict(X), atol=1e-9)
+    # contributions sum to the margin; the published score is its calibrated probability
+    np.testing.assert_allclose(contrib.sum(axis=1).to_numpy(), bundle.model.margin(X), atol=1e-9)
+    np.testing.assert_allclose(out["score"].to_numpy(), bundle.model.predict(X), atol=1e-9)
+    assert bundle.model.is_probability and out["score"].between(0, 1).all()
     for _, g in out.groupby("node_id"):
         ordered = g.sort_values("rank")
         assert ordered["rank"].tolist() == list(range(1, len(g) + 1))

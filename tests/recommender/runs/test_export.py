@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from pathlib import Path
@@ -69,7 +70,7 @@ def test_workbook_round_trips_targets_with_reasons_and_routes(tmp_path: Path) ->
         "排名",
         "统一社会信用代码",
         "企业名称",
-        "得分",
+        "签约概率",
         "招商路径主题",
         "推荐理由",
         "对接路径",
@@ -88,6 +89,8 @@ def test_workbook_round_trips_targets_with_reasons_and_routes(tmp_path: Path) ->
         "signal",
     ]
     assert sheet.iloc[1]["推荐理由"] == "近180天完成B轮融资\n与节点描述相似度0.81"
+    ws = load_workbook(io.BytesIO(data))["光通信"]
+    assert ws["F2"].value == 0.25 and ws["F2"].number_format == "0.0%"  # the probability reads 25.0% in Excel
     assert sheet.iloc[1]["对接路径"] == "[产业链招商] 经本地链主〈A〉对接"
 
 

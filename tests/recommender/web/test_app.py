@@ -547,7 +547,7 @@ def test_api_training_reads_the_feedback(
     monkeypatch.setattr(service, "load_training_inputs", load)
     monkeypatch.setattr(service, "training_candidates", lambda settings, nodes, tables: pd.DataFrame())
     monkeypatch.setattr(service, "build_training_data", build)
-    monkeypatch.setattr("training.train.train_and_evaluate", lambda ts, cfg, oracle, fps: trained)
+    monkeypatch.setattr("training.train.train_and_evaluate", lambda ts, cfg, oracle, fps, **kw: trained)
     monkeypatch.setattr(service, "model_registry", lambda settings: Registry())
     out = api.train_job(client.app.state.settings, False)  # type: ignore[attr-defined]
     assert len(loaded) == len(built) == 1 and built[0] is loaded[0]  # built from the one merge, not merged again
