@@ -146,7 +146,9 @@ def _print_summary(settings: Settings, run: DemoRun) -> None:
     )
     _print_evaluation(run.result.metrics)
     decision = run.decision
-    typer.echo(family_line(run.result.validation, run.result.family, decision.metric))
+    metric = next((k for m in run.result.validation.values() for k in m if k.startswith("ope_signings@")), "")
+    typer.echo(family_line(run.result.validation, run.result.family, metric))
+    typer.echo(f"  （{FAMILY_NOTE}）")
     status = "已提升为 champion" if decision.promoted else "未提升（沿用现有 champion）"
     typer.echo(
         f"模型：sansetu-ranker 第{decision.version}版，验证期 {decision.metric} = {decision.challenger_value:.3f}，"
@@ -174,10 +176,11 @@ def _print_outputs(settings: Settings, run: DemoRun, seconds: float) -> None:
 
 
 SYSTEM_NAMES: Final = {
-    "ranker": "本次模型", "binary_ipw": "LightGBM 二分类（逆倾向加权）", "binary": "LightGBM 二分类",
-    "logistic": "逻辑回归（逆倾向加权）", "lambdarank": "LightGBM lambdarank", "similarity": "仅相似度",
-    "heuristic": "人工加权", "random": "随机", "oracle": "真实签约概率（示例专有）",
+    "ranker": "本次模型", "binary_ipw": "二分类·加权", "binary": "二分类", "logistic": "逻辑回归·加权",
+    "lambdarank": "lambdarank", "similarity": "仅相似度", "heuristic": "人工加权", "random": "随机",
+    "oracle": "真实概率(示例)",
 }  # fmt: skip
+FAMILY_NOTE: Final = "二分类 = LightGBM 二分类；加权 = 按接洽倾向的逆概率加权；lambdarank = LightGBM 排序模型"
 
 
 def _print_evaluation(metrics: dict[str, dict[str, float]], k: int = 20) -> None:
