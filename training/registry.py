@@ -196,7 +196,10 @@ class ModelRegistry:
         metric = config.promotion_metric
         new = challenger_value(result, metric)
         old = None if champion is None else champion["value"]
-        better, reason = gate(new, old, config.promotion_margin)
+        if metric.startswith("ope_") and champion is not None:
+            better, reason = gate_signings(challenger_key(result, config), champion["key"], config.promotion_margin)
+        else:
+            better, reason = gate(new, old, config.promotion_margin)
         promoted = promote_if_better and better
         if promoted:
             self.promote(version)
@@ -234,14 +237,15 @@ class ModelRegistry:
         scorer, version = loaded
         metric = config.promotion_metric
         if metric.startswith("ope_") and result.valid is not None:
-            from training.train import judge_model, list_metrics, promotion_k
+            from training.train import gate_key, gate_metrics, judge_model, promotion_k
 
             valid = _with_columns(result.valid, scorer.feature_names)
             judge = result.judge or judge_model(result.scorers)
-            figures = list_metrics(valid, scorer.margin(valid), judge.predict(result.valid),
+            figures = gate_metrics(valid, scorer.margin(valid), judge.predict(result.valid),
                                    k=promotion_k(config), fit_threshold=result.fit_threshold,
                                    max_weight=config.max_weight)  # fmt: skip
-            return {"version": version, "value": figures[metric], "metrics": figures}
+            key = gate_key(figures, promotion_k(config))
+            return {"version": version, "value": figures[metric], "metrics": figures, "key": key}
         test = _with_columns(result.test, scorer.feature_names)
         q, y = result.test[COL_QUERY].to_numpy(), result.test[COL_LABEL].to_numpy(dtype=np.float64)
         metrics = evaluate_ranking(q, y, scorer.margin(test))
@@ -332,6 +336,23 @@ class ModelRegistry:
                 }
             )
         return sorted(out, key=lambda r: int(r["version"]), reverse=True)
+
+
+def gate_signings(challenger: tuple[float, ...], champion: tuple[float, ...], margin: float) -> tuple[bool, str]:
+    """``training.train.beats`` on (expected signings@k, then the tie-break cut-offs) (pure)."""
+    from training.train import beats
+
+    shown = " / ".join
+    a, b = shown(f"{v:.4f}" for v in challenger), shown(f"{v:.4f}" for v in champion)
+    if beats(challenger, champion, margin):
+        return True, f"challenger {a} > champion {b} (margin {margin:g} on the first)"
+    return False, f"challenger {a} <= champion {b} (margin {margin:g} on the first)"
+
+
+def challenger_key(result: TrainResult, config: TrainingConfig) -> tuple[float, ...]:
+    from training.train import gate_key, promotion_k
+
+    return gate_key(result.validation.get(result.family, {}), promotion_k(config))
 
 
 def challenger_value(result: TrainResult, metric: str) -> float:

@@ -61,6 +61,7 @@ log = logging.getLogger(__name__)
 
 FAMILIES: Final = DEFAULT_FAMILIES
 BASELINES: Final = ("similarity", "heuristic", "random", "oracle")
+TIE_KS: Final = (10, 5)  # the gate's tie-break cut-offs (``beats``)
 SYSTEMS: Final = ("ranker", *FAMILIES, *BASELINES)
 Truth = Callable[[pd.DataFrame], np.ndarray]
 """P(签约 | approached) for rows ``node_id, enterprise_id, as_of`` (the sample zone's generator)."""
@@ -334,16 +335,56 @@ def gate_table(
     truth: Truth | None = None,
     judge: SigningScorer | None = None,
 ) -> dict[str, dict[str, float]]:
-    """Family -> :func:`list_metrics` on the validation rows (k of ``promotion_metric``, else 20);
+    """Family -> :func:`gate_metrics` on the validation rows (k of ``promotion_metric``, else 20);
     ``judge``: the direct model of the estimates (default :func:`judge_model` of ``scorers``)."""
-    k = promotion_k(config)
     predicted = (judge or judge_model(scorers)).predict(valid)
     t = None if truth is None else truth(valid[[COL_NODE_ID, COL_ENTERPRISE_ID, COL_AS_OF]])
     return {
-        name: list_metrics(valid, s.margin(valid), predicted, k=k, fit_threshold=fit_threshold,
+        name: gate_metrics(valid, s.margin(valid), predicted, k=promotion_k(config), fit_threshold=fit_threshold,
                            max_weight=config.max_weight, truth=t)
         for name, s in scorers.items()
     }  # fmt: skip
+
+
+def judged_ks(k: int) -> list[int]:
+    """The cut-offs the gate compares, in order: ``k``, then the smaller of :data:`TIE_KS`."""
+    return [k, *[c for c in TIE_KS if c < k]]
+
+
+def gate_metrics(
+    frame: pd.DataFrame,
+    score: np.ndarray,
+    predicted: np.ndarray,
+    *,
+    k: int,
+    fit_threshold: float,
+    max_weight: float,
+    truth: np.ndarray | None = None,
+) -> dict[str, float]:
+    """:func:`list_metrics` at ``k`` and at each tie-break cut-off of :func:`judged_ks`."""
+    out: dict[str, float] = {}
+    for cut in judged_ks(k):
+        out.update(list_metrics(frame, score, predicted, k=cut, fit_threshold=fit_threshold,
+                                max_weight=max_weight, truth=truth))  # fmt: skip
+    return out
+
+
+def gate_key(figures: Mapping[str, float], k: int) -> tuple[float, ...]:
+    """``ope_signings@k`` then the tie-breaks, a NaN as −inf (it never wins)."""
+    values = (figures.get(f"ope_signings@{c}", float("nan")) for c in judged_ks(k))
+    return tuple(v if np.isfinite(v) else -np.inf for v in values)
+
+
+def beats(a: tuple[float, ...], b: tuple[float, ...], margin: float = 0.0) -> bool:
+    """Lexicographic: ``a`` beats ``b`` at the first cut-off where they differ (by more than a relative
+    1e-9; the first cut-off needs more than ``margin``). When the lists are shorter than k, every
+    ordering lists the same firms and ties at k: the smaller cut-offs then say which puts the likely
+    signers first."""
+    for i, (x, y) in enumerate(zip(a, b, strict=True)):
+        if abs(x - y) <= 1e-9 * max(1.0, abs(y)) or (np.isinf(x) and np.isinf(y) and x == y):
+            continue
+        return bool(x > y + (margin if i == 0 else 0.0))
+    return False
 
 
 def promotion_k(config: TrainingConfig) -> int:
@@ -351,14 +392,14 @@ def promotion_k(config: TrainingConfig) -> int:
     return int(metric.split("@")[1]) if metric.startswith("ope_signings@") else 20
 
 
-def best_family(table: Mapping[str, Mapping[str, float]], metric: str, order: list[str]) -> str:
-    """The family with the highest ``metric`` (a NaN never wins; ties: the earlier in ``order``)."""
-    values = {f: table[f].get(metric, float("nan")) for f in order if f in table}
-    finite = {f: v for f, v in values.items() if np.isfinite(v)}
-    if not finite:
-        return next(iter(values))
-    top = max(finite.values())
-    return next(f for f in order if f in finite and finite[f] >= top - 1e-12)
+def best_family(table: Mapping[str, Mapping[str, float]], k: int, order: list[str]) -> str:
+    """The family whose :func:`gate_key` is highest (ties: the earlier in ``order``)."""
+    families = [f for f in order if f in table]
+    best = families[0]
+    for f in families[1:]:
+        if beats(gate_key(table[f], k), gate_key(table[best], k)):
+            best = f
+    return best
 
 
 def score_systems(
@@ -447,13 +488,11 @@ def train_and_evaluate(
     scorers = fit_families(train, valid, names, config)
     judge = judge_model(scorers)
     table = gate_table(valid, scorers, config, fit_threshold, truth, judge)
-    metric = (
-        config.promotion_metric if config.promotion_metric.startswith("ope_") else f"ope_signings@{promotion_k(config)}"
-    )
-    family = best_family(table, metric, list(config.families))
+    metric = f"ope_signings@{promotion_k(config)}"
+    family = best_family(table, promotion_k(config), list(config.families))
     model = scorers[family]
-    log.info("train: %s wins on the validation periods (%s %.4f), %.1f s", family, metric, table[family][metric],
-             time.perf_counter() - t0)  # fmt: skip
+    log.info("train: %s wins on the validation periods (%s %s), %.1f s", family, metric,
+             " / ".join(f"{v:.4f}" for v in gate_key(table[family], promotion_k(config))), time.perf_counter() - t0)  # fmt: skip
     scores = score_systems(test, names, scorers, model, oracle, truth, config.random_state)
     if production is not None:
         missing = [n for n in production.feature_names if n not in test.columns]

@@ -134,6 +134,8 @@ def _ingest_sample(settings: Settings, ws: Workspace, sample_dir: Path) -> list[
 
 
 def _print_summary(settings: Settings, run: DemoRun) -> None:
+    from training.train import promotion_k
+
     typer.echo("")
     typer.echo(f"示例园区：{settings.zone_name}，数据截至 {run.as_of}")
     for r in run.reports:
@@ -146,8 +148,7 @@ def _print_summary(settings: Settings, run: DemoRun) -> None:
     )
     _print_evaluation(run.result.metrics)
     decision = run.decision
-    metric = next((k for m in run.result.validation.values() for k in m if k.startswith("ope_signings@")), "")
-    typer.echo(family_line(run.result.validation, run.result.family, metric))
+    typer.echo(family_line(run.result.validation, run.result.family, promotion_k(settings.training)))
     typer.echo(f"  （{FAMILY_NOTE}）")
     status = "已提升为 champion" if decision.promoted else "未提升（沿用现有 champion）"
     typer.echo(
@@ -200,17 +201,27 @@ def _print_evaluation(metrics: dict[str, dict[str, float]], k: int = 20) -> None
     Console().print(table)
 
 
-def family_line(validation: dict[str, dict[str, float]], family: str, metric: str) -> str:
-    """Which family won the gate on the validation periods, and by how much over the runner-up."""
-    values = {f: m.get(metric, float("nan")) for f, m in validation.items()}
-    won = values.get(family, float("nan"))
-    others = {f: v for f, v in values.items() if f != family and v == v}
+def family_line(validation: dict[str, dict[str, float]], family: str, k: int = 20) -> str:
+    """Which family won the gate on the validation periods, and by how much over the runner-up, at the
+    first cut-off where they differ (``training.train.beats``: lists shorter than k tie at k)."""
+    from training.train import beats, gate_key, judged_ks
+
+    name = SYSTEM_NAMES.get(family, family)
+    won = gate_key(validation[family], k)
+    others = [f for f in validation if f != family]
     if not others:
-        return f"模型族：{SYSTEM_NAMES.get(family, family)} 胜出（验证期 {metric} = {won:.3f}，无其他模型族）"
-    second, value = max(others.items(), key=lambda kv: kv[1])
-    gain = f"{won / value:.3f} 倍" if value > 0 else f"高 {won - value:.3f}"
-    return (f"模型族：{SYSTEM_NAMES.get(family, family)} 胜出（验证期 {metric} = {won:.3f}），"
-            f"次优 {SYSTEM_NAMES.get(second, second)} {value:.3f}，为其 {gain}")  # fmt: skip
+        return f"模型族：{name} 胜出（验证期 ope_signings@{k} = {won[0]:.3f}，无其他模型族）"
+    second = others[0]
+    for f in others[1:]:
+        if beats(gate_key(validation[f], k), gate_key(validation[second], k)):
+            second = f
+    lost = gate_key(validation[second], k)
+    cut = next((i for i, (a, b) in enumerate(zip(won, lost, strict=True)) if beats((a,), (b,))), 0)
+    a, b, at = won[cut], lost[cut], judged_ks(k)[cut]
+    gain = f"为其 {a / b:.3f} 倍" if b > 0 else f"高 {a - b:.3f}"
+    tie = f"（前{k}家打平，按前{at}家比较）" if cut else ""
+    return (f"模型族：{name} 胜出：验证期预期签约 ope_signings@{at} = {a:.3f}，"
+            f"次优 {SYSTEM_NAMES.get(second, second)} {b:.3f}，{gain}{tie}")  # fmt: skip
 
 
 def _print_top_red(map_df: Any, targets: Any) -> None:

@@ -25,7 +25,8 @@ EvalFormatOpt = Annotated[str, typer.Option("--format", "-f", help="Output forma
 METRIC_COLUMNS = ["system", "ope_signings@20", "signings@20", "coverage@20", "places@20", "ndcg@20",
                   "ope_signings@20 / similarity"]  # fmt: skip
 APPROACHED_COLUMNS = ["system", "ndcg@10", "ndcg@20", "ndcg@50", "map"]
-GATE_COLUMNS = ["family", "ope_signings@20", "snips_signings@20", "coverage@20", "places@20", "signings@20", "chosen"]
+GATE_COLUMNS = ["family", "ope_signings@20", "ope_signings@10", "ope_signings@5", "snips_signings@20", "coverage@20",
+                "places@20", "signings@20", "chosen"]  # fmt: skip
 
 
 def progress_logging() -> None:

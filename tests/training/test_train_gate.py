@@ -8,7 +8,7 @@ import pytest
 
 from models.scorer import Calibration, LinearMargin, SigningScorer
 from training.config import TrainingConfig
-from training.train import best_family, fit_lists, gate_table, list_metrics
+from training.train import beats, best_family, fit_lists, gate_table, list_metrics
 
 
 def _linear(family: str, coef: tuple[float, float]) -> SigningScorer:
@@ -50,17 +50,24 @@ def test_the_gate_promotes_the_family_whose_lists_sign_more() -> None:
     cfg = TrainingConfig(families=["binary_ipw", "logistic"], promotion_metric="ope_signings@10")
     table = gate_table(frame, {"binary_ipw": worse, "logistic": better}, cfg, 0.5,
                        truth=lambda rows: truth, judge=better)  # fmt: skip
-    assert best_family(table, "ope_signings@10", cfg.families) == "logistic"
+    assert best_family(table, 10, cfg.families) == "logistic"
     ope, real = table["logistic"]["ope_signings@10"], table["logistic"]["signings@10"]
     assert real > 1.5 * table["binary_ipw"]["signings@10"]  # the constructed case is not close
     assert ope == pytest.approx(real, rel=0.2)  # the estimate lands near the truth
     assert table["binary_ipw"]["ope_signings@10"] == pytest.approx(table["binary_ipw"]["signings@10"], rel=0.2)
 
 
-def test_best_family_breaks_ties_by_order_and_never_picks_nan() -> None:
-    table = {"a": {"m": 1.0}, "b": {"m": 1.0}, "c": {"m": float("nan")}}
-    assert best_family(table, "m", ["b", "a", "c"]) == "b"
-    assert best_family({"a": {"m": float("nan")}, "b": {"m": 0.2}}, "m", ["a", "b"]) == "b"
+def test_best_family_breaks_ties_at_smaller_k_then_by_order_and_never_picks_nan() -> None:
+    def row(a: float, b: float, c: float) -> dict[str, float]:
+        return {"ope_signings@20": a, "ope_signings@10": b, "ope_signings@5": c}
+
+    # the same firms in every top 20 (lists shorter than 20): the one with the likelier signers first wins
+    table = {"a": row(1.0, 0.9, 0.5), "b": row(1.0, 0.9, 0.6), "c": row(float("nan"), 2.0, 2.0)}
+    assert best_family(table, 20, ["a", "b", "c"]) == "b"
+    assert best_family({"a": row(1.0, 0.9, 0.5), "b": row(1.0 + 1e-12, 0.9, 0.5)}, 20, ["b", "a"]) == "b"
+    assert best_family({"a": row(0.9, 2.0, 2.0), "b": row(1.0, 0.1, 0.1)}, 20, ["a", "b"]) == "b"
+    assert not beats((1.0, 0.9), (1.0, 0.9)) and beats((1.0, 0.95), (1.0, 0.9))
+    assert not beats((1.05, 0.0), (1.0, 0.9), margin=0.1)  # the margin applies to the first cut-off
 
 
 def test_list_metrics_count_empty_lists_as_no_signings() -> None:

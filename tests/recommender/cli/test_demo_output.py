@@ -13,9 +13,17 @@ from recommender.cli.demo import _print_top_red, family_line
 def test_family_line_names_the_winner_and_its_margin_over_the_runner_up() -> None:
     table = {"binary_ipw": {"ope_signings@20": 1.2}, "logistic": {"ope_signings@20": 0.8},
              "lambdarank": {"ope_signings@20": float("nan")}}  # fmt: skip
-    line = family_line(table, "binary_ipw", "ope_signings@20")
-    assert line == "模型族：二分类·加权 胜出（验证期 ope_signings@20 = 1.200），次优 逻辑回归·加权 0.800，为其 1.500 倍"
-    assert "无其他模型族" in family_line({"binary": {"ope_signings@20": 0.5}}, "binary", "ope_signings@20")
+    line = family_line(table, "binary_ipw", 20)
+    assert (
+        line
+        == "模型族：二分类·加权 胜出：验证期预期签约 ope_signings@20 = 1.200，次优 逻辑回归·加权 0.800，为其 1.500 倍"
+    )
+    assert "无其他模型族" in family_line({"binary": {"ope_signings@20": 0.5}}, "binary", 20)
+    tied = {"binary": {"ope_signings@20": 1.0, "ope_signings@10": 0.9, "ope_signings@5": 0.6},
+            "logistic": {"ope_signings@20": 1.0, "ope_signings@10": 0.9, "ope_signings@5": 0.5}}  # fmt: skip
+    assert family_line(tied, "binary", 20).endswith(
+        "ope_signings@5 = 0.600，次优 逻辑回归·加权 0.500，为其 1.200 倍（前20家打平，按前5家比较）"
+    )
 
 
 def test_top_red_list_says_how_many_fit_and_shows_probabilities(capsys: pytest.CaptureFixture[str]) -> None:
