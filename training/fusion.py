@@ -22,8 +22,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.schema import COL_ENTERPRISE_ID, COL_INDUSTRY_CODE, COL_NODE_ID, check_columns
-
 
 @dataclass(frozen=True)
 class FusionFit:
@@ -53,20 +51,13 @@ def industry_code_labels(candidates: pd.DataFrame, enterprises: pd.DataFrame, no
     """1.0 when the firm's industry code is one of the node's codes, 0.0 when it has another, NaN unknown.
 
     Codes are compared on their first four digits (GB/T 4754 class); a node without codes gives NaN.
+    The states are :func:`training.fit.code_states`' (one definition for fusion and fit).
     """
-    check_columns(list(candidates.columns), [COL_NODE_ID, COL_ENTERPRISE_ID], "candidates")
-    code = enterprises.drop_duplicates(COL_ENTERPRISE_ID).set_index(COL_ENTERPRISE_ID)[COL_INDUSTRY_CODE]
-    code = code.astype("string").str.strip().str[:4]
-    node_codes = {
-        str(n): {str(c).strip()[:4] for c in (codes if isinstance(codes, (list, tuple, np.ndarray)) else [])}
-        for n, codes in zip(nodes[COL_NODE_ID], nodes["industry_codes"], strict=True)
-    }
-    firm = candidates[COL_ENTERPRISE_ID].astype(str).map(code)
-    out = []
-    for node, c in zip(candidates[COL_NODE_ID].astype(str), firm, strict=True):
-        codes = node_codes.get(node, set())
-        out.append(np.nan if not codes or c is pd.NA or pd.isna(c) or not str(c) else float(str(c) in codes))
-    return pd.Series(out, index=candidates.index, name="label", dtype=float)
+    from training.fit import code_states
+
+    states = code_states(candidates, enterprises, nodes)
+    values = np.select([states == "agree", states == "disagree"], [1.0, 0.0], default=np.nan)
+    return pd.Series(values, index=candidates.index, name="label", dtype=float)
 
 
 def fit_fusion_weights(
