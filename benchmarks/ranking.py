@@ -16,7 +16,9 @@ On the test periods (``result.test``), for every system column ``score_<system>`
 * **signings@20 / @5**: Σ of the truth over the top k, mean over the (node, period) units of the
   test rows; **fit_precision@20**: share of top-20 places whose true fit level
   (``recommender.sample.truth.fit_level``) is ≤ 1 (true or secondary node); **fit_recall**: listed
-  places with fit level ≤ 1 / such candidates of the unit (capped at ``top_n`` per unit);
+  places with fit level ≤ 1 / such candidates of the unit that the product may list at all (not
+  excluded as signed or recently terminated, not already in the zone — those go to 本地延链), capped
+  at ``top_n`` per unit (``fit_recall_incl_excluded_and_local`` counts them too);
   places per unit (@20 and all), distinct firms per 100 places and mean top-20 Jaccard across the
   nodes of a period (``list_overlap``, mean over periods), most lists per firm (max over periods).
 
@@ -197,6 +199,26 @@ def product_lists(rows: pd.DataFrame, score: str, tables: Mapping[str, pd.DataFr
     return pd.concat(parts, ignore_index=True)
 
 
+def listable(rows: pd.DataFrame, tables: Mapping[str, pd.DataFrame], settings: Any) -> np.ndarray:
+    """Per row: may the product's targets hold this pair at all? Not when the rules exclude it (signed,
+    terminated within ``ranking.exclude_terminated_months``) or the firm is already in the zone (it goes
+    to the 本地延链 list): the denominator of fit recall."""
+    from recommender.ranking.lists import build_lists
+
+    outcomes = tables["outcomes"]
+    dated = pd.to_datetime(outcomes["date"])
+    out = np.ones(len(rows), dtype=bool)
+    for day, group in rows.assign(score=0.0).groupby("as_of", sort=True):
+        day = pd.Timestamp(day)
+        presence = known_presence(tables["presence"], day)
+        lists = build_lists(group, outcomes[dated < day], presence, settings.ranking, settings.refresh.top_n, day)
+        gone = pd.MultiIndex.from_frame(lists.excluded[["node_id", "enterprise_id"]].astype(str))
+        keys = pd.MultiIndex.from_frame(group[["node_id", "enterprise_id"]])
+        local = set() if presence is None else set(presence["enterprise_id"].astype(str))
+        out[group.index.to_numpy()] = ~keys.isin(gone) & ~group["enterprise_id"].isin(local).to_numpy()
+    return out
+
+
 def top_lists(rows: pd.DataFrame, score: str, depth: int) -> pd.DataFrame:
     """Per (node, as_of): the rows by ``score`` (ties: firm id), ``rank`` 1.., top ``depth``; no rules."""
     order = rows.sort_values(["as_of", "node_id", score, "enterprise_id"], ascending=[True, True, False, True],
@@ -221,12 +243,20 @@ def list_figures(lists: pd.DataFrame, rows: pd.DataFrame, top_n: int) -> dict[st
     """Signings@20/@5, fit precision@20, fit recall, places per unit and overlap of ``lists`` on ``rows``' units."""
     units = rows.groupby(UNIT).ngroups
     top, small = lists[lists["rank"] <= K], lists[lists["rank"] <= K_SMALL]
-    eligible = rows[rows["fit_level"] <= 1].groupby(UNIT).size().clip(upper=top_n).sum()
+    fits = rows["fit_level"] <= 1
+    eligible = rows[fits & rows["listable"]].groupby(UNIT).size().clip(upper=top_n).sum()
+    eligible_all = rows[fits].groupby(UNIT).size().clip(upper=top_n).sum()
+    listed = lists.merge(
+        rows.loc[rows["listable"], ["node_id", "enterprise_id", "as_of"]], on=["node_id", "enterprise_id", "as_of"]
+    )
     return {
         f"signings@{K}": float(top["truth"].sum() / units),
         f"signings@{K_SMALL}": float(small["truth"].sum() / units),
         f"fit_precision@{K}": float((top["fit_level"] <= 1).mean()) if len(top) else float("nan"),
-        "fit_recall": float((lists["fit_level"] <= 1).sum() / eligible) if eligible else float("nan"),
+        "fit_recall": float((listed["fit_level"] <= 1).sum() / eligible) if eligible else float("nan"),
+        "fit_recall_incl_excluded_and_local": float((lists["fit_level"] <= 1).sum() / eligible_all)
+        if eligible_all
+        else float("nan"),
         f"places@{K}_per_unit": len(top) / units,
         "places_per_unit": len(lists) / units,
         **overlap(lists),
@@ -274,6 +304,7 @@ def judge(
 
     direct, predicted = direct_model(result)
     rows = judged_rows(result.test, data, truth).assign(predicted=predicted)
+    rows["listable"] = listable(rows, inputs.tables, settings)
     top_n = settings.refresh.top_n
     systems = [s for s in SYSTEMS if f"score_{s}" in rows]
     lists = {s: product_lists(rows, f"score_{s}", inputs.tables, settings) for s in systems}
