@@ -26,7 +26,7 @@ Reference lists without the product rules, judged the same way (built ``top_n`` 
 compares): ``search`` (the unit's candidates by the fused ``similarity``, no fit gate) and
 ``oracle_unrestricted`` (by the truth). Off-policy check: for the champion's product list and the
 search list, ``training.offpolicy.dr_estimate`` (direct model: ``train_and_evaluate``'s own,
-``judge_model(result.scorers)`` — binary_ipw, else the first signing family — its calibrated
+``result.judge`` — the mean of the families' calibrated
 P(签约 | approached) on the test rows; the ``score_*`` columns are margins) and ``snips_estimate`` of
 signings@20 from the test rows' ``approached / signed / propensity``, as ratios to the truth, with
 coverage.
@@ -267,13 +267,12 @@ def list_figures(lists: pd.DataFrame, rows: pd.DataFrame, top_n: int) -> dict[st
 
 
 def direct_model(result: Any) -> tuple[str, np.ndarray]:
-    """The DR direct model of ``train_and_evaluate`` (``judge_model``: binary_ipw, else the first signing
-    family): its name and calibrated P(签约 | approached) on the test rows (``score_*`` columns are margins)."""
+    """The DR direct model of ``train_and_evaluate`` (``result.judge``: the mean calibrated P(签约 |
+    approached) of the families): its name and predictions on the test rows (``score_*`` are margins)."""
     from training.train import judge_model
 
-    model = judge_model(result.scorers)
-    name = next((f for f, s in result.scorers.items() if s is model), model.family)
-    return name, np.asarray(model.predict(result.test), dtype=np.float64)
+    model = result.judge or judge_model(result.scorers)
+    return model.family, np.asarray(model.predict(result.test), dtype=np.float64)
 
 
 def ope_figures(lists: pd.DataFrame, rows: pd.DataFrame, max_weight: float) -> dict[str, float]:
