@@ -122,6 +122,7 @@ def live_detail(settings: Settings, enterprise_id: str, node: str, as_of: date |
         "name": enterprise_name(tables, enterprise_id),
         "node_id": node,
         "score": None if mode == "none" else float(row["score"]),
+        "fit": float(scored["fit"].iloc[0]) if "fit" in scored and pd.notna(scored["fit"].iloc[0]) else None,
         "rank": None,
         "theme": str(row["theme"]),
         "source": "live",
@@ -142,13 +143,36 @@ def score_live(
     map_df: pd.DataFrame | None,
     as_of: pd.Timestamp,
 ) -> tuple[pd.DataFrame, str]:
-    """One-row candidates scored by the champion (mode ``"model"``) or the heuristic (``"heuristic"``)."""
-    candidates = pd.DataFrame({"node_id": [node], "enterprise_id": [enterprise_id]})
+    """One-row candidates scored by the champion (mode ``"model"``) or the heuristic (``"heuristic"``),
+    with the pair's ``fit`` (:func:`live_fit`) so that a champion reading the fit features sees it."""
+    fit = live_fit(settings, enterprise_id, node, tables, nodes)
+    candidates = pd.DataFrame({"node_id": [node], "enterprise_id": [enterprise_id], "fit": [fit]})
     bundle = scoring.load_champion(settings)
     scored = scoring.score_candidates(
         candidates, tables, nodes, map_df, as_of, bundle, zone_province=settings.zone_province
     )
     return scored, "model" if bundle is not None else "heuristic"
+
+
+def live_fit(
+    settings: Settings, enterprise_id: str, node: str, tables: dict[str, pd.DataFrame], nodes: pd.DataFrame
+) -> float:
+    """``recommender.retrieval.fit.fit`` of the pair against the node's candidate list of the published
+    run (its ranks are relative to that list); a firm it does not hold was returned by no retriever."""
+    from recommender.retrieval.fit import fit
+    from recommender.settings import load_fit_model
+
+    run_dir = published_dir(Workspace(settings.workspace).root)
+    path = None if run_dir is None else run_dir / "scored.parquet"
+    cands = (
+        pd.read_parquet(path)
+        if path is not None and path.is_file()
+        else pd.DataFrame(columns=["node_id", "enterprise_id"])
+    )
+    cols = [
+        c for c in cands.columns if c in ("node_id", "enterprise_id", "similarity") or c.endswith(("_rank", "_score"))
+    ]
+    return fit(node, enterprise_id, cands[cols], nodes, tables["enterprises"], load_fit_model(settings))
 
 
 def _today() -> date:

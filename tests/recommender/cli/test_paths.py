@@ -157,7 +157,7 @@ def test_explain_reads_the_published_run(workspace):
 
 def test_explain_live_when_not_published(workspace, monkeypatch):
     def fake_score(settings, enterprise_id, node, tables, nodes, map_df, as_of):
-        row = {"node_id": node, "enterprise_id": enterprise_id, "score": 0.1, "contrib_ties_leader": 0.3}
+        row = {"node_id": node, "enterprise_id": enterprise_id, "score": 0.1, "fit": 0.8, "contrib_ties_leader": 0.3}
         return pd.DataFrame([{**row, "contrib_bias": -0.2}]), "model"
 
     monkeypatch.setattr(ranking_detail, "score_live", fake_score)
@@ -165,7 +165,7 @@ def test_explain_live_when_not_published(workspace, monkeypatch):
     code, out = run("explain", "T", "--node", NODE, "--as-of", "2025-07-01", "--format", "json", "-w", str(workspace))
     assert code == 0, out
     detail = json.loads(out)
-    assert (detail["source"], detail["score"], detail["mode"]) == ("live", 0.1, "model")
+    assert (detail["source"], detail["score"], detail["mode"], detail["fit"]) == ("live", 0.1, "model", 0.8)
     assert [(r["text"], r["contribution"]) for r in detail["reasons"]] == [("为本地链主〈长飞光纤〉的上游供应商", 0.3)]
 
 

@@ -1,0 +1,42 @@
+"""A live explanation scores the pair's fit against the published run's candidate list."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+from recommender.ranking import detail
+from recommender.settings import load_settings
+
+_spec = importlib.util.spec_from_file_location(
+    "live_fit_world", Path(__file__).resolve().parents[2] / "training" / "conftest.py"
+)
+assert _spec is not None and _spec.loader is not None
+world_module = importlib.util.module_from_spec(_spec)
+sys.modules["live_fit_world"] = world_module
+_spec.loader.exec_module(world_module)
+
+
+def test_live_fit_uses_the_published_candidates_and_scores_an_unlisted_firm_low(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world = world_module.make_world(n_enterprises=300, random_state=1)
+    settings = load_settings(workspace=tmp_path / "ws")
+    tables, nodes, cands = world["tables"], world["nodes"], world["candidates"]
+    node = str(cands["node_id"].iloc[0])
+    own = cands[cands["node_id"] == node].sort_values("dense_rank")
+    top = str(own["enterprise_id"].iloc[0])
+    unlisted = next(e for e in tables["enterprises"]["enterprise_id"].astype(str) if e not in set(own["enterprise_id"]))
+    run = tmp_path / "run"
+    run.mkdir()
+    cands.to_parquet(run / "scored.parquet")
+    monkeypatch.setattr(detail, "published_dir", lambda root: run)
+    listed_fit = detail.live_fit(settings, top, node, tables, nodes)
+    unlisted_fit = detail.live_fit(settings, unlisted, node, tables, nodes)
+    assert 0.0 <= unlisted_fit <= 1.0 and 0.0 <= listed_fit <= 1.0
+    assert listed_fit > unlisted_fit  # ranked first by a retriever beats returned by none
+    monkeypatch.setattr(detail, "published_dir", lambda root: None)  # no run yet: still a probability
+    assert 0.0 <= detail.live_fit(settings, top, node, tables, nodes) <= 1.0
