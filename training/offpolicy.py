@@ -26,7 +26,8 @@ Without one (a real zone): the logs
     * **DR** (doubly robust, self-normalised correction):
       ``V̂ = 1 / U · [Σ_places m̂_i + P · Σ_covered w·(y − m̂) / Σ_covered w]`` with ``m̂`` a direct
       model's P(sign | approached) for every listed firm (covered or not). Right when either the
-      direct model or the propensities are right; its variance is that of the residuals.
+      direct model or the propensities are right; its variance is that of the residuals. The sum is
+      clipped to [0, P] (expected signings cannot be negative or exceed the places).
 
     Both pool the covered places of all units of a node (per node) or of all nodes (overall); a node
     without a covered place has no SNIPS estimate (NaN) and a DR estimate from ``m̂`` alone.
@@ -327,7 +328,9 @@ def _pooled(
         est = n_places / n_units * float(w @ y) / sw if sw > 0 else float("nan")
     else:
         correction = n_places * float(w @ (y - m)) / sw if sw > 0 else 0.0
-        est = (float(m.sum()) + correction) / n_units if n_units else float("nan")
+        # expected signings lie in [0, places]; a few covered places with large residuals can push the
+        # self-normalised correction past either end (measured: −2.2× the truth with 1–2 effective places)
+        est = min(max(float(m.sum()) + correction, 0.0), float(n_places)) / n_units if n_units else float("nan")
     n_cov = int(cov.sum())
     return {
         "estimate": est,
