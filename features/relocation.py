@@ -144,9 +144,11 @@ def fit_relative_features(candidates: pd.DataFrame, asof: np.ndarray) -> dict[st
     if COL_FIT not in candidates.columns:
         return {name: np.full(n, np.nan) for name in FIT_FEATURES}
     fit = pd.to_numeric(candidates[COL_FIT], errors="coerce").to_numpy(dtype=np.float64)
-    group = pd.MultiIndex.from_arrays([candidates[COL_NODE_ID].astype(str).to_numpy(), asof])
+    node_codes = pd.factorize(candidates[COL_NODE_ID].to_numpy())[0].astype(np.int64)
+    date_codes, dates = pd.factorize(asof)
+    group = node_codes * max(len(dates), 1) + date_codes  # one integer per (node, as_of): no MultiIndex
     s = pd.Series(fit)
-    g = s.groupby(pd.factorize(group)[0])
+    g = s.groupby(group)
     best = g.transform("max").to_numpy(dtype=np.float64)
     rank = g.rank(ascending=False, method="min").to_numpy(dtype=np.float64)
     count = g.transform("count").to_numpy(dtype=np.float64)
