@@ -465,12 +465,12 @@ def evaluate_systems(
 ) -> dict[str, dict[str, float]]:
     """NDCG metrics (``training.evaluate.evaluate_ranking``) and, with ``predicted`` (the direct
     model's P(签约 | approached) per row) and the ``propensity``/``signed`` columns, the list metrics
-    of :func:`list_metrics` for every system on the same rows."""
+    of :func:`gate_metrics` (at k and the tie-break cut-offs) for every system on the same rows."""
     q, y = test[COL_QUERY].to_numpy(), test[COL_LABEL].to_numpy(dtype=np.float64)
     out = {name: evaluate_ranking(q, y, s, ndcg_cutoffs=NDCG_CUTOFFS) for name, s in scores.items()}
     if predicted is not None and COL_PROPENSITY in test and COL_SIGNED in test:
         for name, s in scores.items():
-            out[name].update(list_metrics(test, s, predicted, k=k, fit_threshold=fit_threshold,
+            out[name].update(gate_metrics(test, s, predicted, k=k, fit_threshold=fit_threshold,
                                           max_weight=max_weight, truth=truth))  # fmt: skip
     return out
 
@@ -546,7 +546,7 @@ def metrics_table(
     for name in [s for s in SYSTEMS if s in metrics] + [s for s in metrics if s not in SYSTEMS]:
         m = metrics[name]
         row: dict[str, object] = {"system": name}
-        for col in (key, f"signings@{k}", f"coverage@{k}", f"places@{k}", "ndcg@20"):
+        for col in (key, f"signings@{k}", "signings@5", f"coverage@{k}", f"places@{k}", "ndcg@20"):
             if col in m:
                 row[col] = round(float(m[col]), 4)
         if key in m:

@@ -190,9 +190,11 @@ def _print_evaluation(metrics: dict[str, dict[str, float]], k: int = 20) -> None
     from rich.console import Console
     from rich.table import Table
 
-    cols = {f"ope_signings@{k}": "预期签约（估计）", f"signings@{k}": "预期签约（真实）",
-            f"places@{k}": "名单长度", "ndcg@20": "ndcg@20"}  # fmt: skip
-    table = Table(title=f"测试期评估：每个节点名单前{k}家的预期签约数（按时间切分，越高越好）")
+    cols = {f"ope_signings@{k}": f"前{k}家（估计）", f"signings@{k}": f"前{k}家（真实）",
+            "signings@5": "前5家（真实）", f"places@{k}": "名单长度", "ndcg@20": "ndcg@20"}  # fmt: skip
+    table = Table(
+        title="测试期评估：每个节点名单的预期签约数（按时间切分，越高越好；名单短于20家时前20家相同，看前5家）"
+    )
     table.add_column("方法")
     for label in cols.values():
         table.add_column(label, justify="right")

@@ -22,7 +22,7 @@ OracleOpt = Annotated[
                  show_default=False),
 ]  # fmt: skip
 EvalFormatOpt = Annotated[str, typer.Option("--format", "-f", help="Output format: table or json.")]
-METRIC_COLUMNS = ["system", "ope_signings@20", "signings@20", "coverage@20", "places@20", "ndcg@20",
+METRIC_COLUMNS = ["system", "ope_signings@20", "signings@20", "signings@5", "coverage@20", "places@20", "ndcg@20",
                   "ope_signings@20 / similarity"]  # fmt: skip
 APPROACHED_COLUMNS = ["system", "ndcg@10", "ndcg@20", "ndcg@50", "map"]
 GATE_COLUMNS = ["family", "ope_signings@20", "ope_signings@10", "ope_signings@5", "snips_signings@20", "coverage@20",
