@@ -24,7 +24,10 @@ On the test periods (``result.test``), for every system column ``score_<system>`
 
 Reference lists without the product rules, judged the same way (built ``top_n`` deep so that recall
 compares): ``search`` (the unit's candidates by the fused ``similarity``, no fit gate) and
-``oracle_unrestricted`` (by the truth). Off-policy check: for the champion's product list and the
+``oracle_unrestricted`` (by the truth); and ``oracle_true_fit``: the truth through the product rules
+with a perfect fit estimate (``fit`` = 1 for the firms of fit level ≤ 1, else 0), the best list the
+product may publish (fit recall is also split by fit level: ``fit_recall_true_node_uncapped`` and
+``fit_recall_secondary_node_uncapped``, shares of the listable candidates of that level). Off-policy check: for the champion's product list and the
 search list, ``training.offpolicy.dr_estimate`` (direct model: ``train_and_evaluate``'s own,
 ``result.judge`` — the mean of the families' calibrated
 P(签约 | approached) on the test rows; the ``score_*`` columns are margins) and ``snips_estimate`` of
@@ -58,7 +61,7 @@ import tempfile
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -239,6 +242,18 @@ def overlap(lists: pd.DataFrame) -> dict[str, float]:
             "max_lists_per_firm": int(max((p["max_lists_per_firm"] for p in per), default=0))}  # fmt: skip
 
 
+FIT_LEVELS: Final = ((0, "true"), (1, "secondary"))
+
+
+def level_recall(lists: pd.DataFrame, rows: pd.DataFrame, level: int) -> float:
+    """Share of the listable candidates of fit level ``level`` (0 true node, 1 secondary) that ``lists`` holds."""
+    want = rows[rows["listable"] & (rows["fit_level"] == level)]
+    if want.empty:
+        return float("nan")
+    held = want.merge(lists[[*KEYS]], on=KEYS, how="inner")
+    return float(len(held) / len(want))
+
+
 def list_figures(lists: pd.DataFrame, rows: pd.DataFrame, top_n: int) -> dict[str, float]:
     """Signings@20/@5, fit precision@20, fit recall, places per unit and overlap of ``lists`` on ``rows``' units."""
     units = rows.groupby(UNIT).ngroups
@@ -257,6 +272,7 @@ def list_figures(lists: pd.DataFrame, rows: pd.DataFrame, top_n: int) -> dict[st
         "fit_recall_incl_excluded_and_local": float((lists["fit_level"] <= 1).sum() / eligible_all)
         if eligible_all
         else float("nan"),
+        **{f"fit_recall_{name}_node_uncapped": level_recall(lists, rows, level) for level, name in FIT_LEVELS},
         f"places@{K}_per_unit": len(top) / units,
         "places_per_unit": len(lists) / units,
         **overlap(lists),
@@ -307,7 +323,10 @@ def judge(
     top_n = settings.refresh.top_n
     systems = [s for s in SYSTEMS if f"score_{s}" in rows]
     lists = {s: product_lists(rows, f"score_{s}", inputs.tables, settings) for s in systems}
-    refs = {"search": top_lists(rows, "search", top_n), "oracle_unrestricted": top_lists(rows, "truth", top_n)}
+    refs = {"search": top_lists(rows, "search", top_n), "oracle_unrestricted": top_lists(rows, "truth", top_n),
+            # the best list the product's rules allow with a perfect fit estimate: truly fitting firms by the truth
+            "oracle_true_fit": product_lists(rows.assign(fit=(rows["fit_level"] <= 1).astype(float)), "truth",
+                                             inputs.tables, settings)}  # fmt: skip
     mw = settings.training.max_weight
     return {
         "units": int(rows.groupby(UNIT).ngroups),
@@ -334,6 +353,7 @@ def ratios(fig: Mapping[str, Any]) -> dict[str, float]:
         "champion/search": over(fig["references"]["search"][key]),
         "champion/oracle_unrestricted": over(fig["references"]["oracle_unrestricted"][key]),
         "champion/oracle_product": over(fig["systems"].get("oracle", {}).get(key)),
+        "champion/oracle_true_fit": over(fig["references"]["oracle_true_fit"][key]),
         "champion/logistic": over(fig["systems"].get("logistic", {}).get(key)),
     }
 
@@ -388,6 +408,7 @@ def checks(runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         "champion>=1.3x_search": lambda r: r["figures"]["ratios"]["champion/search"] >= 1.3,
         "champion>=0.8x_oracle_unrestricted": lambda r: r["figures"]["ratios"]["champion/oracle_unrestricted"] >= 0.8,
         "champion>=0.8x_oracle_product": lambda r: r["figures"]["ratios"]["champion/oracle_product"] >= 0.8,
+        "champion>=0.8x_oracle_true_fit": lambda r: r["figures"]["ratios"]["champion/oracle_true_fit"] >= 0.8,
         "champion>=logistic": lambda r: r["figures"]["ratios"]["champion/logistic"] >= 1.0,
         "fit_precision@20>=0.95": lambda r: r["figures"]["systems"]["ranker"][f"fit_precision@{K}"] >= 0.95,
         "fit_recall>=0.8": lambda r: r["figures"]["systems"]["ranker"]["fit_recall"] >= 0.8,
