@@ -312,8 +312,9 @@ def list_metrics(
 ) -> dict[str, float]:
     """Expected signings@k of the fit-gated lists that ``score`` orders on ``frame``'s queries.
 
-    ``ope_signings@k`` (doubly robust, direct model ``predicted`` per row), ``snips_signings@k``,
-    ``coverage@k`` (share of places the logs approached), ``places@k`` per unit and, with ``truth``
+    ``ope_signings@k`` (shrunk doubly robust, direct model ``predicted`` per row; ``dr_shrinkage@k``
+    is the factor λ its correction kept), ``snips_signings@k``, ``coverage@k`` (share of places the
+    logs approached), ``places@k`` per unit and, with ``truth``
     (P(签约 | approached) per row), ``signings@k``. Units are the (node, period) queries of ``frame``.
     """
     lists = fit_lists(frame, score, k, fit_threshold)
@@ -328,7 +329,8 @@ def list_metrics(
     # units whose list is empty sign nothing: the estimators average over the units with places
     out = {f"ope_signings@{k}": dr.estimate * dr.n_units / n_units if dr.n_units else 0.0,
            f"snips_signings@{k}": sn.estimate * sn.n_units / n_units if sn.n_units else 0.0,
-           f"coverage@{k}": dr.coverage, f"places@{k}": len(lists) / n_units}  # fmt: skip
+           f"coverage@{k}": dr.coverage, f"places@{k}": len(lists) / n_units,
+           f"dr_shrinkage@{k}": dr.shrinkage}  # fmt: skip
     if truth is not None:
         out[f"signings@{k}"] = float(np.asarray(truth)[lists["row"].to_numpy()].sum() / n_units)
     return out

@@ -184,7 +184,7 @@ def test_snips_estimate_matches_the_loop_reference_and_clips() -> None:
 
 def test_dr_estimate_is_direct_plus_weighted_residuals() -> None:
     lists, logs = _tiny()
-    got = dr_estimate(lists, logs, k=3, max_weight=10.0)
+    got = dr_estimate(lists, logs, k=3, max_weight=10.0, shrink=False)
     # A: m = 0.6 + 0.2 + 0.3, residuals e1 1-0.6 (w 2), e2 0-0.2 (w 10); B: m = 0.1 + 0.5 + 0.3, e1 0-0.5 (w 4)
     a = (1.1 + 3 * (2 * 0.4 + 10 * -0.2) / 12) / 1
     b = (0.9 + 3 * (4 * -0.5) / 4) / 1
@@ -192,6 +192,32 @@ def test_dr_estimate_is_direct_plus_weighted_residuals() -> None:
     assert_allclose(got.per_node.set_index("node_id")["estimate"].to_numpy(), [a, 0.0])
     total = (1.1 + 0.9 + 6 * (2 * 0.4 + 10 * -0.2 + 4 * -0.5) / 16) / 2
     assert_allclose(got.estimate, total)
+
+
+def test_shrunk_dr_drops_a_correction_within_its_noise() -> None:
+    lists, logs = _tiny()
+    got = dr_estimate(lists, logs, k=3, max_weight=10.0)
+    # A: r = (2·0.4 + 10·−0.2) / 12 = −0.1, se² = (4·0.24 + 100·0.16) / 144 = 0.118 > r² → λ = 0;
+    # B: r = −0.5, se² = 16·0.25 / 16 = 0.25 = r² → λ = 0; overall r = −0.2, se² = 0.082 > 0.04 → λ = 0
+    nodes = got.per_node.set_index("node_id")
+    assert_allclose(nodes["estimate"].to_numpy(), [1.1, 0.9])
+    assert_allclose(nodes["shrinkage"].to_numpy(), [0.0, 0.0])
+    assert_allclose([got.estimate, got.shrinkage], [(1.1 + 0.9) / 2, 0.0])
+    assert np.isnan(dr_estimate(lists, logs, k=3, shrink=False).shrinkage)
+
+
+def test_shrunk_dr_keeps_a_correction_the_logs_show_plainly() -> None:
+    # one list of 100 places, all approached (π = 1), 50 signed; the direct model says 0.1 everywhere
+    d = pd.Timestamp("2024-01-01")
+    firms = [f"e{i}" for i in range(100)]
+    lists = pd.DataFrame({"node_id": "A", "enterprise_id": firms, "rank": range(1, 101), "as_of": d, "predicted": 0.1})
+    logs = pd.DataFrame({"node_id": "A", "enterprise_id": firms, "as_of": d, "approached": True,
+                         "signed": [1.0] * 50 + [0.0] * 50, "propensity": 1.0})  # fmt: skip
+    got = dr_estimate(lists, logs, k=100)
+    lam = 1.0 - (100 * 0.09 / 100**2) / 0.4**2  # r = 0.4, se² = Σ m(1 − m) / n² = 0.0009
+    assert_allclose([got.shrinkage, got.estimate], [lam, 10.0 + 100 * 0.4 * lam])
+    assert 49.7 < got.estimate < 50.0  # the truth of these logs is 50: the direct model's 10 is corrected
+    assert_allclose(dr_estimate(lists, logs, k=100, shrink=False).estimate, 50.0)
 
 
 def test_list_without_covered_place_has_no_snips_estimate() -> None:
