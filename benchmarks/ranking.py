@@ -27,12 +27,13 @@ compares): ``search`` (the unit's candidates by the fused ``similarity``, no fit
 ``oracle_unrestricted`` (by the truth); and ``oracle_true_fit``: the truth through the product rules
 with a perfect fit estimate (``fit`` = 1 for the firms of fit level ≤ 1, else 0), the best list the
 product may publish (fit recall is also split by fit level: ``fit_recall_true_node_uncapped`` and
-``fit_recall_secondary_node_uncapped``, shares of the listable candidates of that level). Off-policy check: for the champion's product list and the
-search list, ``training.offpolicy.dr_estimate`` (direct model: ``train_and_evaluate``'s own,
-``result.judge`` — the mean of the families' calibrated
-P(签约 | approached) on the test rows; the ``score_*`` columns are margins) and ``snips_estimate`` of
+``fit_recall_secondary_node_uncapped``, shares of the listable candidates of that level).
+Off-policy check: for the champion's product list and the search list, ``training.offpolicy.dr_estimate``
+(``dr``: shrunk, the default; ``dr_plain``: ``shrink=False``; direct model: ``train_and_evaluate``'s
+own, ``result.judge`` — the mean of the families' calibrated P(签约 | approached) on the test rows;
+the ``score_*`` columns are margins), ``dm`` (that direct model alone) and ``snips_estimate`` of
 signings@20 from the test rows' ``approached / signed / propensity``, as ratios to the truth, with
-coverage.
+coverage and DR's shrinkage λ.
 
 Per process: mean, min and max over seeds of every figure; ratios champion/search,
 champion/oracle (unrestricted, and the oracle through the product rules), champion/logistic; and
@@ -299,13 +300,18 @@ def ope_figures(lists: pd.DataFrame, rows: pd.DataFrame, max_weight: float) -> d
     logs = rows[[*KEYS, "approached", "signed", "propensity"]]
     places = lists[[*KEYS, "rank"]].assign(predicted=rows["predicted"].to_numpy()[lists["row"].to_numpy()])
     dr = dr_estimate(places, logs, k=K, max_weight=max_weight)
+    plain = dr_estimate(places, logs, k=K, max_weight=max_weight, shrink=False)
     sn = snips_estimate(places, logs, k=K, max_weight=max_weight)
     truth = float(lists.loc[lists["rank"] <= K, "truth"].sum() / units)
     est = {"dr": dr.estimate * dr.n_units / units,
+           "dr_plain": plain.estimate * plain.n_units / units,
            "dr_per_node": float((dr.per_node["estimate"] * dr.per_node["n_units"]).sum() / units),
-           "snips": sn.estimate * sn.n_units / units if sn.n_units else float("nan")}  # fmt: skip
+           "snips": sn.estimate * sn.n_units / units if sn.n_units else float("nan"),
+           # the direct model alone (Σ of its predictions over the top k): what DR becomes without logs
+           "dm": float(places.loc[places["rank"] <= K, "predicted"].sum() / units)}  # fmt: skip
     return {"truth": truth, **est, **{f"{k}/truth": v / truth if truth else float("nan") for k, v in est.items()},
-            "coverage": dr.coverage, "effective_n": dr.effective_n, "share_clipped": dr.share_clipped}  # fmt: skip
+            "coverage": dr.coverage, "effective_n": dr.effective_n, "share_clipped": dr.share_clipped,
+            "shrinkage": dr.shrinkage}  # fmt: skip
 
 
 # ---------------------------------------------------------------- one run
@@ -416,7 +422,7 @@ def checks(runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
                                                 for f in r["figures"]["systems"].values()),
     }  # fmt: skip
     for who in ("ranker", "search"):
-        for est in ("dr", "snips"):
+        for est in ("dr", "dr_plain", "snips", "dm"):
             tests[f"ope_{est}_within_20pct_{who}"] = lambda r, w=who, e=est: (
                 abs(r["figures"]["ope"][w][f"{e}/truth"] - 1) <= 0.2
             )
