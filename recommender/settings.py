@@ -151,6 +151,8 @@ class RankingConfig(_Section):
     max_lists_per_firm: int = Field(default=3, ge=1)  # published lists (top_n) one firm may be in
     exclude_terminated_months: int = Field(default=24, ge=0)  # a pair terminated this recently is left out
     fit_model: str = "configs/fit_model.yaml"  # training.fit.FitModel.to_dict output (docs/ranking.md, "Fit")
+    fit_refit: bool = False  # refit the fit model on the universe's own candidates (codes as labels) when it can
+    fit_refit_min_pairs: int = Field(default=200, ge=1)  # pairs of each code state (agree, disagree) a refit needs
 
 
 class RefreshConfig(_Section):

@@ -165,6 +165,13 @@ def _print_outputs(settings: Settings, run: DemoRun, seconds: float) -> None:
     targets = pd.read_parquet(run.run_dir / "targets.parquet")
     map_df = pd.read_parquet(run.run_dir / "map.parquet")
     _print_top_red(map_df, targets)
+    from recommender.runs.directory import read_manifest
+
+    fm = read_manifest(run.run_dir).get("fit_model") or {}
+    if fm.get("model") == "refit":
+        typer.echo(
+            f"匹配度模型：以本区企业的行业代码为弱标签重新拟合（代码一致 {fm['n_agree']:,} 对，不一致 {fm['n_disagree']:,} 对）"
+        )
     typer.echo("")
     typer.echo(f"完成，用时 {seconds:.0f} 秒。输出位置：")
     typer.echo(f"  原始示例文件    {run.sample_dir}")

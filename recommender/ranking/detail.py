@@ -159,10 +159,12 @@ def live_fit(
 ) -> float:
     """``recommender.retrieval.fit.fit`` of the pair against the node's candidate list of the published
     run (its ranks are relative to that list); a firm it does not hold was returned by no retriever."""
-    from recommender.retrieval.fit import fit
+    from recommender.retrieval.fit import FIT_MODEL_FILE, FitModel, fit
     from recommender.settings import load_fit_model
 
     run_dir = published_dir(Workspace(settings.workspace).root)
+    used = None if run_dir is None else run_dir / FIT_MODEL_FILE  # the model that run used (refitted or not)
+    model = FitModel.from_dict(json.loads(used.read_text(encoding="utf-8"))) if used and used.is_file() else None
     path = None if run_dir is None else run_dir / "scored.parquet"
     cands = (
         pd.read_parquet(path)
@@ -172,7 +174,7 @@ def live_fit(
     cols = [
         c for c in cands.columns if c in ("node_id", "enterprise_id", "similarity") or c.endswith(("_rank", "_score"))
     ]
-    return fit(node, enterprise_id, cands[cols], nodes, tables["enterprises"], load_fit_model(settings))
+    return fit(node, enterprise_id, cands[cols], nodes, tables["enterprises"], model or load_fit_model(settings))
 
 
 def _today() -> date:

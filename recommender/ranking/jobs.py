@@ -86,10 +86,11 @@ def training_candidates(settings: Settings, nodes: pd.DataFrame, tables: dict[st
     The in-zone filter would drop enterprises that later landed in the zone (the positives); the
     training set filters by founding date per query instead. ``fit`` is the refresh's
     (``recommender.retrieval.fit.fit_scores`` with ``ranking.fit_model``): the lists the gate judges
-    keep the firms that fit, as the published ones do.
+    keep the firms that fit, as the published ones do. With ``ranking.fit_refit`` the fit model is
+    refitted on these candidates (``recommender.retrieval.fit.zone_fit``), as the refresh refits on its own.
     """
     from recommender.retrieval.candidates import retrieve_candidates, word_retriever
-    from recommender.retrieval.fit import fit_scores
+    from recommender.retrieval.fit import zone_fit
     from recommender.retrieval.index import load_retrieval
     from recommender.settings import load_fit_model
 
@@ -99,7 +100,13 @@ def training_candidates(settings: Settings, nodes: pd.DataFrame, tables: dict[st
         nodes, None, no_presence, encoder, index.dense, index.lexical, settings.retrieval,
         node_ids=list(nodes[COL_NODE_ID]), words=word_retriever(index),
     )  # fmt: skip
-    fit = fit_scores(candidates, nodes, tables["enterprises"], load_fit_model(settings))
+    cfg = settings.ranking
+    fit, _, info = zone_fit(
+        candidates, nodes, tables["enterprises"], load_fit_model(settings), cfg.fit_refit, cfg.fit_refit_min_pairs
+    )
+    log.info(
+        "fit model of the training candidates: %s (%s)", info["model"], info.get("why", f"alpha {info.get('alpha')}")
+    )
     return candidates.assign(fit=fit.to_numpy())
 
 

@@ -267,6 +267,7 @@ def build_manifest(
         "diff": info.get("diff_totals", {}),
         "lists": info.get("lists", {}),
         "fit": info.get("fit"),
+        "fit_model": info.get("fit_model", {}),  # refitted on the run's candidates or the configured one, and why
         "previous_run": ctx.previous.name if ctx.previous else None,
         "steps": [{"step": r["step"], "seconds": r.get("seconds"), "resumed": r["resumed"]} for r in records],
         "executor": ctx.executor.describe(),

@@ -45,7 +45,7 @@ from recommender.ranking.scoring import load_champion, score_candidates
 from recommender.refresh.context import HEURISTIC, InputError, RunContext, Step, StepResult
 from recommender.refresh.executor import PartitionedEncoder, node_partitions
 from recommender.retrieval.candidates import retrieve_candidates, word_retriever
-from recommender.retrieval.fit import fit_scores
+from recommender.retrieval.fit import FIT_MODEL_FILE, zone_fit
 from recommender.retrieval.index import build_profile_index, model_key
 from recommender.runs import directory as runs
 from recommender.runs.export import export_workbook, targets_sheet_frame, write_node_csvs
@@ -367,27 +367,41 @@ def step_score(ctx: RunContext) -> StepResult:
         scored["contributions"] = scored["contributions"].map(_json_text)
     ctx.cache["scored"] = scored
     version = _model_version(ctx)
-    info = {"model_version": version, "scorer": HEURISTIC if bundle is None else "model", "fit": fit_source(ctx)}
-    return StepResult((ctx.write_parquet(scored, "scored.parquet"),), info)
+    info = {"model_version": version, "scorer": HEURISTIC if bundle is None else "model", "fit": fit_source(ctx),
+            "fit_model": ctx.cache.get("fit_model_info", {})}  # fmt: skip
+    written = (ctx.write_parquet(scored, "scored.parquet"),)
+    return StepResult(written + ((FIT_MODEL_FILE,) if (ctx.staging / FIT_MODEL_FILE).is_file() else ()), info)
 
 
 def fit_source(ctx: RunContext) -> str:
-    """The fit model the run uses: ``ranking.fit_model`` with the sha256 of its file (step key, manifest)."""
-    path = ctx.settings.resolve(ctx.settings.ranking.fit_model)
-    return f"{ctx.settings.ranking.fit_model}@{runs.sha256_file(path)[:16]}" if path.is_file() else str(path)
+    """The fit model the run starts from: ``ranking.fit_model`` with the sha256 of its file, and
+    whether it is refitted on the run's candidates (step key, manifest)."""
+    cfg = ctx.settings.ranking
+    path = ctx.settings.resolve(cfg.fit_model)
+    source = f"{cfg.fit_model}@{runs.sha256_file(path)[:16]}" if path.is_file() else str(path)
+    return f"{source}, refit ≥ {cfg.fit_refit_min_pairs}" if cfg.fit_refit else source
 
 
 def pair_fit(ctx: RunContext, scored: pd.DataFrame) -> pd.Series:
     """The fit of each scored (node, firm) pair in [0, 1] — P(the firm makes what the node needs) —
-    from ``recommender.retrieval.fit.fit_scores`` with the ``ranking.fit_model`` model (loaded once)."""
+    from ``recommender.retrieval.fit.zone_fit``: ``ranking.fit_model``, refitted on these candidates
+    when ``ranking.fit_refit`` is on and their codes allow it. The model used is written to the run
+    (``fit_model.json``: the enterprise page's live fit reads it) and what it was goes to the log."""
     if scored.empty:
         return pd.Series(dtype=float, index=scored.index, name="fit")
-    if "fit_model" not in ctx.cache:
-        try:
-            ctx.cache["fit_model"] = load_fit_model(ctx.settings)
-        except ConfigError as exc:
-            raise InputError(str(exc)) from None
-    return fit_scores(scored, _nodes(ctx), _tables(ctx)["enterprises"], ctx.cache["fit_model"])
+    try:
+        default = load_fit_model(ctx.settings)
+    except ConfigError as exc:
+        raise InputError(str(exc)) from None
+    cfg = ctx.settings.ranking
+    fit, model, info = zone_fit(
+        scored, _nodes(ctx), _tables(ctx)["enterprises"], default, cfg.fit_refit, cfg.fit_refit_min_pairs
+    )
+    ctx.write_json(model.to_dict(), FIT_MODEL_FILE)
+    ctx.cache["fit_model_info"] = info
+    ctx.log.info("fit model: %s (%s)", info["model"], info.get("why", f"alpha {info.get('alpha')}"),
+                 extra={"event": "fit_model", **info})  # fmt: skip
+    return fit
 
 
 def _json_text(v: Any) -> str:

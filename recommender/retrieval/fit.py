@@ -49,18 +49,22 @@ from features.schema import (
 )
 from features.words import WordSegmenter, as_list, chain_user_words
 from recommender.retrieval.fusion import RETRIEVERS, fused_similarity
-from training.fit import CODE_STATES, TEXT_FEATURES, FitModel, code_states
+from training.fit import CODE_STATES, TEXT_FEATURES, FitModel, code_states, fit_fit_model
 
 __all__ = [
     "CODE_STATES",
     "FIT_FEATURES",
+    "FIT_MODEL_FILE",
     "TEXT_FEATURES",
     "FitModel",
     "fit",
     "fit_features",
     "fit_scores",
+    "zone_fit",
+    "zone_fit_model",
 ]
 
+FIT_MODEL_FILE: Final = "fit_model.json"  # the model a refresh used, in its run folder (FitModel.to_dict)
 RANK_FEATURES: Final = tuple(f"{r}_logrank" for r in RETRIEVERS)
 FIT_FEATURES: Final = (*RANK_FEATURES, *TEXT_FEATURES, "code")
 CORE_FIELDS: Final = (COL_NAME, COL_PRODUCTS, COL_BUSINESS_SCOPE)
@@ -296,3 +300,42 @@ def fit(
     scores = fit_scores(own, nodes, enterprises, model, segmenter)
     hit = own[COL_ENTERPRISE_ID].astype(str).to_numpy() == str(enterprise_id)
     return float(scores.to_numpy()[hit][0])
+
+
+def zone_fit_model(
+    features: pd.DataFrame, default: FitModel, refit: bool, min_pairs: int
+) -> tuple[FitModel, dict[str, object]]:
+    """The fit model for this universe and where it came from (docs/ranking.md, "Which model").
+
+    With ``refit``, the model is refitted on the universe's own candidate pairs, with the registry
+    codes as the noisy labels (:func:`training.fit.fit_fit_model`): its retrievers, its texts. That
+    needs at least ``min_pairs`` pairs whose code agrees and as many whose code disagrees; with fewer
+    (a registry without codes, chains without ``industry_codes``), or without ``refit``, it is
+    ``default`` (``ranking.fit_model``). The second value says which, with the counts.
+    """
+    state = features["code"].astype(str)
+    n_agree, n_disagree = int((state == "agree").sum()), int((state == "disagree").sum())
+    info: dict[str, object] = {"n_agree": n_agree, "n_disagree": n_disagree, "min_pairs": min_pairs}
+    if not refit:
+        return default, {"model": "default", "why": "ranking.fit_refit is off", **info}
+    if min(n_agree, n_disagree) < max(min_pairs, 1):
+        why = f"{n_agree} pairs whose code agrees and {n_disagree} whose code disagrees; a refit needs {min_pairs} of each"
+        return default, {"model": "default", "why": why, **info}
+    model = fit_fit_model(features, default.features, manifest={"fitted_on": "the universe's own candidates"})
+    return model, {"model": "refit", "alpha": model.alpha, "em_iterations": model.manifest["em_iterations"], **info}
+
+
+def zone_fit(
+    candidates: pd.DataFrame,
+    nodes: pd.DataFrame,
+    enterprises: pd.DataFrame,
+    default: FitModel,
+    refit: bool,
+    min_pairs: int,
+    segmenter: WordSegmenter | None = None,
+) -> tuple[pd.Series, FitModel, dict[str, object]]:
+    """:func:`fit_scores` with the model of :func:`zone_fit_model`, fitted on these very candidates
+    (the features are computed once): (fit of every pair, the model, where it came from)."""
+    features = fit_features(candidates, nodes, enterprises, segmenter)
+    model, info = zone_fit_model(features, default, refit, min_pairs)
+    return pd.Series(model.predict(features), index=candidates.index, name="fit"), model, info

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -40,3 +41,23 @@ def test_live_fit_uses_the_published_candidates_and_scores_an_unlisted_firm_low(
     assert listed_fit > unlisted_fit  # ranked first by a retriever beats returned by none
     monkeypatch.setattr(detail, "published_dir", lambda root: None)  # no run yet: still a probability
     assert 0.0 <= detail.live_fit(settings, top, node, tables, nodes) <= 1.0
+
+
+def test_live_fit_uses_the_fit_model_the_published_run_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from recommender.retrieval.fit import FIT_MODEL_FILE
+    from recommender.settings import load_fit_model
+
+    world = world_module.make_world(n_enterprises=300, random_state=1)
+    settings = load_settings(workspace=tmp_path / "ws")
+    tables, nodes, cands = world["tables"], world["nodes"], world["candidates"]
+    node = str(cands["node_id"].iloc[0])
+    top = str(cands[cands["node_id"] == node].sort_values("dense_rank")["enterprise_id"].iloc[0])
+    run = tmp_path / "run"
+    run.mkdir()
+    cands.to_parquet(run / "scored.parquet")
+    monkeypatch.setattr(detail, "published_dir", lambda root: run)
+    configured = detail.live_fit(settings, top, node, tables, nodes)
+    used = load_fit_model(settings).to_dict()
+    used["intercept"] = used["intercept"] - 30.0  # a run whose (refitted) model says nothing fits
+    (run / FIT_MODEL_FILE).write_text(json.dumps(used), encoding="utf-8")
+    assert detail.live_fit(settings, top, node, tables, nodes) < 0.01 < configured

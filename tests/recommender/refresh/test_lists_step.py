@@ -3,6 +3,7 @@ the 本地延链 list and the excluded pairs beside them (Parquet and workbook s
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -116,7 +117,7 @@ def test_export_step_writes_the_local_extension_and_excluded_sheets(ctx: RunCont
 
 
 def test_score_step_fit_is_the_fit_model_of_the_settings(ctx: RunContext) -> None:
-    from recommender.retrieval.fit import fit_scores
+    from recommender.retrieval.fit import FIT_MODEL_FILE, FitModel, fit_scores
     from recommender.settings import load_fit_model
 
     scored = ctx.cache["scored"].drop(columns="fit").assign(words_rank=[1.0, 2, 3, 4, 5, 6, 7, 1, 2])
@@ -126,6 +127,15 @@ def test_score_step_fit_is_the_fit_model_of_the_settings(ctx: RunContext) -> Non
     pd.testing.assert_series_equal(got, want)
     assert ((got >= 0) & (got <= 1)).all()
     assert steps.fit_source(ctx).startswith("configs/fit_model.yaml@")
+    assert ctx.cache["fit_model_info"]["why"] == "ranking.fit_refit is off"
+    s = ctx.settings
+    ctx.settings = s.model_copy(update={"ranking": s.ranking.model_copy(update={"fit_refit": True})})
+    assert steps.fit_source(ctx).endswith(f"refit ≥ {ctx.settings.ranking.fit_refit_min_pairs}")
+    pd.testing.assert_series_equal(steps.pair_fit(ctx, scored), want)
+    info = ctx.cache["fit_model_info"]  # the toy universe has no codes: the configured model, and why
+    assert (info["model"], info["n_agree"], info["n_disagree"]) == ("default", 0, 0)
+    written = FitModel.from_dict(json.loads((ctx.staging / FIT_MODEL_FILE).read_text(encoding="utf-8")))
+    assert written.to_dict() == model.to_dict()  # the run holds the model it used (the live fit reads it)
 
 
 def test_a_missing_fit_model_is_bad_input_naming_the_file(ctx: RunContext, tmp_path: Path) -> None:

@@ -420,7 +420,7 @@ def test_real_refresh_on_sample_zone_resumes_after_kill_and_dask_matches_local(t
     from recommender.sample.generate import generate_sample
     from recommender.settings import load_chains
 
-    env = {"SANSETU_RETRIEVAL__EMBEDDER": "tfidf", "SANSETU_REFRESH__TOP_N": "10"}
+    env = {"SANSETU_RETRIEVAL__EMBEDDER": "tfidf", "SANSETU_REFRESH__TOP_N": "10", "SANSETU_RANKING__FIT_REFIT": "true"}
     ws, inputs = tmp_path / "ws", tmp_path / "inputs"
     inputs.mkdir()
     os.environ.update(env)
@@ -439,6 +439,9 @@ def test_real_refresh_on_sample_zone_resumes_after_kill_and_dask_matches_local(t
         assert "published run 2026-06-30" in done.stdout
         manifest = runs.read_manifest(ws / "published")
         assert [s["step"] for s in manifest["steps"] if s["resumed"]] == ["map", "embed", "index", "retrieve"]
+        assert manifest["fit_model"]["model"] == "refit"  # the sample's registry codes allow a refit
+        assert manifest["fit_model"]["n_agree"] >= settings.ranking.fit_refit_min_pairs
+        assert (ws / "published" / "fit_model.json").is_file()
         again = subprocess.run(cmd, env=dict(os.environ), capture_output=True, text=True, cwd=ROOT)
         assert again.returncode == 0 and "already published with the same inputs" in again.stdout
         local = pd.read_parquet(ws / "published" / "targets.parquet")

@@ -144,3 +144,62 @@ def test_the_default_model_in_configs_loads_and_scores(segmenter: WordSegmenter)
     got = fit_scores(make_candidates(), make_nodes(), make_enterprises(), model, segmenter)
     assert got.between(0, 1).all()
     assert got.iloc[0] > got.iloc[2]  # a: first hit, both products, code agrees; c: a restaurant
+
+
+def make_feature_world(n_firms: int = 400, random_state: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    """Fit features (``TEXT_FEATURES``, ``code``) of code families with a known truth: each chain firm
+    is a candidate at three sibling nodes that share its code class and makes the products of one of
+    them, where its texts match better; a quarter of the firms are outside industries (none fits,
+    the code disagrees). Returns (features, truth)."""
+    from recommender.retrieval.fit import TEXT_FEATURES
+
+    rng = np.random.default_rng(random_state)
+    rows, truth = [], []
+    for f in range(n_firms):
+        chain = rng.random() < 0.75
+        true = int(rng.integers(0, 3)) if chain else -1
+        for k in range(3):
+            fits = k == true
+            good = rng.uniform(0.5, 1.0, len(TEXT_FEATURES)) if fits else rng.uniform(0.0, 0.6, len(TEXT_FEATURES))
+            row = dict(zip(TEXT_FEATURES, good, strict=True))
+            for name in ("best_logrank", "mean_logrank"):  # a better match is a smaller log rank
+                row[name] = 1.0 - row[name]
+            rows.append({"node_id": f"n{(f + k) % 30:02d}", "enterprise_id": f"f{f}", **row,
+                         "code": "agree" if chain else "disagree"})  # fmt: skip
+            truth.append(float(fits))
+    return pd.DataFrame(rows), np.asarray(truth)
+
+
+def test_zone_fit_model_refits_on_the_universe_when_its_codes_allow_and_says_why_not_otherwise() -> None:
+    from recommender.retrieval.fit import zone_fit_model
+
+    features, truth = make_feature_world()
+    default = toy_model()
+    n_agree, n_disagree = int((features["code"] == "agree").sum()), int((features["code"] == "disagree").sum())
+
+    same, info = zone_fit_model(features, default, refit=False, min_pairs=10)
+    assert same is default and info["model"] == "default" and "fit_refit is off" in str(info["why"])
+
+    same, info = zone_fit_model(features, default, refit=True, min_pairs=n_disagree + 1)
+    assert same is default and info["model"] == "default"
+    assert str(info["why"]) == (
+        f"{n_agree} pairs whose code agrees and {n_disagree} whose code disagrees; a refit needs {n_disagree + 1} of each"
+    )
+    same, info = zone_fit_model(features.assign(code="unknown"), default, refit=True, min_pairs=10)
+    assert same is default and (info["n_agree"], info["n_disagree"]) == (0, 0)  # no codes: nothing to refit on
+
+    model, info = zone_fit_model(features, default, refit=True, min_pairs=100)
+    assert info["model"] == "refit" and (info["n_agree"], info["n_disagree"]) == (n_agree, n_disagree)
+    assert model.features == default.features and model.manifest["fitted_on"] == "the universe's own candidates"
+    assert np.mean((model.predict(features) >= 0.5) == (truth == 1)) > 0.95  # the sibling that fits, not all three
+    again, _ = zone_fit_model(features, default, refit=True, min_pairs=100)
+    assert again.to_dict() == model.to_dict()  # deterministic
+
+
+def test_zone_fit_scores_with_the_model_it_chose(segmenter: WordSegmenter) -> None:
+    from recommender.retrieval.fit import zone_fit
+
+    cands, nodes, ents = make_candidates(), make_nodes(), make_enterprises()
+    got, model, info = zone_fit(cands, nodes, ents, toy_model(), refit=True, min_pairs=200, segmenter=segmenter)
+    assert info["model"] == "default" and model is not None  # five pairs cannot refit
+    pd.testing.assert_series_equal(got, fit_scores(cands, nodes, ents, model, segmenter))
