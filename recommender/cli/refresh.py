@@ -119,10 +119,7 @@ def _print_outcome(out: Any) -> None:
             f"{lists.get('max_lists_per_firm')} lists, mean top-20 Jaccard {lists.get('mean_jaccard_top20')}"
         )
     fm = m.get("fit_model") or {}
-    if fm.get("model") == "refit":
-        typer.echo(f"fit model: refitted on this run's candidates ({fm['n_agree']} pairs whose code agrees, "
-                   f"{fm['n_disagree']} whose code disagrees)")  # fmt: skip
-    elif fm:
+    if fm:
         typer.echo(f"fit model: {m.get('fit')} ({fm.get('why')})")
     if m.get("scorer") == "heuristic":
         typer.echo("note: no champion model in the registry; targets are scored with the day-one heuristic")

@@ -104,9 +104,7 @@ def training_candidates(settings: Settings, nodes: pd.DataFrame, tables: dict[st
     fit, _, info = zone_fit(
         candidates, nodes, tables["enterprises"], load_fit_model(settings), cfg.fit_refit, cfg.fit_refit_min_pairs
     )
-    log.info(
-        "fit model of the training candidates: %s (%s)", info["model"], info.get("why", f"alpha {info.get('alpha')}")
-    )
+    log.info("fit model of the training candidates: %s (%s)", info["model"], info["why"])
     return candidates.assign(fit=fit.to_numpy())
 
 

@@ -399,8 +399,7 @@ def pair_fit(ctx: RunContext, scored: pd.DataFrame) -> pd.Series:
     )
     ctx.write_json(model.to_dict(), FIT_MODEL_FILE)
     ctx.cache["fit_model_info"] = info
-    ctx.log.info("fit model: %s (%s)", info["model"], info.get("why", f"alpha {info.get('alpha')}"),
-                 extra={"event": "fit_model", **info})  # fmt: skip
+    ctx.log.info("fit model: %s (%s)", info["model"], info["why"], extra={"event": "fit_model", **info})
     return fit
 
 

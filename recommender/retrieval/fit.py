@@ -311,7 +311,8 @@ def zone_fit_model(
     codes as the noisy labels (:func:`training.fit.fit_fit_model`): its retrievers, its texts. That
     needs at least ``min_pairs`` pairs whose code agrees and as many whose code disagrees; with fewer
     (a registry without codes, chains without ``industry_codes``), or without ``refit``, it is
-    ``default`` (``ranking.fit_model``). The second value says which, with the counts.
+    ``default`` (``ranking.fit_model``). The second value says which (``model``), why (``why``, a
+    sentence for logs and summaries) and the counts.
     """
     state = features["code"].astype(str)
     n_agree, n_disagree = int((state == "agree").sum()), int((state == "disagree").sum())
@@ -322,7 +323,11 @@ def zone_fit_model(
         why = f"{n_agree} pairs whose code agrees and {n_disagree} whose code disagrees; a refit needs {min_pairs} of each"
         return default, {"model": "default", "why": why, **info}
     model = fit_fit_model(features, default.features, manifest={"fitted_on": "the universe's own candidates"})
-    return model, {"model": "refit", "alpha": model.alpha, "em_iterations": model.manifest["em_iterations"], **info}
+    why = (
+        f"refitted on {n_agree} pairs whose code agrees and {n_disagree} whose code disagrees, alpha {model.alpha:.3f}"
+    )
+    return model, {"model": "refit", "why": why, "alpha": model.alpha,
+                   "em_iterations": model.manifest["em_iterations"], **info}  # fmt: skip
 
 
 def zone_fit(

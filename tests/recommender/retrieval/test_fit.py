@@ -190,6 +190,7 @@ def test_zone_fit_model_refits_on_the_universe_when_its_codes_allow_and_says_why
 
     model, info = zone_fit_model(features, default, refit=True, min_pairs=100)
     assert info["model"] == "refit" and (info["n_agree"], info["n_disagree"]) == (n_agree, n_disagree)
+    assert str(info["why"]).startswith(f"refitted on {n_agree} pairs whose code agrees and {n_disagree} whose")
     assert model.features == default.features and model.manifest["fitted_on"] == "the universe's own candidates"
     assert np.mean((model.predict(features) >= 0.5) == (truth == 1)) > 0.95  # the sibling that fits, not all three
     again, _ = zone_fit_model(features, default, refit=True, min_pairs=100)
