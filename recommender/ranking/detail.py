@@ -5,6 +5,7 @@ is not published (the champion model when one exists, else the heuristic)."""
 from __future__ import annotations
 
 import json
+import logging
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,8 @@ from recommender.workspace import Workspace
 
 if TYPE_CHECKING:
     from recommender.settings import Settings
+
+_log = logging.getLogger(__name__)
 
 
 class DetailInputError(ValueError):
@@ -163,8 +166,7 @@ def live_fit(
     from recommender.settings import load_fit_model
 
     run_dir = published_dir(Workspace(settings.workspace).root)
-    used = None if run_dir is None else run_dir / FIT_MODEL_FILE  # the model that run used (refitted or not)
-    model = FitModel.from_dict(json.loads(used.read_text(encoding="utf-8"))) if used and used.is_file() else None
+    model = None if run_dir is None else _run_fit_model(run_dir / FIT_MODEL_FILE, FitModel)
     path = None if run_dir is None else run_dir / "scored.parquet"
     cands = (
         pd.read_parquet(path)
@@ -175,6 +177,18 @@ def live_fit(
         c for c in cands.columns if c in ("node_id", "enterprise_id", "similarity") or c.endswith(("_rank", "_score"))
     ]
     return fit(node, enterprise_id, cands[cols], nodes, tables["enterprises"], model or load_fit_model(settings))
+
+
+def _run_fit_model(path: Path, model_cls: Any) -> Any:
+    """The fit model a run used (refitted or not), or None when the run has none or it cannot be read:
+    the page then scores with the configured model and the log names the file and why."""
+    if not path.is_file():
+        return None
+    try:
+        return model_cls.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError, KeyError) as exc:  # JSONDecodeError is a ValueError
+        _log.warning("live fit: %s is not a fit model (%s); using ranking.fit_model", path, exc)
+        return None
 
 
 def _today() -> date:

@@ -414,7 +414,8 @@ def step_paths(ctx: RunContext) -> StepResult:
     scored = ctx.cache.get("scored")
     if scored is None:
         scored = ctx.read_parquet("scored.parquet")
-    if "fit" not in scored.columns:  # scored by a run from before the fit column
+    legacy = "fit" not in scored.columns  # scored by a run from before the fit column: the fit is computed here
+    if legacy:
         scored = scored.assign(fit=pair_fit(ctx, scored))
     tables, top_n = _tables(ctx), ctx.settings.refresh.top_n
     presence = presence_known(tables["presence"], ctx.as_of) if not tables["presence"].empty else None
@@ -431,8 +432,10 @@ def step_paths(ctx: RunContext) -> StepResult:
         "excluded_terminated": int((excluded["reason_code"] == "terminated").sum()),
         "below_fit": int(lists.node_counts["n_below_fit"].sum()), "capped": len(lists.capped),
     }  # fmt: skip
-    outputs = (ctx.write_parquet(targets, "targets.parquet"), ctx.write_parquet(local, "local_extension.parquet"),
+    outputs: tuple[str, ...] = (ctx.write_parquet(targets, "targets.parquet"), ctx.write_parquet(local, "local_extension.parquet"),
                ctx.write_parquet(excluded, "excluded.parquet"), ctx.write_parquet(lists.node_counts, "lists.parquet"))  # fmt: skip
+    if legacy and (ctx.staging / FIT_MODEL_FILE).is_file():  # the model pair_fit used is this step's output then
+        outputs += (FIT_MODEL_FILE,)
     return StepResult(outputs, {"counts": counts, "lists": overlap})
 
 

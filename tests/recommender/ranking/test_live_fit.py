@@ -61,3 +61,26 @@ def test_live_fit_uses_the_fit_model_the_published_run_used(tmp_path: Path, monk
     used["intercept"] = used["intercept"] - 30.0  # a run whose (refitted) model says nothing fits
     (run / FIT_MODEL_FILE).write_text(json.dumps(used), encoding="utf-8")
     assert detail.live_fit(settings, top, node, tables, nodes) < 0.01 < configured
+
+
+def test_live_fit_falls_back_to_the_configured_model_when_the_run_file_is_unreadable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from recommender.retrieval.fit import FIT_MODEL_FILE
+
+    world = world_module.make_world(n_enterprises=300, random_state=1)
+    settings = load_settings(workspace=tmp_path / "ws")
+    tables, nodes, cands = world["tables"], world["nodes"], world["candidates"]
+    node = str(cands["node_id"].iloc[0])
+    top = str(cands[cands["node_id"] == node].sort_values("dense_rank")["enterprise_id"].iloc[0])
+    run = tmp_path / "run"
+    run.mkdir()
+    cands.to_parquet(run / "scored.parquet")
+    monkeypatch.setattr(detail, "published_dir", lambda root: run)
+    configured = detail.live_fit(settings, top, node, tables, nodes)
+    for bad in ('{"version": "1", "feat', json.dumps({"version": "not a fit model"})):
+        (run / FIT_MODEL_FILE).write_text(bad, encoding="utf-8")
+        with caplog.at_level("WARNING", logger=detail.__name__):
+            assert detail.live_fit(settings, top, node, tables, nodes) == configured
+        assert FIT_MODEL_FILE in caplog.text and "ranking.fit_model" in caplog.text
+        caplog.clear()

@@ -146,3 +146,12 @@ def test_a_missing_fit_model_is_bad_input_naming_the_file(ctx: RunContext, tmp_p
     ctx.settings = s.model_copy(update={"ranking": s.ranking.model_copy(update={"fit_model": str(missing)})})
     with pytest.raises(InputError, match=f"config file {missing} does not exist"):
         steps.pair_fit(ctx, ctx.cache["scored"])
+
+
+def test_paths_step_on_a_run_scored_before_the_fit_column_declares_the_fit_model_it_wrote(ctx: RunContext) -> None:
+    from recommender.retrieval.fit import FIT_MODEL_FILE
+
+    assert FIT_MODEL_FILE not in steps.step_paths(ctx).outputs  # scored with fit: the score step owns the file
+    ctx.cache["scored"] = ctx.cache["scored"].drop(columns="fit")  # as an older run's scored.parquet
+    outputs = steps.step_paths(ctx).outputs
+    assert FIT_MODEL_FILE in outputs and (ctx.staging / FIT_MODEL_FILE).is_file()
