@@ -118,6 +118,12 @@ def _print_outcome(out: Any) -> None:
             f"({lists.get('firms_per_100_places')} per 100 places), a firm in at most "
             f"{lists.get('max_lists_per_firm')} lists, mean top-20 Jaccard {lists.get('mean_jaccard_top20')}"
         )
+    counts = m.get("counts") or {}
+    if counts.get("near_fit"):
+        typer.echo(
+            f"to check: {counts['near_fit']} outside firms just below the fit threshold, the best "
+            f"{counts.get('near_fit_shown')} in the workbook's 待核实 sheet (near_fit.parquet)"
+        )
     fm = m.get("fit_model") or {}
     if fm:
         typer.echo(f"fit model: {m.get('fit')} ({fm.get('why')})")

@@ -20,6 +20,12 @@ they are to come. From the scored candidates (``node_id, enterprise_id, score, f
 
 ``n_fit`` of a node is how many outside firms pass the threshold after the exclusions (what a page
 shows as 本节点匹配企业 7 家); a list may be shorter than ``top_n``.
+
+5. **To check (待核实).** Outside firms just below the threshold — ``near_fit_min ≤ fit <
+   fit_threshold``, not excluded by rule 1, not in the zone — are never listed, but the best
+   ``near_fit_per_node`` of each node by fit (then score, then firm id) go to ``near_fit`` for an
+   analyst to check; ``n_near_fit`` counts all of them. Where the fit model is conservative (texts
+   unlike the sample's: docs/ranking.md, "Fit on real texts"), the firms it cut are found there.
 """
 
 from __future__ import annotations
@@ -43,8 +49,10 @@ EXCLUDED_COLUMNS: Final = [
 REASON_CODES: Final = ("signed", "terminated", "in_zone_at_node")
 NODE_COUNT_COLUMNS: Final = [
     COL_NODE_ID, "n_candidates", "n_below_fit", "n_excluded_signed", "n_excluded_terminated", "n_fit",
-    "n_local_fit", "n_capped", "n_listed", "n_local_listed",
+    "n_local_fit", "n_capped", "n_listed", "n_local_listed", "n_near_fit",
 ]  # fmt: skip
+NEAR_FIT_COLUMNS: Final = [COL_NODE_ID, "near_rank", COL_ENTERPRISE_ID, "fit", "score"]
+"""``near_fit``: per node the best outside firms below the fit threshold (rule 5), ``near_rank`` 1 = best fit."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +68,7 @@ class PublishedLists:
         excluded: :data:`EXCLUDED_COLUMNS`.
         node_counts: :data:`NODE_COUNT_COLUMNS`, one row per node of the candidates.
         capped: ``node_id, enterprise_id, fit``: the pairs the cap took off a list.
+        near_fit: :data:`NEAR_FIT_COLUMNS`: the firms to check (rule 5), never in a list.
     """
 
     targets: pd.DataFrame
@@ -67,6 +76,7 @@ class PublishedLists:
     excluded: pd.DataFrame
     node_counts: pd.DataFrame
     capped: pd.DataFrame
+    near_fit: pd.DataFrame
 
 
 def build_lists(
@@ -97,17 +107,30 @@ def build_lists(
     left_out = pd.MultiIndex.from_frame(df[[COL_NODE_ID, COL_ENTERPRISE_ID]]).isin(
         pd.MultiIndex.from_frame(excluded[[COL_NODE_ID, COL_ENTERPRISE_ID]].astype(str))
     )
-    fits = pd.to_numeric(df["fit"], errors="coerce").fillna(0.0) >= config.fit_threshold
+    fit = pd.to_numeric(df["fit"], errors="coerce").fillna(0.0)
+    fits = fit >= config.fit_threshold
     zone_nodes = _zone_nodes(presence)
     in_zone = df[COL_ENTERPRISE_ID].isin(zone_nodes.index)
     outside, local = df[fits & ~left_out & ~in_zone], df[fits & ~left_out & in_zone]
+    near = df[~fits & (fit >= config.near_fit_min) & ~left_out & ~in_zone] if config.near_fit_per_node else df.iloc[:0]
     kept, capped = cap_lists(outside, config.max_lists_per_firm, top_n)
     local_rows = _ranked(local).groupby(COL_NODE_ID, sort=False).head(top_n)
-    counts = _node_counts(df, fits, excluded, outside, local, capped, kept, local_rows)
+    counts = _node_counts(df, fits, excluded, outside, local, capped, kept, local_rows, near)
     targets = _with_counts(kept, counts, "n_fit").assign(also_fits=_also_fits(kept, capped))
     local_ext = _with_counts(local_rows, counts, "n_local_fit")
     local_ext["zone_nodes"] = local_ext[COL_ENTERPRISE_ID].map(zone_nodes).fillna("")
-    return PublishedLists(targets, local_ext, excluded, counts, capped)
+    return PublishedLists(targets, local_ext, excluded, counts, capped, near_fit(near, config.near_fit_per_node))
+
+
+def near_fit(near: pd.DataFrame, per_node: int) -> pd.DataFrame:
+    """The best ``per_node`` rows of each node by fit (then score, then firm id), ``near_rank`` 1, 2, …
+    (:data:`NEAR_FIT_COLUMNS`)."""
+    order = near.sort_values(
+        [COL_NODE_ID, "fit", "score", COL_ENTERPRISE_ID], ascending=[True, False, False, True], kind="stable"
+    )
+    top = order.assign(near_rank=order.groupby(COL_NODE_ID, sort=False).cumcount().to_numpy() + 1)
+    top = top[top["near_rank"] <= per_node]
+    return top[NEAR_FIT_COLUMNS].astype({"fit": float, "score": float}).reset_index(drop=True)
 
 
 def _ranked(df: pd.DataFrame) -> pd.DataFrame:
@@ -185,6 +208,7 @@ def _node_counts(
     capped: pd.DataFrame,
     kept: pd.DataFrame,
     local_rows: pd.DataFrame,
+    near: pd.DataFrame,
 ) -> pd.DataFrame:
     nodes = pd.Index(sorted(df[COL_NODE_ID].unique()), name=COL_NODE_ID)
 
@@ -203,6 +227,7 @@ def _node_counts(
             "n_capped": per_node(capped),
             "n_listed": per_node(kept),
             "n_local_listed": per_node(local_rows),
+            "n_near_fit": per_node(near),
         },
         index=nodes,
     )

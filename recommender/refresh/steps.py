@@ -422,8 +422,8 @@ def step_paths(ctx: RunContext) -> StepResult:
     lists = build_lists(scored, tables["outcomes"], presence, ctx.settings.ranking, top_n, ctx.as_of_ts)
     graph = build_graph(tables["relations"], tables["assets"], tables["presence"], tables["enterprises"], ctx.as_of_ts)
     targets, local = (_explained(ctx, rows, graph) for rows in (lists.targets, lists.local_extension))
-    excluded = _named(lists.excluded, tables["enterprises"])
-    ctx.cache.update(targets=targets, local_extension=local, excluded=excluded)
+    excluded, near = (_named(rows, tables["enterprises"]) for rows in (lists.excluded, lists.near_fit))
+    ctx.cache.update(targets=targets, local_extension=local, excluded=excluded, near_fit=near)
     overlap = list_overlap(targets)
     ctx.log.info("lists: %s", overlap, extra={"event": "lists", **{k: v for k, v in overlap.items() if v is not None}})
     counts = {
@@ -431,9 +431,11 @@ def step_paths(ctx: RunContext) -> StepResult:
         "local_extension": len(local), "excluded_signed": int((excluded["reason_code"] == "signed").sum()),
         "excluded_terminated": int((excluded["reason_code"] == "terminated").sum()),
         "below_fit": int(lists.node_counts["n_below_fit"].sum()), "capped": len(lists.capped),
+        "near_fit": int(lists.node_counts["n_near_fit"].sum()), "near_fit_shown": len(near),
     }  # fmt: skip
     outputs: tuple[str, ...] = (ctx.write_parquet(targets, "targets.parquet"), ctx.write_parquet(local, "local_extension.parquet"),
-               ctx.write_parquet(excluded, "excluded.parquet"), ctx.write_parquet(lists.node_counts, "lists.parquet"))  # fmt: skip
+               ctx.write_parquet(excluded, "excluded.parquet"), ctx.write_parquet(lists.node_counts, "lists.parquet"),
+               ctx.write_parquet(near, "near_fit.parquet"))  # fmt: skip
     if legacy and (ctx.staging / FIT_MODEL_FILE).is_file():  # the model pair_fit used is this step's output then
         outputs += (FIT_MODEL_FILE,)
     return StepResult(outputs, {"counts": counts, "lists": overlap})
@@ -511,6 +513,7 @@ def step_export(ctx: RunContext) -> StepResult:
     csvs = write_node_csvs(targets, ctx.staging / "targets", node_names)
     names = {c.id: c.name for c in load_chains(ctx.settings)}
     sheets = list_sheets(_optional(ctx, "local_extension"), _optional(ctx, "excluded"), node_names)
+    sheets |= near_fit_sheet(_optional(ctx, "near_fit"), node_names, ctx.settings.ranking.fit_threshold)
     export_workbook(_map(ctx), targets, ctx.staging / "workbook.xlsx", diff=d, chain_names=names, extra_sheets=sheets)
     outputs = tuple(str(p.relative_to(ctx.staging)) for p in csvs) + ("workbook.xlsx",)
     return StepResult(outputs, {"counts": {"csv_files": len(csvs)}})
@@ -522,6 +525,27 @@ EXCLUDED_HEADERS: Final = {
     "node_id": "节点编号", "node_name": "节点", "enterprise_id": "统一社会信用代码", "name": "企业名称",
     "reason": "排除原因", "stage": "阶段", "date": "日期", "note": "备注", "fit": "匹配度", "score": "签约概率",
 }  # fmt: skip
+
+
+NEAR_FIT_SHEET: Final = "待核实"
+NEAR_FIT_HEADERS: Final = {
+    "node_id": "节点编号", "node_name": "节点", "near_rank": "序号", "enterprise_id": "统一社会信用代码",
+    "name": "企业名称", "fit": "匹配度", "score": "签约概率", "why": "说明",
+}  # fmt: skip
+
+
+def near_fit_sheet(near: pd.DataFrame | None, node_names: dict[str, str], threshold: float) -> dict[str, pd.DataFrame]:
+    """The workbook's 待核实 sheet: per node the outside firms just below the fit threshold, best fit
+    first, each with why it is not listed (``recommender.ranking.lists``, rule 5); none for a run without it."""
+    if near is None:
+        return {}
+    out = near.assign(
+        node_name=near["node_id"].map(lambda n: node_names.get(n, "")),
+        why=near["fit"].map(
+            lambda f: f"匹配度{f:.0%}，低于阈值{threshold:.0%}，未列入名单：请核实其是否生产本节点产品"
+        ),
+    )
+    return {NEAR_FIT_SHEET: out[[c for c in NEAR_FIT_HEADERS if c in out.columns]].rename(columns=NEAR_FIT_HEADERS)}
 
 
 def _optional(ctx: RunContext, name: str) -> pd.DataFrame | None:

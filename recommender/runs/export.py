@@ -270,7 +270,7 @@ def workbook_bytes(
             reasons, routes, theme, sources``).
         diff: :func:`recommender.runs.directory.diff_runs` output for the ``本周新增`` sheet (empty sheet if None).
         chain_names: chain id -> display name used as the sheet title (default: the chain id).
-        extra_sheets: title -> frame written as is after ``本周新增`` (the refresh's 本地延链 and 排除名单).
+        extra_sheets: title -> frame written as is after ``本周新增`` (the refresh's 本地延链, 排除名单 and 待核实).
     """
     from openpyxl import Workbook
 

@@ -210,16 +210,22 @@ def node_page(st: WebState, node_id: str, f: ListFilters) -> dict[str, Any]:
         "view": view,
         "filters": f.form_values(),
         "xlsx_url": f"/nodes/{node_id}/targets.xlsx" + (f"?{xlsx_qs}" if xlsx_qs else ""),
-        **(node_lists(st, view, node_id) if view is not None else {"n_fit": None, "local": [], "excluded": {}}),
+        **(
+            node_lists(st, view, node_id)
+            if view is not None
+            else {"n_fit": None, "local": [], "excluded": {}, "near_fit": 0}
+        ),
     }
 
 
 def node_lists(st: WebState, view: RunView, node_id: str) -> dict[str, Any]:
     """What the node page says beside its list: ``n_fit`` (fitting outside firms, None for a run
-    from before fit), the 本地延链 ``local`` records and the ``excluded`` counts by reason."""
+    from before fit), the 本地延链 ``local`` records, the ``excluded`` counts by reason and ``near_fit``
+    (how many outside firms are just below the fit threshold, ``near_fit_shown`` of them in 待核实)."""
     counts = st.run_lists.node(view, "lists", node_id)
     targets = view.node_targets(node_id)
     n_fit: int | None = None
+    near = int(counts["n_near_fit"].iloc[0]) if not counts.empty and "n_near_fit" in counts else 0
     if not counts.empty and "n_fit" in counts:
         n_fit = int(counts["n_fit"].iloc[0])
     elif not targets.empty and "n_fit" in targets:
@@ -236,6 +242,8 @@ def node_lists(st: WebState, view: RunView, node_id: str) -> dict[str, Any]:
         "local": local_recs,
         "excluded": {str(k): int(v) for k, v in by_reason.items()},
         "terminated_months": st.settings.ranking.exclude_terminated_months,
+        "near_fit": near,  # outside firms just below the fit threshold (the workbook's 待核实 sheet holds the best)
+        "near_fit_shown": min(near, st.settings.ranking.near_fit_per_node),
     }
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from recommender.ranking.lists import (
     EXCLUDED_COLUMNS,
+    NEAR_FIT_COLUMNS,
     NODE_COUNT_COLUMNS,
     build_lists,
     cap_lists,
@@ -234,6 +235,33 @@ def test_local_firms_are_not_counted_by_the_cap() -> None:
     assert sorted(out.targets["node_id"]) == ["A", "B"]
 
 
+# ---------------------------------------------------------------- to check (待核实)
+def test_near_fit_holds_the_best_outside_firms_just_below_the_threshold_and_none_is_listed() -> None:
+    rows = [("A", "FIT", 1.0, 0.9), ("A", "N1", 0.1, 0.45), ("A", "N2", 99.0, 0.30), ("A", "N3", 5.0, 0.30)]
+    rows += [("A", "FAR", 50.0, 0.04), ("A", "SIGNED", 9.0, 0.40), ("A", "LOCAL", 9.0, 0.40), ("B", "N1", 1.0, 0.2)]
+    presence = pd.DataFrame({"enterprise_id": ["LOCAL"], "node_id": ["Z"], "year": [2026]})
+    history = outcomes([("SIGNED", "A", "签约", "2025-01-02", None)])
+    cfg = RankingConfig(near_fit_per_node=2, near_fit_min=0.05)
+    out = build_lists(scored(rows), history, presence, cfg, 10, AS_OF)
+    assert list(out.near_fit.columns) == NEAR_FIT_COLUMNS
+    # best fit first, then score (N2 before N3); FAR is under near_fit_min; signed and local firms are not "to check"
+    assert out.near_fit[["node_id", "near_rank", "enterprise_id"]].values.tolist() == [
+        ["A", 1, "N1"], ["A", 2, "N2"], ["B", 1, "N1"],
+    ]  # fmt: skip
+    assert listed(out.targets) == {"A": ["FIT"]}  # never in a list, whatever the score
+    assert node_counts(out.node_counts, "A", ["n_near_fit", "n_below_fit"]) == [3, 6]  # all of N1, N2, N3; cut at 2
+    off = build_lists(scored(rows), history, presence, RankingConfig(near_fit_per_node=0), 10, AS_OF)
+    assert off.near_fit.empty and list(off.near_fit.columns) == NEAR_FIT_COLUMNS
+    assert node_counts(off.node_counts, "A", ["n_near_fit"]) == [0]
+    assert off.targets.equals(out.targets)
+
+
+def test_near_fit_min_must_be_below_the_fit_threshold() -> None:
+    with pytest.raises(ValueError, match=re.escape("ranking.near_fit_min must be below ranking.fit_threshold (0.5)")):
+        RankingConfig(near_fit_min=0.5)
+    assert RankingConfig(near_fit_min=0.5, near_fit_per_node=0).near_fit_per_node == 0
+
+
 # ---------------------------------------------------------------- checks, empty input
 def test_build_lists_rejects_missing_columns_and_a_bad_top_n() -> None:
     s = scored([("A", "E", 1.0, 0.9)])
@@ -248,6 +276,7 @@ def test_build_lists_of_no_candidates_is_empty_with_the_columns() -> None:
     assert out.targets.empty and out.local_extension.empty and out.excluded.empty
     assert list(out.excluded.columns) == EXCLUDED_COLUMNS
     assert {"rank", "n_fit", "also_fits"} <= set(out.targets.columns)
+    assert out.near_fit.empty and list(out.near_fit.columns) == NEAR_FIT_COLUMNS
 
 
 # ---------------------------------------------------------------- overlap

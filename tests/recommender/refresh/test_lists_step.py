@@ -69,7 +69,9 @@ def test_paths_step_publishes_fitting_capped_targets_local_extension_and_exclusi
     nodes = ctx.cache["nodes"]
     a, b = nodes["node_id"].iloc[0], nodes["node_id"].iloc[1]
     res = steps.step_paths(ctx)
-    assert res.outputs == ("targets.parquet", "local_extension.parquet", "excluded.parquet", "lists.parquet")
+    assert res.outputs == (
+        "targets.parquet", "local_extension.parquet", "excluded.parquet", "lists.parquet", "near_fit.parquet"
+    )  # fmt: skip
     targets = pd.read_parquet(ctx.staging / "targets.parquet").sort_values(["node_id", "rank"])
     got = {(r.node_id, r.rank, r.enterprise_id, r.n_fit, r.also_fits) for r in targets.itertuples()}
     # cap 1: STAR stays where it fits best (b); F1 fits both alike and scores higher at b; a refills from F2
@@ -93,6 +95,9 @@ def test_paths_step_publishes_fitting_capped_targets_local_extension_and_exclusi
         "excluded_terminated": 1,
     }
     assert (counts["below_fit"], counts["capped"]) == (1, 2)  # LOW; STAR and F1 at a
+    near = pd.read_parquet(ctx.staging / "near_fit.parquet")  # LOW (fit 0.1) is to be checked, never listed
+    assert near[["node_id", "near_rank", "enterprise_id", "name"]].values.tolist() == [[a, 1, "LOW", "LOW公司"]]
+    assert (counts["near_fit"], counts["near_fit_shown"]) == (1, 1)
     assert res.info["lists"]["firms_per_100_places"] == 100.0
     assert res.info["lists"]["mean_jaccard_top20"] == 0.0
     f1 = targets[targets["enterprise_id"] == "F1"].iloc[0]
@@ -104,7 +109,10 @@ def test_export_step_writes_the_local_extension_and_excluded_sheets(ctx: RunCont
     steps.step_diff(ctx)
     steps.step_export(ctx)
     book = read_workbook(ctx.staging / "workbook.xlsx")
-    assert {"本地延链", "排除名单"} <= set(book)
+    assert {"本地延链", "排除名单", "待核实"} <= set(book)
+    check = book["待核实"]
+    assert check["企业名称"].tolist() == ["LOW公司"]
+    assert check["说明"].tolist() == ["匹配度10%，低于阈值50%，未列入名单：请核实其是否生产本节点产品"]
     ex = book["排除名单"]
     assert ex["排除原因"].tolist() == [
         "已于2025-01-02签约，不再作为本节点目标",

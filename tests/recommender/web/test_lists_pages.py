@@ -51,7 +51,7 @@ def with_lists(ws: Path) -> Path:
             ],
         }
     ).to_parquet(run / "excluded.parquet", index=False)
-    pd.DataFrame({"node_id": [NODE], "n_fit": [7]}).to_parquet(run / "lists.parquet", index=False)
+    pd.DataFrame({"node_id": [NODE], "n_fit": [7], "n_near_fit": [23]}).to_parquet(run / "lists.parquet", index=False)
     return ws
 
 
@@ -68,6 +68,8 @@ def test_node_page_says_how_many_fit_and_shows_the_local_extension_and_exclusion
     html = page.get(f"/nodes/{NODE}").text
     assert '<span id="n-fit">本节点匹配企业 7 家</span> · 共 1 家目标企业' in html
     assert "未列入：已签约或落地 1 家，近24个月内终止接洽 2 家（原因见 Excel「排除名单」）" in html
+    near = html[html.index('id="near-fit"') :]
+    assert near.startswith('id="near-fit">另有 23 家企业匹配度略低于阈值，未列入名单；最接近的 10 家见 Excel「待核实」')
     local = html[html.index('id="local-extension"') :]
     assert "本地延链（1家）" in local and "光谷本地光纤公司" in local and "光纤光缆" in local
     assert html.index('id="targets"') < html.index('id="local-extension"')  # not mixed with the targets
@@ -98,4 +100,5 @@ def test_a_run_from_before_the_lists_shows_no_counts(
     log_in(client, store.create_token(client.app.state.engine, "v", "viewer"))  # type: ignore[attr-defined]
     html = client.get(f"/nodes/{NODE}").text
     assert "本节点匹配企业" not in html and 'id="local-extension"' not in html and 'id="excluded"' not in html
+    assert 'id="near-fit"' not in html
     assert 'id="also-fits"' not in client.get(f"/enterprises/{E1}").text
