@@ -164,7 +164,13 @@ def _print_outputs(settings: Settings, run: DemoRun, seconds: float) -> None:
     ws = Workspace(Path(settings.workspace))
     targets = pd.read_parquet(run.run_dir / "targets.parquet")
     map_df = pd.read_parquet(run.run_dir / "map.parquet")
-    _print_top_red(map_df, targets)
+    node_id = _print_top_red(map_df, targets)
+    lists = run.run_dir / "lists.parquet"
+    if node_id is not None and lists.is_file():
+        counts = pd.read_parquet(lists).set_index("node_id")
+        near = int(counts["n_near_fit"].get(node_id, 0)) if "n_near_fit" in counts else 0
+        if near:
+            typer.echo(f"另有 {near} 家企业匹配度略低于阈值，未列入名单，见 workbook.xlsx「待核实」")
     from recommender.runs.directory import read_manifest
 
     fm = read_manifest(run.run_dir).get("fit_model") or {}
@@ -175,7 +181,9 @@ def _print_outputs(settings: Settings, run: DemoRun, seconds: float) -> None:
     typer.echo("")
     typer.echo(f"完成，用时 {seconds:.0f} 秒。输出位置：")
     typer.echo(f"  原始示例文件    {run.sample_dir}")
-    typer.echo(f"  已发布名单      {run.run_dir}（targets.parquet、targets/*.csv、workbook.xlsx）")
+    typer.echo(
+        f"  已发布名单      {run.run_dir}（targets.parquet、targets/*.csv、workbook.xlsx：名单、本地延链、排除名单、待核实）"
+    )
     typer.echo(f"  产业链三色图    {ws.maps / 'index.html'}")
     typer.echo(f"  模型与实验      {ws.mlflow_uri()}")
     typer.echo(
@@ -233,14 +241,15 @@ def family_line(validation: dict[str, dict[str, float]], family: str, k: int = 2
             f"次优 {SYSTEM_NAMES.get(second, second)} {b:.3f}，{gain}{tie}")  # fmt: skip
 
 
-def _print_top_red(map_df: Any, targets: Any) -> None:
+def _print_top_red(map_df: Any, targets: Any) -> str | None:
+    """The first red node's list as a table; its node id (None when there is none)."""
     from rich.console import Console
     from rich.table import Table
 
     red = map_df[map_df["colour"] == "red"]
     if red.empty or targets.empty:
         typer.echo("没有红色节点或名单为空。")
-        return
+        return None
     order = "priority" if "priority" in red and red["priority"].notna().any() else "gap"
     node = red.sort_values(order, ascending=False).iloc[0]
     top = targets[targets["node_id"] == node["node_id"]].sort_values("rank").head(10)
@@ -262,3 +271,4 @@ def _print_top_red(map_df: Any, targets: Any) -> None:
             (routes[0].get("theme", "") + "：" + routes[0].get("sentence", "")) if routes else "暂无现成路径",
         )
     Console(width=160).print(table)
+    return str(node["node_id"])

@@ -33,6 +33,6 @@ def test_top_red_list_says_how_many_fit_and_shows_probabilities(capsys: pytest.C
     targets = pd.DataFrame({"node_id": ["n1", "n1"], "rank": [1, 2], "name": ["甲公司", "乙公司"],
                             "score": [0.501, 0.1234], "n_fit": [2, 2], "reasons": [reasons, "[]"],
                             "routes": ["[]", "[]"]})  # fmt: skip
-    _print_top_red(map_df, targets)
+    assert _print_top_red(map_df, targets) == "n1"
     out = capsys.readouterr().out
     assert "本节点匹配企业 2 家" in out and "50.1%" in out and "12.3%" in out and "历次接洽" in out
