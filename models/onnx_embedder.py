@@ -31,6 +31,7 @@ and measured agreement), so a half-written export is never picked up.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import warnings
@@ -477,6 +478,11 @@ def export_onnx(
     if exporter not in ("torchscript", "dynamo"):
         raise ValueError(
             f"The 'exporter' parameter of export_onnx must be one of ['torchscript', 'dynamo']. Got {exporter!r} instead."
+        )
+    if exporter == "dynamo" and importlib.util.find_spec("onnxscript") is None:
+        raise ImportError(
+            "export_onnx(exporter='dynamo') needs the onnxscript package (pip install onnxscript), which sansetu "
+            "does not install; the default exporter='torchscript' does not need it"
         )
     settings = export_settings(quantize, opset, exporter, per_channel, reduce_range)
     model_dir = transformer_dir(folder)

@@ -261,8 +261,21 @@ def test_export_rejects_unknown_exporter(tiny_bert_copy: Path) -> None:
         export_onnx(tiny_bert_copy, exporter="jit")  # type: ignore[arg-type]
 
 
+def test_the_dynamo_exporter_without_onnxscript_says_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnxscript" else real(name, *a))
+    with pytest.raises(ImportError, match=re.escape("needs the onnxscript package (pip install onnxscript)")):
+        export_onnx(tmp_path, exporter="dynamo")
+    assert not (tmp_path / "onnx").exists()  # nothing started
+
+
 @pytest.mark.slow  # about 6 s; the TorchScript exporter is the default
 def test_export_onnx_with_the_dynamo_exporter(tiny_bert_copy: Path) -> None:
+    pytest.importorskip("onnxscript", reason="the dynamo exporter needs onnxscript, which sansetu does not install")
     export_onnx(tiny_bert_copy, quantize=False, exporter="dynamo")
     assert Manifest.read(tiny_bert_copy / "onnx").config["opset"] == 18
     reference = st_reference(tiny_bert_copy, TEXTS, "")
