@@ -48,7 +48,7 @@ from recommender.retrieval.candidates import retrieve_candidates, word_retriever
 from recommender.retrieval.fit import FIT_MODEL_FILE, zone_fit
 from recommender.retrieval.index import build_profile_index, model_key
 from recommender.runs import directory as runs
-from recommender.runs.export import export_workbook, targets_sheet_frame, write_node_csvs
+from recommender.runs.export import export_workbook, list_sheets, write_node_csvs
 from recommender.settings import ConfigError, load_chains, load_fit_model
 
 # raw file stem -> (table, built-in column map); any of .csv / .xlsx / .parquet
@@ -512,40 +512,11 @@ def step_export(ctx: RunContext) -> StepResult:
     node_names = dict(zip(_map(ctx)["node_id"], _map(ctx)["name"], strict=True))
     csvs = write_node_csvs(targets, ctx.staging / "targets", node_names)
     names = {c.id: c.name for c in load_chains(ctx.settings)}
-    sheets = list_sheets(_optional(ctx, "local_extension"), _optional(ctx, "excluded"), node_names)
-    sheets |= near_fit_sheet(_optional(ctx, "near_fit"), node_names, ctx.settings.ranking.fit_threshold)
+    frames = {name: _optional(ctx, name) for name in ("local_extension", "excluded", "near_fit")}
+    sheets = list_sheets(**frames, node_names=node_names, fit_threshold=ctx.settings.ranking.fit_threshold)
     export_workbook(_map(ctx), targets, ctx.staging / "workbook.xlsx", diff=d, chain_names=names, extra_sheets=sheets)
     outputs = tuple(str(p.relative_to(ctx.staging)) for p in csvs) + ("workbook.xlsx",)
     return StepResult(outputs, {"counts": {"csv_files": len(csvs)}})
-
-
-LOCAL_SHEET: Final = "本地延链"
-EXCLUDED_SHEET: Final = "排除名单"
-EXCLUDED_HEADERS: Final = {
-    "node_id": "节点编号", "node_name": "节点", "enterprise_id": "统一社会信用代码", "name": "企业名称",
-    "reason": "排除原因", "stage": "阶段", "date": "日期", "note": "备注", "fit": "匹配度", "score": "签约概率",
-}  # fmt: skip
-
-
-NEAR_FIT_SHEET: Final = "待核实"
-NEAR_FIT_HEADERS: Final = {
-    "node_id": "节点编号", "node_name": "节点", "near_rank": "序号", "enterprise_id": "统一社会信用代码",
-    "name": "企业名称", "fit": "匹配度", "score": "签约概率", "why": "说明",
-}  # fmt: skip
-
-
-def near_fit_sheet(near: pd.DataFrame | None, node_names: dict[str, str], threshold: float) -> dict[str, pd.DataFrame]:
-    """The workbook's 待核实 sheet: per node the outside firms just below the fit threshold, best fit
-    first, each with why it is not listed (``recommender.ranking.lists``, rule 5); none for a run without it."""
-    if near is None:
-        return {}
-    out = near.assign(
-        node_name=near["node_id"].map(lambda n: node_names.get(n, "")),
-        why=near["fit"].map(
-            lambda f: f"匹配度{f:.0%}，低于阈值{threshold:.0%}，未列入名单：请核实其是否生产本节点产品"
-        ),
-    )
-    return {NEAR_FIT_SHEET: out[[c for c in NEAR_FIT_HEADERS if c in out.columns]].rename(columns=NEAR_FIT_HEADERS)}
 
 
 def _optional(ctx: RunContext, name: str) -> pd.DataFrame | None:
@@ -555,24 +526,3 @@ def _optional(ctx: RunContext, name: str) -> pd.DataFrame | None:
         return got
     path = ctx.staging / f"{name}.parquet"
     return pd.read_parquet(path) if path.is_file() else None
-
-
-def list_sheets(
-    local: pd.DataFrame | None, excluded: pd.DataFrame | None, node_names: dict[str, str]
-) -> dict[str, pd.DataFrame]:
-    """The workbook's 本地延链 sheet (local firms that fit another node, as the targets are written,
-    with the nodes where they already are) and 排除名单 sheet (pairs left out, with the reason)."""
-    sheets: dict[str, pd.DataFrame] = {}
-    if local is not None:
-        frame = targets_sheet_frame(local, node_names)
-        zone = local["zone_nodes"] if "zone_nodes" in local else pd.Series("", index=local.index)
-        frame["已在园区节点"] = zone.fillna("").map(
-            lambda v: "、".join(node_names.get(n, n) for n in v.split("|") if n)
-        )
-        sheets[LOCAL_SHEET] = frame
-    if excluded is not None:
-        out = excluded.assign(node_name=excluded["node_id"].map(lambda n: node_names.get(n, "")))
-        out["date"] = pd.to_datetime(out["date"]).dt.strftime("%Y-%m-%d").fillna("")
-        cols = [c for c in EXCLUDED_HEADERS if c in out.columns]
-        sheets[EXCLUDED_SHEET] = out[cols].rename(columns=EXCLUDED_HEADERS)
-    return sheets

@@ -359,3 +359,51 @@ def write_parquet(df: pd.DataFrame, path: Path) -> Path:
     df.to_parquet(tmp, index=False)
     os.replace(tmp, path)
     return path
+
+
+# ---------------------------------------------------------------- the lists' other sheets
+LOCAL_SHEET = "本地延链"
+EXCLUDED_SHEET = "排除名单"
+NEAR_FIT_SHEET = "待核实"
+EXCLUDED_HEADERS = {
+    "node_id": "节点编号", "node_name": "节点", "enterprise_id": "统一社会信用代码", "name": "企业名称",
+    "reason": "排除原因", "stage": "阶段", "date": "日期", "note": "备注", "fit": "匹配度", "score": "签约概率",
+}  # fmt: skip
+NEAR_FIT_HEADERS = {
+    "node_id": "节点编号", "node_name": "节点", "near_rank": "序号", "enterprise_id": "统一社会信用代码",
+    "name": "企业名称", "fit": "匹配度", "score": "签约概率", "why": "说明",
+}  # fmt: skip
+
+
+def list_sheets(
+    local_extension: pd.DataFrame | None,
+    excluded: pd.DataFrame | None,
+    near_fit: pd.DataFrame | None,
+    node_names: Mapping[str, str],
+    fit_threshold: float,
+) -> dict[str, pd.DataFrame]:
+    """The workbook's sheets beside the lists (``recommender.ranking.lists``), from the run's frames;
+    a frame that is None (a run from before it) gives no sheet:
+
+    * 本地延链: local firms that fit another node, written as the targets are, with the nodes where they already are;
+    * 排除名单: the pairs left out, with the reason;
+    * 待核实: per node the outside firms just below ``fit_threshold``, best fit first, each with why it is not listed.
+    """
+    sheets: dict[str, pd.DataFrame] = {}
+    name_of = {str(k): str(v) for k, v in node_names.items()}
+    if local_extension is not None:
+        frame = targets_sheet_frame(local_extension, name_of)
+        zone = local_extension.get("zone_nodes", pd.Series("", index=local_extension.index))
+        frame["已在园区节点"] = zone.fillna("").map(lambda v: "、".join(name_of.get(n, n) for n in v.split("|") if n))
+        sheets[LOCAL_SHEET] = frame
+    if excluded is not None:
+        out = excluded.assign(node_name=excluded["node_id"].map(lambda n: name_of.get(n, "")))
+        if "date" in out:
+            out["date"] = pd.to_datetime(out["date"]).dt.strftime("%Y-%m-%d").fillna("")
+        sheets[EXCLUDED_SHEET] = out[[c for c in EXCLUDED_HEADERS if c in out.columns]].rename(columns=EXCLUDED_HEADERS)
+    if near_fit is not None:
+        why = f"低于阈值{fit_threshold:.0%}，未列入名单：请核实其是否生产本节点产品"
+        out = near_fit.assign(node_name=near_fit["node_id"].map(lambda n: name_of.get(n, "")),
+                              why=near_fit["fit"].map(lambda f: f"匹配度{f:.0%}，{why}"))  # fmt: skip
+        sheets[NEAR_FIT_SHEET] = out[[c for c in NEAR_FIT_HEADERS if c in out.columns]].rename(columns=NEAR_FIT_HEADERS)
+    return sheets

@@ -222,9 +222,10 @@ class NodeLists:
 
 class RunLists:
     """The published run's other lists, read once per run: ``local_extension`` (本地延链),
-    ``excluded`` (排除名单) and ``lists`` (the counts of each node); empty frames for a run without them."""
+    ``excluded`` (排除名单), ``lists`` (the counts of each node) and ``near_fit`` (待核实); empty frames for a
+    run without them."""
 
-    NAMES = ("local_extension", "excluded", "lists")
+    NAMES = ("local_extension", "excluded", "lists", "near_fit")
 
     def __init__(self) -> None:
         self._run: Path | None = None

@@ -91,10 +91,23 @@ def explain(view: RunView, node_id: str, enterprise_id: str) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- Excel
-def workbook_for(st: WebState, m: pd.DataFrame, t: pd.DataFrame, diff: dict[str, Any] | None = None) -> bytes:
-    from recommender.runs.export import workbook_bytes
+def workbook_for(
+    st: WebState, m: pd.DataFrame, t: pd.DataFrame, diff: dict[str, Any] | None = None, view: RunView | None = None
+) -> bytes:
+    """The workbook of map rows ``m`` and targets ``t``; with ``view``, also the 本地延链, 排除名单 and 待核实
+    sheets of the nodes of ``m`` (the refresh's workbook has them for every node)."""
+    from recommender.runs.export import list_sheets, workbook_bytes
 
-    return workbook_bytes(m, t, diff, {c.id: c.name for c in st.chains})
+    sheets = None
+    if view is not None:
+        nodes = set(m["node_id"].astype(str)) if "node_id" in m else set()
+        frames = {}
+        for name in ("local_extension", "excluded", "near_fit"):
+            frame = st.run_lists.get(view, name)
+            frames[name] = frame[frame["node_id"].astype(str).isin(nodes)] if "node_id" in frame else None
+        names = {k: n.name for k, (_, n) in st.node_index.items()}
+        sheets = list_sheets(**frames, node_names=names, fit_threshold=st.settings.ranking.fit_threshold)
+    return workbook_bytes(m, t, diff, {c.id: c.name for c in st.chains}, sheets)
 
 
 def xlsx_response(data: bytes, stem: str) -> Response:
@@ -116,7 +129,7 @@ def node_workbook(st: WebState, view: RunView, node_id: str, f: ListFilters) -> 
         if not view.map.empty
         else pd.DataFrame(columns=["chain_id", "node_id", "colour"])
     )
-    return workbook_for(st, m, t)
+    return workbook_for(st, m, t, view=view)
 
 
 def chain_workbook(st: WebState, view: RunView, chain_id: str) -> bytes:
@@ -129,7 +142,7 @@ def chain_workbook(st: WebState, view: RunView, chain_id: str) -> bytes:
         if "chain_id" in m.columns
         else pd.DataFrame(columns=["chain_id", "node_id", "colour"])
     )
-    return workbook_for(st, m, t, view.diff or None)
+    return workbook_for(st, m, t, view.diff or None, view)
 
 
 # ---------------------------------------------------------------- map

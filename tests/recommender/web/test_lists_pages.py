@@ -52,6 +52,10 @@ def with_lists(ws: Path) -> Path:
         }
     ).to_parquet(run / "excluded.parquet", index=False)
     pd.DataFrame({"node_id": [NODE], "n_fit": [7], "n_near_fit": [23]}).to_parquet(run / "lists.parquet", index=False)
+    pd.DataFrame(
+        {"node_id": [NODE, ALSO], "near_rank": [1, 1], "enterprise_id": ["N", "M"], "fit": [0.39, 0.2],
+         "score": [0.1, 0.1], "name": ["待核实光芯片公司", "别的节点公司"]}
+    ).to_parquet(run / "near_fit.parquet", index=False)  # fmt: skip
     return ws
 
 
@@ -73,6 +77,21 @@ def test_node_page_says_how_many_fit_and_shows_the_local_extension_and_exclusion
     local = html[html.index('id="local-extension"') :]
     assert "本地延链（1家）" in local and "光谷本地光纤公司" in local and "光纤光缆" in local
     assert html.index('id="targets"') < html.index('id="local-extension"')  # not mixed with the targets
+
+
+def test_the_node_download_holds_the_nodes_local_extension_exclusions_and_firms_to_check(
+    page: TestClient, tmp_path: Path
+) -> None:
+    from recommender.runs.export import read_workbook
+
+    path = tmp_path / "node.xlsx"
+    path.write_bytes(page.get(f"/nodes/{NODE}/targets.xlsx").content)  # what the page's 下载Excel gives
+    book = read_workbook(path)
+    assert book["排除名单"]["排除原因"].tolist()[0] == "已于2025-01-02签约，不再作为本节点目标"  # as the page says
+    assert book["本地延链"]["企业名称"].tolist() == ["光谷本地光纤公司"]
+    check = book["待核实"]  # only this node's rows
+    assert check["企业名称"].tolist() == ["待核实光芯片公司"]
+    assert check["说明"].tolist() == ["匹配度39%，低于阈值50%，未列入名单：请核实其是否生产本节点产品"]
 
 
 def test_enterprise_page_shows_the_other_nodes_it_fits(page: TestClient) -> None:

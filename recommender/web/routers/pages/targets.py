@@ -78,5 +78,5 @@ def new_page(request: Request, who: PageUser, st: State) -> Response:
 @router.get("/new.xlsx", response_model=None)
 def new_xlsx(_: PageUser, st: State) -> Response:
     view = run_or_404(st)
-    data = views.workbook_for(st, view.map, view.targets, view.diff or None)
+    data = views.workbook_for(st, view.map, view.targets, view.diff or None, view)
     return views.xlsx_response(data, f"sansetu-{view.run_id}")
