@@ -38,7 +38,6 @@ Embeddings are cached in ``--workspace`` (default ``workspace/bench-retrieval-re
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -194,14 +193,7 @@ def main() -> None:
     p.add_argument("--progress", action="store_true")
     p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "fit_real.json")
     args = p.parse_args()
-    if not rr.DATA.is_file():
-        print(json.dumps({"skipped": f"{rr.DATA} not found"}, ensure_ascii=False))
-        return
-    result = run(args)
-    text = json.dumps(result, ensure_ascii=False, indent=2)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text + "\n", encoding="utf-8")
-    print(text)
+    rr.run_and_write(run, args)
 
 
 if __name__ == "__main__":

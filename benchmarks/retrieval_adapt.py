@@ -38,7 +38,6 @@ exits 0 without the data (``../shared/data``).
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import shutil
@@ -60,7 +59,16 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from retrieval_real import DATA, gold_sets, ingest, load_companies, load_queries, mean_metrics, metrics  # noqa: E402
+from retrieval_real import (  # noqa: E402
+    DATA,
+    gold_sets,
+    ingest,
+    load_companies,
+    load_queries,
+    mean_metrics,
+    metrics,
+    run_and_write,
+)
 
 ONNX_MODULE = REPO / "models" / "onnx_embedder.py"
 TOP_K = 500  # recall@500 of retrieval_real's metrics needs the top 500
@@ -271,14 +279,7 @@ def main() -> None:
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s", stream=sys.stderr)
     logging.getLogger("training.adapt").setLevel(logging.INFO)  # steps, loss, elapsed on stderr
-    if not DATA.is_file():
-        print(json.dumps({"skipped": f"{DATA} not found"}, ensure_ascii=False))
-        return
-    result = run(args)
-    text = json.dumps(result, ensure_ascii=False, indent=2)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text + "\n", encoding="utf-8")
-    print(text)
+    run_and_write(run, args)
 
 
 if __name__ == "__main__":

@@ -444,6 +444,17 @@ def fuse(dense: dict[str, list[str]], lexical: dict[str, list[str]], similarity:
     return out
 
 
+def run_and_write(run: Any, args: argparse.Namespace) -> None:
+    """``run(args)`` printed and written to ``args.out`` as JSON; ``{"skipped": ...}`` without the data."""
+    if not DATA.is_file():
+        print(json.dumps({"skipped": f"{DATA} not found"}, ensure_ascii=False))
+        return
+    text = json.dumps(run(args), ensure_ascii=False, indent=2)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text + "\n", encoding="utf-8")
+    print(text)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--workspace", type=Path, default=REPO / "workspace" / "bench-retrieval-real")
@@ -467,14 +478,7 @@ def main() -> None:
     if args.out is None:
         suffix = "" if args.queries == QUERIES.resolve() else "_" + args.queries.stem.removeprefix("queries_real_")
         args.out = REPO / "benchmarks" / "results" / f"retrieval_real{suffix}.json"
-    if not DATA.is_file():
-        print(json.dumps({"skipped": f"{DATA} not found"}, ensure_ascii=False))
-        return
-    result = run(args)
-    text = json.dumps(result, ensure_ascii=False, indent=2)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text + "\n", encoding="utf-8")
-    print(text)
+    run_and_write(run, args)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import importlib.util
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -43,10 +44,8 @@ def test_live_fit_uses_the_published_candidates_and_scores_an_unlisted_firm_low(
     assert 0.0 <= detail.live_fit(settings, top, node, tables, nodes) <= 1.0
 
 
-def test_live_fit_uses_the_fit_model_the_published_run_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from recommender.retrieval.fit import FIT_MODEL_FILE
-    from recommender.settings import load_fit_model
-
+def published_top_firm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, ...]:
+    """A published run holding the toy world's candidates: (settings, tables, nodes, node, its top firm, run dir)."""
     world = world_module.make_world(n_enterprises=300, random_state=1)
     settings = load_settings(workspace=tmp_path / "ws")
     tables, nodes, cands = world["tables"], world["nodes"], world["candidates"]
@@ -56,6 +55,14 @@ def test_live_fit_uses_the_fit_model_the_published_run_used(tmp_path: Path, monk
     run.mkdir()
     cands.to_parquet(run / "scored.parquet")
     monkeypatch.setattr(detail, "published_dir", lambda root: run)
+    return settings, tables, nodes, node, top, run
+
+
+def test_live_fit_uses_the_fit_model_the_published_run_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from recommender.retrieval.fit import FIT_MODEL_FILE
+    from recommender.settings import load_fit_model
+
+    settings, tables, nodes, node, top, run = published_top_firm(tmp_path, monkeypatch)
     configured = detail.live_fit(settings, top, node, tables, nodes)
     used = load_fit_model(settings).to_dict()
     used["intercept"] = used["intercept"] - 30.0  # a run whose (refitted) model says nothing fits
@@ -68,15 +75,7 @@ def test_live_fit_falls_back_to_the_configured_model_when_the_run_file_is_unread
 ) -> None:
     from recommender.retrieval.fit import FIT_MODEL_FILE
 
-    world = world_module.make_world(n_enterprises=300, random_state=1)
-    settings = load_settings(workspace=tmp_path / "ws")
-    tables, nodes, cands = world["tables"], world["nodes"], world["candidates"]
-    node = str(cands["node_id"].iloc[0])
-    top = str(cands[cands["node_id"] == node].sort_values("dense_rank")["enterprise_id"].iloc[0])
-    run = tmp_path / "run"
-    run.mkdir()
-    cands.to_parquet(run / "scored.parquet")
-    monkeypatch.setattr(detail, "published_dir", lambda root: run)
+    settings, tables, nodes, node, top, run = published_top_firm(tmp_path, monkeypatch)
     configured = detail.live_fit(settings, top, node, tables, nodes)
     for bad in ('{"version": "1", "feat', json.dumps({"version": "not a fit model"})):
         (run / FIT_MODEL_FILE).write_text(bad, encoding="utf-8")
