@@ -57,6 +57,7 @@ _CREDIT_CODE_COLUMNS: Final[dict[str, tuple[str, ...]]] = {
     "presence": (S.COL_ENTERPRISE_ID,),
     "signals": (S.COL_ENTERPRISE_ID,),
     "outcomes": (S.COL_ENTERPRISE_ID,),
+    "fit_marks": (S.COL_ENTERPRISE_ID,),
 }
 _NON_NEGATIVE: Final = frozenset({S.COL_CAPITAL_CNY, S.COL_EMPLOYEES, S.COL_OUTPUT_VALUE_CNY, S.COL_AMOUNT_CNY})
 _TRUE: Final = frozenset({"true", "t", "1", "1.0", "yes", "y", "是", "有", "√", "已上市", "上市"})
@@ -508,6 +509,9 @@ def validate_table(
     frame = pd.DataFrame(out, index=df.index)
     frame = _derive(frame, table, problems)
     blank = df.isna().all(axis=1).to_numpy().copy()  # empty rows (e.g. inside a sheet) are skipped, not reported
+    if table == "fit_marks" and S.COL_FITS in df:  # a 待核实 row without a verdict is not checked yet: skipped
+        verdict = df[S.COL_FITS]
+        blank |= (verdict.isna() | (verdict.astype(str).str.strip() == "")).to_numpy()
     blank[[u.row for u in unread]] = False  # a row of unreadable cells is not empty
     problems.drop(blank)
     bad = problems.rejected_rows(len(frame))

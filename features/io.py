@@ -548,6 +548,33 @@ def default_column_map(table: str) -> str:
     return "registry-cn" if table == "enterprises" else f"zone-{table}"
 
 
+DEFAULT_SHEETS: Final[dict[str, str]] = {"fit_marks": "待核实"}
+"""The sheet a table is read from when a workbook has it and no sheet is given (the refresh workbook's)."""
+
+
+def default_mode(table: str) -> IngestMode:
+    """How a file of ``table`` is stored when no mode is given: ``upsert`` for ``fit_marks`` (each returned
+    待核实 sheet adds checks to the earlier ones), ``replace`` (the file is the whole table) otherwise."""
+    return "upsert" if table == "fit_marks" else "replace"
+
+
+def _default_sheet(path: Path, table: str) -> str | None:
+    """``DEFAULT_SHEETS[table]`` when ``path`` is a workbook holding that sheet, else None (the first sheet)."""
+    want = DEFAULT_SHEETS.get(table)
+    if want is None or path.suffix.lower() not in EXCEL_SUFFIXES or not path.is_file():
+        return None
+    from openpyxl import load_workbook
+
+    try:
+        wb = load_workbook(path, read_only=True)
+    except Exception:  # an unreadable workbook is reported by read_raw, with its reason
+        return None
+    try:
+        return want if want in wb.sheetnames else None
+    finally:
+        wb.close()
+
+
 # ================================================================ snapshots
 def new_stamp() -> str:
     """A UTC time stamp ``YYYYmmddTHHMMSSffffff`` (sorts in time order)."""
@@ -678,7 +705,9 @@ def ingest_file(
         snapshots_dir, rejects_dir: the workspace folders.
         mode: ``replace`` stores the file's rows as the whole table; ``upsert`` merges them into
             the current snapshot by key (the file's row wins).
-        sheet, encoding, limits: see :func:`read_raw` (``limits``: settings ``ingest.max_xlsx_*``).
+        sheet, encoding, limits: see :func:`read_raw` (``limits``: settings ``ingest.max_xlsx_*``); without
+            ``sheet``, a workbook is read from its ``DEFAULT_SHEETS[table]`` sheet when it has one (``fit_marks``:
+            待核实), else from its first sheet.
         maps_dir: folder of the built-in maps.
         to_simplified, max_text_chars: text normalisation options (``IngestConfig``).
         allow_empty: store a file without data rows (``replace``: an empty table).
@@ -693,6 +722,7 @@ def ingest_file(
     if mode not in ("replace", "upsert"):
         raise IngestError(f"mode must be 'replace' or 'upsert'; got {mode!r}")
     cmap = _resolve_map(column_map, table, maps_dir)
+    sheet = sheet if sheet is not None else _default_sheet(Path(path), table)
     raw = read_raw(path, sheet=sheet, encoding=encoding, limits=limits)
     report = IngestReport(file=str(path), table=table, column_map=cmap.name, mode=mode, n_read=len(raw))
     if "encoding" in raw.attrs:

@@ -75,6 +75,8 @@ COL_AMOUNT_CNY: Final = "amount_cny"
 COL_OUTCOME_ID: Final = "outcome_id"
 COL_STAGE: Final = "stage"
 COL_NOTE: Final = "note"
+COL_FITS: Final = "fits"  # fit_marks: the analyst's verdict, True = the firm makes what the node needs
+COL_MARKED_BY: Final = "marked_by"
 
 # ---------------------------------------------------------------- vocabularies
 ENTITY_TYPES: Final = ("enterprise", "asset")
@@ -104,9 +106,13 @@ FOUNDED_DATE_MIN: Final = date(1800, 1, 1)
 DATE_TIMEZONE: Final = "Asia/Shanghai"
 """No accepted date lies after today, the calendar day in this time zone (``features.validate.today_in_zone``)."""
 
-TableName = Literal["enterprises", "presence", "assets", "relations", "signals", "outcomes"]
+TableName = Literal["enterprises", "presence", "assets", "relations", "signals", "outcomes", "fit_marks"]
 TABLES: Final[tuple[TableName, ...]] = get_args(TableName)
-"""The six tables, in ingest order (enterprises first: the others refer to them)."""
+"""The seven tables, in ingest order (enterprises first: the others refer to them). ``fit_marks`` holds
+the analysts' checks of the 待核实 sheet (does the firm make what the node needs); none is needed."""
+RAW_TABLES: Final[tuple[TableName, ...]] = tuple(t for t in TABLES if t != "fit_marks")
+"""The six tables a zone's registries and records supply (and the sample zone writes); ``fit_marks`` comes
+from the analysts."""
 
 DType = Literal["str", "float", "int", "bool", "date"]
 
@@ -236,6 +242,18 @@ SCHEMAS: Final[dict[str, TableSchema]] = {
         ),
         key=(COL_OUTCOME_ID,),
     ),
+    "fit_marks": TableSchema(
+        "fit_marks",
+        (
+            _c(COL_NODE_ID, "str", True),
+            _c(COL_ENTERPRISE_ID, "str", True),
+            _c(COL_FITS, "bool", True),
+            _c(COL_DATE, "date"),
+            _c(COL_MARKED_BY, "str"),
+            _c(COL_NOTE, "str"),
+        ),
+        key=(COL_NODE_ID, COL_ENTERPRISE_ID),
+    ),
 }
 
 
@@ -244,6 +262,7 @@ EVENT_DATE_COLUMNS: Final[dict[str, tuple[str, ...]]] = {
     "relations": (COL_DATE,),
     "signals": (COL_DATE,),
     "outcomes": (COL_DATE,),
+    "fit_marks": (COL_DATE,),
 }
 """The event date columns of each table: they must lie in ``EVENT_DATE_MIN`` … today (``DATE_TIMEZONE``).
 Every other date column (``founded``) lies in ``FOUNDED_DATE_MIN`` … today."""

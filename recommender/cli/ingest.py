@@ -44,8 +44,14 @@ def ingest(
         ),
     ] = None,
     mode: Annotated[
-        str, typer.Option("--mode", help="replace: the file is the whole table; upsert: merge by key.")
-    ] = "replace",
+        str | None,
+        typer.Option(
+            "--mode",
+            help="replace: the file is the whole table; upsert: merge by key. Default: upsert for fit_marks "
+            "(checks add up), replace for the others.",
+            show_default=False,
+        ),
+    ] = None,
     sheet: Annotated[
         str | None, typer.Option("--sheet", help="Excel sheet name or 0-based index.", show_default=False)
     ] = None,
@@ -65,12 +71,12 @@ def ingest(
     fmt: Annotated[str, typer.Option("--format", "-f", help="Output format: table or json.")] = "table",
 ) -> None:
     """Validate a raw file and store it as the table's new snapshot; bad rows go to a rejects CSV."""
-    from features.io import IngestError, ingest_file
+    from features.io import IngestError, default_mode, ingest_file
 
     check_format(fmt, ("table", "json"))
     if table not in TABLES:
         raise typer.BadParameter(f"must be one of {list(TABLES)}; got {table!r}", param_hint="--table")
-    if mode not in ("replace", "upsert"):
+    if mode is not None and mode not in ("replace", "upsert"):
         raise typer.BadParameter(f"must be 'replace' or 'upsert'; got {mode!r}", param_hint="--mode")
     settings = settings_from(workspace, config)
     ws = Workspace(settings.workspace)
@@ -81,7 +87,7 @@ def ingest(
             column_map,
             ws.snapshots,
             ws.rejects,
-            mode="upsert" if mode == "upsert" else "replace",
+            mode=default_mode(table) if mode is None else ("upsert" if mode == "upsert" else "replace"),
             sheet=sheet,
             encoding=encoding,
             allow_empty=allow_empty,

@@ -124,6 +124,12 @@ def _print_outcome(out: Any) -> None:
             f"to check: {counts['near_fit']} outside firms just below the fit threshold, the best "
             f"{counts.get('near_fit_shown')} in the workbook's 待核实 sheet (near_fit.parquet)"
         )
+    marks = m.get("fit_marks") or {}
+    if marks.get("applied") or marks.get("not_candidates"):
+        typer.echo(
+            f"analysts' checks (fit_marks): {marks.get('applied')} pairs decided, "
+            f"{marks.get('not_candidates')} checks of firms that are no candidate of their node"
+        )
     fm = m.get("fit_model") or {}
     if fm:
         typer.echo(f"fit model: {m.get('fit')} ({fm.get('why')})")

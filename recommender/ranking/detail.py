@@ -162,7 +162,7 @@ def live_fit(
 ) -> float:
     """``recommender.retrieval.fit.fit`` of the pair against the node's candidate list of the published
     run (its ranks are relative to that list); a firm it does not hold was returned by no retriever."""
-    from recommender.retrieval.fit import FIT_MODEL_FILE, FitModel, fit
+    from recommender.retrieval.fit import FIT_MODEL_FILE, FitModel, apply_fit_marks, fit
     from recommender.settings import load_fit_model
 
     run_dir = published_dir(Workspace(settings.workspace).root)
@@ -176,7 +176,9 @@ def live_fit(
     cols = [
         c for c in cands.columns if c in ("node_id", "enterprise_id", "similarity") or c.endswith(("_rank", "_score"))
     ]
-    return fit(node, enterprise_id, cands[cols], nodes, tables["enterprises"], model or load_fit_model(settings))
+    value = fit(node, enterprise_id, cands[cols], nodes, tables["enterprises"], model or load_fit_model(settings))
+    pair = pd.DataFrame({"node_id": [node], "enterprise_id": [enterprise_id], "fit": [value]})
+    return float(apply_fit_marks(pair, tables.get("fit_marks"))[0]["fit"].iloc[0])  # an analyst's check decides
 
 
 def _run_fit_model(path: Path, model_cls: Any) -> Any:

@@ -87,10 +87,11 @@ def training_candidates(settings: Settings, nodes: pd.DataFrame, tables: dict[st
     training set filters by founding date per query instead. ``fit`` is the refresh's
     (``recommender.retrieval.fit.fit_scores`` with ``ranking.fit_model``): the lists the gate judges
     keep the firms that fit, as the published ones do. With ``ranking.fit_refit`` the fit model is
-    refitted on these candidates (``recommender.retrieval.fit.zone_fit``), as the refresh refits on its own.
+    refitted on these candidates (``recommender.retrieval.fit.zone_fit``), as the refresh refits on its own;
+    the analysts' checks (``fit_marks``) then decide the pairs they checked, as in the refresh.
     """
     from recommender.retrieval.candidates import retrieve_candidates, word_retriever
-    from recommender.retrieval.fit import zone_fit
+    from recommender.retrieval.fit import apply_fit_marks, zone_fit
     from recommender.retrieval.index import load_retrieval
     from recommender.settings import load_fit_model
 
@@ -105,7 +106,8 @@ def training_candidates(settings: Settings, nodes: pd.DataFrame, tables: dict[st
         candidates, nodes, tables["enterprises"], load_fit_model(settings), cfg.fit_refit, cfg.fit_refit_min_pairs
     )
     log.info("fit model of the training candidates: %s (%s)", info["model"], info["why"])
-    return candidates.assign(fit=fit.to_numpy())
+    marked, _ = apply_fit_marks(candidates.assign(fit=fit.to_numpy()), tables.get("fit_marks"))  # as the refresh
+    return candidates.assign(fit=marked["fit"].to_numpy())
 
 
 def load_training_inputs(settings: Settings, oracle_path: Path | None = None) -> TrainingInputs:

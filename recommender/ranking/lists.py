@@ -8,7 +8,9 @@ they are to come. From the scored candidates (``node_id, enterprise_id, score, f
    a pair whose latest record is 终止, dated within ``exclude_terminated_months`` of ``as_of``, is
    left out. Both go to ``excluded`` with the reason (stage, date, 备注); records dated after
    ``as_of`` are ignored. A firm already in the zone at the node itself is excluded too (retrieval
-   normally drops it first).
+   normally drops it first). A pair an analyst checked as not making the node's products (the
+   ``fit_mark`` column of :func:`recommender.retrieval.fit.apply_fit_marks`) is excluded too, as
+   ``marked_not_fit``.
 2. **Fit.** A pair with ``fit < fit_threshold`` is never listed, whatever its score.
 3. **Local firms.** A fitting firm already in the zone at another node goes to the node's
    local-extension list (本地延链), ranked by score and cut at ``top_n``, never mixed with the
@@ -46,7 +48,7 @@ EXCLUDED_COLUMNS: Final = [
     COL_NODE_ID, COL_ENTERPRISE_ID, "score", "fit", "reason_code", "reason", COL_STAGE, COL_DATE, COL_NOTE,
 ]  # fmt: skip
 """``excluded``: one row per (node, firm) left out, ``reason_code`` one of :data:`REASON_CODES`."""
-REASON_CODES: Final = ("signed", "terminated", "in_zone_at_node")
+REASON_CODES: Final = ("signed", "terminated", "in_zone_at_node", "marked_not_fit")
 NODE_COUNT_COLUMNS: Final = [
     COL_NODE_ID, "n_candidates", "n_below_fit", "n_excluded_signed", "n_excluded_terminated", "n_fit",
     "n_local_fit", "n_capped", "n_listed", "n_local_listed", "n_near_fit",
@@ -254,6 +256,13 @@ def _excluded(
                 **{COL_STAGE: None, COL_DATE: pd.Series(pd.NaT, index=same.index, dtype=history[COL_DATE].dtype)}
             )
         )
+    if "fit_mark" in df:  # an analyst checked that the firm does not make what the node needs
+        marked = df.loc[df["fit_mark"] == "not_fit", [COL_NODE_ID, COL_ENTERPRISE_ID]]
+        notes = df.loc[marked.index, "fit_mark_note"] if "fit_mark_note" in df else pd.Series("", index=marked.index)
+        reason = ("经核实不生产本节点产品" + notes.fillna("").map(lambda t: f"（{t}）" if t else "")).to_numpy()
+        date_type = history[COL_DATE].dtype
+        parts.append(marked.assign(reason_code="marked_not_fit", reason=reason, **{COL_NOTE: None, COL_STAGE: None,
+                                   COL_DATE: pd.Series(pd.NaT, index=marked.index, dtype=date_type)}))  # fmt: skip
     found = _concat(parts).drop_duplicates([COL_NODE_ID, COL_ENTERPRISE_ID])  # history first
     info = df[[COL_NODE_ID, COL_ENTERPRISE_ID, "score", "fit"]].drop_duplicates([COL_NODE_ID, COL_ENTERPRISE_ID])
     out = found.drop(columns=["score", "fit"], errors="ignore").merge(info, how="left")

@@ -268,6 +268,7 @@ def build_manifest(
         "lists": info.get("lists", {}),
         "fit": info.get("fit"),
         "fit_model": info.get("fit_model", {}),  # refitted on the run's candidates or the configured one, and why
+        "fit_marks": info.get("fit_marks", {}),  # the analysts' checks applied (fit_marks table)
         "previous_run": ctx.previous.name if ctx.previous else None,
         "steps": [{"step": r["step"], "seconds": r.get("seconds"), "resumed": r["resumed"]} for r in records],
         "executor": ctx.executor.describe(),

@@ -30,10 +30,10 @@ import pandas as pd
 
 from features.chains import nodes_frame
 from features.embeddings import EmbeddingCache, embed_with_cache
-from features.io import ingest_file, load_tables
+from features.io import default_mode, ingest_file, load_tables
 from features.pairs import build_pair_features
 from features.profiles import enterprise_texts
-from features.schema import COL_YEAR, TABLES
+from features.schema import COL_YEAR, RAW_TABLES, TABLES
 from features.words import chain_user_words
 from models.embedder import load_embedder
 from recommender.colour_map.colours import compute_map
@@ -45,7 +45,7 @@ from recommender.ranking.scoring import load_champion, score_candidates
 from recommender.refresh.context import HEURISTIC, InputError, RunContext, Step, StepResult
 from recommender.refresh.executor import PartitionedEncoder, node_partitions
 from recommender.retrieval.candidates import retrieve_candidates, word_retriever
-from recommender.retrieval.fit import FIT_MODEL_FILE, zone_fit
+from recommender.retrieval.fit import FIT_MODEL_FILE, apply_fit_marks, zone_fit
 from recommender.retrieval.index import build_profile_index, model_key
 from recommender.runs import directory as runs
 from recommender.runs.export import export_workbook, list_sheets, write_node_csvs
@@ -59,6 +59,7 @@ RAW_INPUTS: Final[dict[str, tuple[str, str]]] = {
     "relations": ("relations", "zone-relations"),
     "signals": ("signals", "zone-signals"),
     "outcomes": ("outcomes", "zone-outcomes"),
+    "fit_marks": ("fit_marks", "zone-fit_marks"),  # the analysts' 待核实 checks (merged into the earlier ones)
 }
 RAW_SUFFIXES: Final = (".csv", ".xlsx", ".parquet")
 
@@ -77,7 +78,7 @@ def default_steps() -> list[Step]:
         Step("score", step_score, _score_inputs),
         Step("paths", step_paths, _paths_inputs),
         Step("diff", step_diff, lambda c: {"previous": c.previous.name if c.previous else None}),
-        Step("export", step_export, lambda c: {"format": 1}),
+        Step("export", step_export, lambda c: {"format": 2}),  # 2: the 待核实 sheet with its check columns
     ]
 
 
@@ -103,7 +104,7 @@ def _raw_files(inputs: Path) -> dict[str, Path]:
                 found[stem] = inputs / f"{stem}{suffix}"
                 break
     if not found:
-        expected = [f"{s}{RAW_SUFFIXES[0]}" for s in RAW_INPUTS]
+        expected = [f"{s}{RAW_SUFFIXES[0]}" for s in RAW_INPUTS if s in RAW_TABLES]  # fit_marks is optional
         raise InputError(f"--inputs {inputs} holds none of the raw files {expected} (.csv, .xlsx or .parquet)")
     return found
 
@@ -154,7 +155,7 @@ def _ingest_new(ctx: RunContext) -> list[str]:
         ctx.log.info("ingest %s as %s (%s)", path.name, table, column_map, extra={"event": "ingest", "file": str(path)})
         try:
             report = ingest_file(
-                path, table, column_map, ctx.workspace.snapshots, ctx.workspace.rejects, mode="replace",
+                path, table, column_map, ctx.workspace.snapshots, ctx.workspace.rejects, mode=default_mode(table),
                 **ctx.settings.ingest_options(),
             )  # fmt: skip
         except (ValueError, KeyError) as exc:
@@ -353,7 +354,7 @@ def step_score(ctx: RunContext) -> StepResult:
         ctx.log.warning("no champion model in the registry: scoring with the heuristic", extra={"event": "heuristic"})
     shared = (_tables(ctx), _nodes(ctx), _map(ctx), ctx.as_of_ts, bundle, ctx.settings.zone_province)
     cands, feats = _candidates(ctx), _features(ctx)
-    cands = cands.assign(fit=pair_fit(ctx, cands).to_numpy())  # before scoring: the champion reads fit
+    cands = marked_fit(ctx, cands.assign(fit=pair_fit(ctx, cands).to_numpy()))  # before scoring: the champion reads fit
     items = [(part, feats.loc[part.index]) for part in _partitions(ctx, cands)]
 
     def one(state: tuple[Any, ...], item: tuple[pd.DataFrame, pd.DataFrame]) -> pd.DataFrame:
@@ -368,7 +369,7 @@ def step_score(ctx: RunContext) -> StepResult:
     ctx.cache["scored"] = scored
     version = _model_version(ctx)
     info = {"model_version": version, "scorer": HEURISTIC if bundle is None else "model", "fit": fit_source(ctx),
-            "fit_model": ctx.cache.get("fit_model_info", {})}  # fmt: skip
+            "fit_model": ctx.cache.get("fit_model_info", {}), "fit_marks": ctx.cache.get("fit_marks_info", {})}  # fmt: skip
     written = (ctx.write_parquet(scored, "scored.parquet"),)
     return StepResult(written + ((FIT_MODEL_FILE,) if (ctx.staging / FIT_MODEL_FILE).is_file() else ()), info)
 
@@ -403,6 +404,16 @@ def pair_fit(ctx: RunContext, scored: pd.DataFrame) -> pd.Series:
     return fit
 
 
+def marked_fit(ctx: RunContext, scored: pd.DataFrame) -> pd.DataFrame:
+    """The analysts' checks (table ``fit_marks``) over the model's fit
+    (:func:`recommender.retrieval.fit.apply_fit_marks`); the counts go to the log and the manifest."""
+    out, counts = apply_fit_marks(scored, _tables(ctx).get("fit_marks"))
+    ctx.cache["fit_marks_info"] = counts
+    if counts["applied"] or counts["not_candidates"]:
+        ctx.log.info("fit marks: %s", counts, extra={"event": "fit_marks", **counts})
+    return out
+
+
 def _json_text(v: Any) -> str:
     return v if isinstance(v, str) else json.dumps(v, ensure_ascii=False, default=float)
 
@@ -416,7 +427,7 @@ def step_paths(ctx: RunContext) -> StepResult:
         scored = ctx.read_parquet("scored.parquet")
     legacy = "fit" not in scored.columns  # scored by a run from before the fit column: the fit is computed here
     if legacy:
-        scored = scored.assign(fit=pair_fit(ctx, scored))
+        scored = marked_fit(ctx, scored.assign(fit=pair_fit(ctx, scored)))
     tables, top_n = _tables(ctx), ctx.settings.refresh.top_n
     presence = presence_known(tables["presence"], ctx.as_of) if not tables["presence"].empty else None
     lists = build_lists(scored, tables["outcomes"], presence, ctx.settings.ranking, top_n, ctx.as_of_ts)

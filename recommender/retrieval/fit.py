@@ -57,6 +57,7 @@ __all__ = [
     "FIT_MODEL_FILE",
     "TEXT_FEATURES",
     "FitModel",
+    "apply_fit_marks",
     "fit",
     "fit_features",
     "fit_scores",
@@ -344,3 +345,56 @@ def zone_fit(
     features = fit_features(candidates, nodes, enterprises, segmenter)
     model, info = zone_fit_model(features, default, refit, min_pairs)
     return pd.Series(model.predict(features), index=candidates.index, name="fit"), model, info
+
+
+# --------------------------------------------------------------------------------------- analysts' checks
+MARK_FITS: Final = "fits"
+MARK_NOT_FIT: Final = "not_fit"
+
+
+def apply_fit_marks(scored: pd.DataFrame, marks: pd.DataFrame | None) -> tuple[pd.DataFrame, dict[str, int]]:
+    """The analysts' checks (the ``fit_marks`` table) over the model's fit: a pair checked 是 gets fit 1,
+    one checked 否 fit 0, whatever the model said.
+
+    Args:
+        scored: candidate pairs (``node_id, enterprise_id, fit``, any other columns).
+        marks: ``features.schema`` ``fit_marks`` rows (``node_id, enterprise_id, fits`` and optionally
+            ``date, marked_by, note``), or None / empty.
+
+    Returns:
+        (``scored`` with ``fit`` overridden and ``fit_mark`` — ``"fits"``, ``"not_fit"`` or ``""`` — and
+        ``fit_mark_note``, who checked it, when and their note, for the reasons; the counts
+        ``{"applied": …, "not_candidates": …}``: checks of pairs that are not candidates change nothing).
+    """
+    out = scored.assign(fit_mark="", fit_mark_note="")
+    if marks is None or marks.empty:
+        return out, {"applied": 0, "not_candidates": 0}
+    check_columns(list(marks.columns), [COL_NODE_ID, COL_ENTERPRISE_ID, "fits"], "fit_marks")
+    m = marks.assign(**{c: marks[c].astype(str) for c in CANDIDATE_KEYS}).drop_duplicates(CANDIDATE_KEYS, keep="last")
+    key = pd.MultiIndex.from_frame(out[CANDIDATE_KEYS].astype(str))
+    found = pd.MultiIndex.from_frame(m[CANDIDATE_KEYS])
+    m = m.set_index(CANDIDATE_KEYS)
+    hit = key.isin(found)
+    if hit.any():
+        rows = m.loc[key[hit]]
+        fits = rows["fits"].astype(bool).to_numpy()
+        out.loc[hit, "fit"] = np.where(fits, 1.0, 0.0)
+        out.loc[hit, "fit_mark"] = np.where(fits, MARK_FITS, MARK_NOT_FIT)
+        notes = np.full(len(out), "", dtype=object)
+        notes[hit] = [_mark_note({str(k): v for k, v in r.items()}) for r in rows.to_dict("records")]
+        out["fit_mark_note"] = notes
+    return out, {"applied": int(hit.sum()), "not_candidates": int(len(m) - key[hit].nunique())}
+
+
+def _mark_note(row: dict[str, object]) -> str:
+    """``核实人 张三，2026-12-04；备注`` from a check's optional columns (empty parts left out)."""
+    who = row.get("marked_by")
+    day = row.get("date")
+    parts = [f"核实人 {who}" if isinstance(who, str) and who else "", _day(day)]
+    note = row.get("note")
+    return "；".join(t for t in ("，".join(p for p in parts if p), note if isinstance(note, str) else "") if t)
+
+
+def _day(value: object) -> str:
+    stamp = pd.to_datetime(pd.Series([value]), errors="coerce").iloc[0]
+    return "" if pd.isna(stamp) else str(stamp.strftime("%Y-%m-%d"))

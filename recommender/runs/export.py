@@ -373,6 +373,12 @@ NEAR_FIT_HEADERS = {
     "node_id": "节点编号", "node_name": "节点", "near_rank": "序号", "enterprise_id": "统一社会信用代码",
     "name": "企业名称", "fit": "匹配度", "score": "签约概率", "why": "说明",
 }  # fmt: skip
+NEAR_FIT_CHECK_COLUMNS = (
+    "核实结果",
+    "核实人",
+    "核实日期",
+    "备注",
+)  # empty, for the analyst (column map zone-fit_marks)
 
 
 def list_sheets(
@@ -387,7 +393,9 @@ def list_sheets(
 
     * 本地延链: local firms that fit another node, written as the targets are, with the nodes where they already are;
     * 排除名单: the pairs left out, with the reason;
-    * 待核实: per node the outside firms just below ``fit_threshold``, best fit first, each with why it is not listed.
+    * 待核实: per node the outside firms just below ``fit_threshold``, best fit first, each with why it is not
+      listed, and empty 核实结果 / 核实人 / 核实日期 / 备注 columns: filled in and ingested as the ``fit_marks``
+      table (column map ``zone-fit_marks``), they decide the pair at the next refresh.
     """
     sheets: dict[str, pd.DataFrame] = {}
     name_of = {str(k): str(v) for k, v in node_names.items()}
@@ -402,8 +410,9 @@ def list_sheets(
             out["date"] = pd.to_datetime(out["date"]).dt.strftime("%Y-%m-%d").fillna("")
         sheets[EXCLUDED_SHEET] = out[[c for c in EXCLUDED_HEADERS if c in out.columns]].rename(columns=EXCLUDED_HEADERS)
     if near_fit is not None:
-        why = f"低于阈值{fit_threshold:.0%}，未列入名单：请核实其是否生产本节点产品"
+        why = f"低于阈值{fit_threshold:.0%}，未列入名单：请核实其是否生产本节点产品，在「核实结果」填 是 / 否"
         out = near_fit.assign(node_name=near_fit["node_id"].map(lambda n: name_of.get(n, "")),
                               why=near_fit["fit"].map(lambda f: f"匹配度{f:.0%}，{why}"))  # fmt: skip
-        sheets[NEAR_FIT_SHEET] = out[[c for c in NEAR_FIT_HEADERS if c in out.columns]].rename(columns=NEAR_FIT_HEADERS)
+        frame = out[[c for c in NEAR_FIT_HEADERS if c in out.columns]].rename(columns=NEAR_FIT_HEADERS)
+        sheets[NEAR_FIT_SHEET] = frame.assign(**dict.fromkeys(NEAR_FIT_CHECK_COLUMNS, ""))
     return sheets

@@ -33,7 +33,7 @@ EXTRA_HEADERS: Final[dict[str, dict[str, str]]] = {"enterprises": {FORMER_NAME: 
 
 
 def raw_headers(maps: Mapping[str, ColumnMap]) -> RawHeaders:
-    """The header of every column the generator writes, per table of ``features.schema.TABLES``, in file order.
+    """The header of every column the generator writes, per table of ``features.schema.RAW_TABLES``, in file order.
 
     Args:
         maps: the column map of each table.
@@ -42,7 +42,7 @@ def raw_headers(maps: Mapping[str, ColumnMap]) -> RawHeaders:
         ValueError: a table without a map, a map for another table, or a :data:`LEADING` column it lacks.
     """
     out: dict[str, dict[str, str]] = {}
-    for table in S.TABLES:
+    for table in S.RAW_TABLES:
         cmap = maps.get(table)
         if cmap is None or cmap.table != table:
             got = "none" if cmap is None else f"{cmap.name!r} (for {cmap.table})"
@@ -66,7 +66,7 @@ def builtin_raw_headers() -> RawHeaders:
     """:func:`raw_headers` of the built-in maps (``features.io.default_column_map`` of each table, read once
     from the package's ``configs/column_maps``; a ``column_maps_dir`` of the config does not change the sample)."""
     maps_dir = PACKAGE_ROOT / IngestConfig().column_maps_dir
-    return raw_headers({table: load_column_map(default_column_map(table), maps_dir, table) for table in S.TABLES})
+    return raw_headers({table: load_column_map(default_column_map(table), maps_dir, table) for table in S.RAW_TABLES})
 
 
 def to_raw(table: str, frame: pd.DataFrame, headers: Mapping[str, str]) -> pd.DataFrame:

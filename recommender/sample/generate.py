@@ -88,8 +88,8 @@ class SampleData:
     truth: SigningTruth | None = None
 
     def tables(self) -> dict[str, pd.DataFrame]:
-        """The six raw tables by name (``enterprises`` … ``outcomes``)."""
-        return {name: getattr(self, name) for name in S.TABLES}
+        """The six raw tables by name (``enterprises`` … ``outcomes``; ``features.schema.RAW_TABLES``)."""
+        return {name: getattr(self, name) for name in S.RAW_TABLES}
 
     def signing_probability(self, node_ids: Any, enterprise_ids: Any, dates: Any) -> np.ndarray:
         """The true P(签约 | approached on the date) for any (node_id, enterprise_id, date), shape (m,)

@@ -24,7 +24,7 @@ from typing import Any, Final
 import pandas as pd
 
 from features.chains import Chain
-from features.schema import TABLES
+from features.schema import RAW_TABLES
 from recommender.sample.catalog import DEFAULT_PROCESS
 from recommender.sample.generate import SampleData, generate_sample
 from recommender.sample.process import ProcessConfig
@@ -42,7 +42,7 @@ SAMPLE_FILES: Final[dict[str, tuple[str, str | None]]] = {
 }
 MANIFEST_FILE: Final = "sample_manifest.json"
 INGEST_ORDER: Final[tuple[tuple[str, str], ...]] = tuple(
-    (table, name) for table in TABLES for name, (t, _) in SAMPLE_FILES.items() if t == table
+    (table, name) for table in RAW_TABLES for name, (t, _) in SAMPLE_FILES.items() if t == table
 )
 """(table, raw file) in the order the tables are ingested (enterprises first: the others refer to them)."""
 

@@ -57,7 +57,7 @@ def test_parse_column_map_builds_rules() -> None:
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        ({"table": "nope", "columns": {"a": "name"}}, "column map 'm': 'table' must be one of ['enterprises', 'presence', 'assets', 'relations', 'signals', 'outcomes']; got 'nope'"),
+        ({"table": "nope", "columns": {"a": "name"}}, "column map 'm': 'table' must be one of ['enterprises', 'presence', 'assets', 'relations', 'signals', 'outcomes', 'fit_marks']; got 'nope'"),
         ({"table": "assets", "columns": {}}, "column map 'm': 'columns' must be a non-empty mapping of source → target; got {}"),
         ({"table": "assets", "columns": {"名称": "title"}}, "column map 'm', column '名称': unknown target columns ['title'] for table assets; valid: ['asset_id', 'asset_type', 'description', 'name', 'node_id', 'owner']"),
         ({"table": "assets", "columns": {"x": {"column": "name", "scale": 0}}}, "column map 'm', column 'x': 'scale' must be a positive number; got 0"),
@@ -222,7 +222,7 @@ def test_validate_table_missing_required_column_names_it() -> None:
 
 
 def test_validate_table_unknown_table() -> None:
-    msg = "unknown table 'firms'; expected one of ['enterprises', 'presence', 'assets', 'relations', 'signals', 'outcomes']"
+    msg = "unknown table 'firms'; expected one of ['enterprises', 'presence', 'assets', 'relations', 'signals', 'outcomes', 'fit_marks']"
     with pytest.raises(ValueError, match=re.escape(msg)):
         validate_table(_frame([]), "firms", "x.csv")
 

@@ -61,7 +61,8 @@ def _enterprises_raw() -> pd.DataFrame:
 # ---------------------------------------------------------------- built-in maps
 def test_available_column_maps_lists_builtins() -> None:
     assert available_column_maps(MAPS) == [
-        "identity", "registry-cn", "zone-assets", "zone-outcomes", "zone-presence", "zone-relations", "zone-signals",
+        "identity", "registry-cn", "zone-assets", "zone-fit_marks", "zone-outcomes", "zone-presence",
+        "zone-relations", "zone-signals",
     ]  # fmt: skip
 
 
@@ -92,7 +93,8 @@ def test_registry_cn_map_knows_the_usual_headers_and_alternatives() -> None:
 
 def test_load_column_map_errors(tmp_path: Path) -> None:
     names = (
-        "['identity', 'registry-cn', 'zone-assets', 'zone-outcomes', 'zone-presence', 'zone-relations', 'zone-signals']"
+        "['identity', 'registry-cn', 'zone-assets', 'zone-fit_marks', 'zone-outcomes', 'zone-presence', "
+        "'zone-relations', 'zone-signals']"
     )
     with pytest.raises(
         IngestError, match=re.escape(f"unknown column map 'nope'; built-in maps: {names}, or give a YAML file path")

@@ -165,6 +165,7 @@ def test_event_date_bounds_are_importable_constants() -> None:
         "relations": ("date",),
         "signals": ("date",),
         "outcomes": ("date",),
+        "fit_marks": ("date",),
     }
 
 

@@ -91,7 +91,7 @@ def test_ingest_unknown_table_exit_2(runner: CliRunner, tmp_path: Path) -> None:
     result = runner.invoke(app, ["ingest", str(_assets(tmp_path)), "-t", "firms", "-w", str(tmp_path)])
     assert result.exit_code == 2
     assert (
-        "must be one of ['enterprises', 'presence', 'assets', 'relations', 'signals', 'outcomes']; got 'firms'"
+        "must be one of ['enterprises', 'presence', 'assets', 'relations', 'signals', 'outcomes', 'fit_marks']; got 'firms'"
         in " ".join(result.stderr.replace("│", " ").split())
     )
 

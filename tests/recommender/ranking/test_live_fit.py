@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 
 from recommender.ranking import detail
@@ -83,3 +84,11 @@ def test_live_fit_falls_back_to_the_configured_model_when_the_run_file_is_unread
             assert detail.live_fit(settings, top, node, tables, nodes) == configured
         assert FIT_MODEL_FILE in caplog.text and "ranking.fit_model" in caplog.text
         caplog.clear()
+
+
+def test_live_fit_of_a_pair_an_analyst_checked_is_the_check(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings, tables, nodes, node, top, _ = published_top_firm(tmp_path, monkeypatch)
+    assert detail.live_fit(settings, top, node, tables, nodes) > 0.0
+    for verdict, want in ((False, 0.0), (True, 1.0)):
+        marks = pd.DataFrame({"node_id": [node], "enterprise_id": [top], "fits": [verdict]})
+        assert detail.live_fit(settings, top, node, {**tables, "fit_marks": marks}, nodes) == want

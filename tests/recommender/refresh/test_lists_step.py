@@ -112,7 +112,10 @@ def test_export_step_writes_the_local_extension_and_excluded_sheets(ctx: RunCont
     assert {"本地延链", "排除名单", "待核实"} <= set(book)
     check = book["待核实"]
     assert check["企业名称"].tolist() == ["LOW公司"]
-    assert check["说明"].tolist() == ["匹配度10%，低于阈值50%，未列入名单：请核实其是否生产本节点产品"]
+    assert list(check.columns)[-4:] == ["核实结果", "核实人", "核实日期", "备注"]  # for the analyst to fill in
+    assert check["说明"].tolist() == [
+        "匹配度10%，低于阈值50%，未列入名单：请核实其是否生产本节点产品，在「核实结果」填 是 / 否"
+    ]
     ex = book["排除名单"]
     assert ex["排除原因"].tolist() == [
         "已于2025-01-02签约，不再作为本节点目标",
@@ -163,3 +166,22 @@ def test_paths_step_on_a_run_scored_before_the_fit_column_declares_the_fit_model
     ctx.cache["scored"] = ctx.cache["scored"].drop(columns="fit")  # as an older run's scored.parquet
     outputs = steps.step_paths(ctx).outputs
     assert FIT_MODEL_FILE in outputs and (ctx.staging / FIT_MODEL_FILE).is_file()
+
+
+def test_the_analysts_checks_decide_the_pairs_in_the_refresh(ctx: RunContext) -> None:
+    a = ctx.cache["nodes"]["node_id"].iloc[0]
+    ctx.cache["tables"]["fit_marks"] = table(
+        "fit_marks", node_id=[a, a], enterprise_id=["LOW", "F2"], fits=[True, False], marked_by=["张三", "李四"],
+        date=pd.to_datetime(["2026-06-01", "2026-06-02"]),
+    )  # fmt: skip
+    ctx.cache["scored"] = steps.marked_fit(ctx, ctx.cache["scored"])
+    assert ctx.cache["fit_marks_info"] == {"applied": 2, "not_candidates": 0}
+    res = steps.step_paths(ctx)
+    targets = pd.read_parquet(ctx.staging / "targets.parquet")
+    assert targets[targets["node_id"] == a]["enterprise_id"].tolist() == ["LOW"]  # fit 0.1, checked 是; F2 checked 否
+    excluded = pd.read_parquet(ctx.staging / "excluded.parquet")
+    marked = excluded[excluded["reason_code"] == "marked_not_fit"]
+    assert marked[["enterprise_id", "reason"]].values.tolist() == [
+        ["F2", "经核实不生产本节点产品（核实人 李四，2026-06-02）"]
+    ]
+    assert res.info["counts"]["near_fit"] == 0  # LOW is listed now, not to check

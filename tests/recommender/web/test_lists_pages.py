@@ -41,13 +41,14 @@ def with_lists(ws: Path) -> Path:
     ).to_parquet(run / "local_extension.parquet", index=False)
     pd.DataFrame(
         {
-            "node_id": [NODE, NODE, NODE],
-            "enterprise_id": ["S", "T", "U"],
-            "reason_code": ["signed", "terminated", "terminated"],
+            "node_id": [NODE, NODE, NODE, NODE],
+            "enterprise_id": ["S", "T", "U", "V"],
+            "reason_code": ["signed", "terminated", "terminated", "marked_not_fit"],
             "reason": [
                 "已于2025-01-02签约，不再作为本节点目标",
                 "2025-09-01终止（未注明终止原因），24个月内不再推荐",
                 "…",
+                "经核实不生产本节点产品（核实人 张三，2026-06-01）",
             ],
         }
     ).to_parquet(run / "excluded.parquet", index=False)
@@ -71,7 +72,10 @@ def page(
 def test_node_page_says_how_many_fit_and_shows_the_local_extension_and_exclusions(page: TestClient) -> None:
     html = page.get(f"/nodes/{NODE}").text
     assert '<span id="n-fit">本节点匹配企业 7 家</span> · 共 1 家目标企业' in html
-    assert "未列入：已签约或落地 1 家，近24个月内终止接洽 2 家（原因见 Excel「排除名单」）" in html
+    assert (
+        "未列入：已签约或落地 1 家，近24个月内终止接洽 2 家，经核实不生产本节点产品 1 家（原因见 Excel「排除名单」）"
+        in html
+    )
     near = html[html.index('id="near-fit"') :]
     assert near.startswith('id="near-fit">另有 23 家企业匹配度略低于阈值，未列入名单；最接近的 10 家见 Excel「待核实」')
     local = html[html.index('id="local-extension"') :]
@@ -91,7 +95,9 @@ def test_the_node_download_holds_the_nodes_local_extension_exclusions_and_firms_
     assert book["本地延链"]["企业名称"].tolist() == ["光谷本地光纤公司"]
     check = book["待核实"]  # only this node's rows
     assert check["企业名称"].tolist() == ["待核实光芯片公司"]
-    assert check["说明"].tolist() == ["匹配度39%，低于阈值50%，未列入名单：请核实其是否生产本节点产品"]
+    assert check["说明"].tolist() == [
+        "匹配度39%，低于阈值50%，未列入名单：请核实其是否生产本节点产品，在「核实结果」填 是 / 否"
+    ]
 
 
 def test_enterprise_page_shows_the_other_nodes_it_fits(page: TestClient) -> None:
