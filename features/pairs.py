@@ -203,7 +203,7 @@ def build_pair_features(
         candidates: (n_pairs, ...) with ``node_id``, ``enterprise_id`` and optionally retrieval's
             ``dense_score, dense_rank, lexical_score, lexical_rank`` (missing → NaN) and a per-row
             ``as_of`` column (training sets with many query dates).
-        tables: the six tables of ``features.schema`` (missing ones are treated as empty).
+        tables: the tables of ``features.schema`` (missing ones are treated as empty).
         nodes: ``features.chains.nodes_frame`` (``node_id, industry_codes, strategic_weight``).
         map_df: the colour map (``node_id, colour, gap``), optionally with an ``as_of`` column
             (the map known at that date; the latest one at or before a row's as_of is used); None → NaN.

@@ -314,7 +314,7 @@ def build_training_set(
     row never stops training.
 
     Args:
-        tables: the six tables (``features.io.load_tables``).
+        tables: the tables of ``features.io.load_tables``.
         nodes: ``features.chains.nodes_frame``; approaches at unknown nodes are ignored.
         map_df: colour map (optionally with ``as_of`` rows, see ``build_pair_features``).
         candidates: retrieval output for the nodes (``node_id, enterprise_id, dense_score, dense_rank,

@@ -38,7 +38,7 @@ def build_targets(
     Args:
         scored: ``node_id, enterprise_id, score`` (+ ``rank``; + contributions as a ``contributions``
             mapping/JSON or ``contrib_<feature>`` columns incl. ``contrib_bias``; + feature values).
-        tables: the six tables (``features.io.load_tables``).
+        tables: the tables of ``features.io.load_tables``.
         nodes: node table (names, industry codes, ``chain_id``); map_df: the colour map (colour, gap,
             ``priority`` — nodes are listed by priority when present).
         top_n: targets per node (default ``config.top_targets``).
