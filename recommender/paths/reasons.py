@@ -62,6 +62,8 @@ OTHER_GROUP: Final = "other"
 APPROACHES_GROUP: Final = "approaches"
 """The reason listing a target's past approaches (:meth:`Explainer.past_approaches`), no contribution."""
 APPROACHES_SHOWN: Final = 3
+CHECK_GROUP: Final = "fit_check"
+"""The reason saying an analyst checked that the firm makes what the node needs (``fit_marks``), no contribution."""
 FINANCING_WINDOW_DAYS: Final = 365
 EXPANSION_WINDOW_DAYS: Final = 365
 
@@ -103,6 +105,7 @@ GROUP_LABELS: Final[dict[str, str]] = {
     "node": "节点缺口",
     "history": "接洽历史",
     APPROACHES_GROUP: "历次接洽",
+    CHECK_GROUP: "人工核实",
     OTHER_GROUP: "其余因素",
 }
 SIGNAL_LABELS: Final[dict[str, str]] = {

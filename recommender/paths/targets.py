@@ -12,7 +12,7 @@ import pandas as pd
 from features.schema import COL_ENTERPRISE_ID, COL_NODE_ID, check_columns
 from recommender.colour_map.priority import order_nodes
 from recommender.paths.graph import build_graph
-from recommender.paths.reasons import Explainer, Reason, contributions_of
+from recommender.paths.reasons import CHECK_GROUP, GROUP_LABELS, Explainer, Reason, contributions_of
 from recommender.paths.routes import RouteFinder, routes_for_targets, routes_json
 from recommender.settings import PathsConfig
 
@@ -79,16 +79,28 @@ def build_targets(
 
 
 def target_reasons(explainer: Explainer, rec: Mapping[str, Any]) -> list[Reason]:
-    """A target's reasons: its past approaches first (when it has any), then the explainer's.
+    """A target's reasons: an analyst's check first (when there is one), its past approaches (when it
+    has any), then the explainer's.
 
     The approaches replace the heuristic's one-line 接洽历史 fact (same records, less said); a
     接洽历史 reason that carries a model contribution stays, so the contributions still sum.
     """
     reasons = explainer.explain(rec, contributions_of(rec))
+    checked = checked_reason(rec)
     past = explainer.past_approaches(str(rec[COL_ENTERPRISE_ID]), str(rec[COL_NODE_ID]))
-    if past is None:
-        return reasons
-    return [past] + [r for r in reasons if not (r.group == "history" and r.contribution is None)]
+    if past is not None:
+        reasons = [past] + [r for r in reasons if not (r.group == "history" and r.contribution is None)]
+    return ([checked] if checked is not None else []) + reasons
+
+
+def checked_reason(rec: Mapping[str, Any]) -> Reason | None:
+    """经核实生产本节点产品（核实人 张三，2026-06-01） for a pair an analyst checked 是 (the ``fit_mark`` of
+    ``recommender.retrieval.fit.apply_fit_marks``), else None."""
+    if rec.get("fit_mark") != "fits":
+        return None
+    note = rec.get("fit_mark_note")
+    text = "经核实生产本节点产品" + (f"（{note}）" if isinstance(note, str) and note else "")
+    return Reason(CHECK_GROUP, GROUP_LABELS[CHECK_GROUP], text, None)
 
 
 def _top_per_node(scored: pd.DataFrame, top_n: int, map_df: pd.DataFrame | None) -> pd.DataFrame:

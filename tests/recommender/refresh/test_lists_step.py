@@ -179,6 +179,8 @@ def test_the_analysts_checks_decide_the_pairs_in_the_refresh(ctx: RunContext) ->
     res = steps.step_paths(ctx)
     targets = pd.read_parquet(ctx.staging / "targets.parquet")
     assert targets[targets["node_id"] == a]["enterprise_id"].tolist() == ["LOW"]  # fit 0.1, checked 是; F2 checked 否
+    first = json.loads(targets[targets["node_id"] == a]["reasons"].iloc[0])[0]
+    assert (first["group"], first["text"]) == ("fit_check", "经核实生产本节点产品（核实人 张三，2026-06-01）")
     excluded = pd.read_parquet(ctx.staging / "excluded.parquet")
     marked = excluded[excluded["reason_code"] == "marked_not_fit"]
     assert marked[["enterprise_id", "reason"]].values.tolist() == [
