@@ -48,7 +48,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 HOST = "127.0.0.1"
-from features.schema import TABLES  # noqa: E402
+from features.schema import RAW_TABLES  # noqa: E402
 from recommender.paths.wording import THEMES  # noqa: E402
 
 
@@ -73,7 +73,7 @@ def build_workspace(ws: Path, inputs: Path, n: int) -> tuple[date, dict[str, flo
     walls["sample_s"] = round(time.perf_counter() - t0, 1)
     as_of = date.fromisoformat(json.loads((inputs / "sample_manifest.json").read_text(encoding="utf-8"))["as_of"])
     t0 = time.perf_counter()
-    for table in TABLES:
+    for table in RAW_TABLES:  # the sample writes these six (no fit_marks)
         (path,) = [p for p in inputs.glob(f"{table}.*") if p.suffix in (".csv", ".xlsx", ".parquet")]
         sansetu(["ingest", str(path), "-t", table, "-f", "json"], ws, 300)
     walls["ingest_s"] = round(time.perf_counter() - t0, 1)

@@ -93,7 +93,7 @@ def per_query(cands: pd.DataFrame, fit: np.ndarray, gold: dict[str, set[str]], t
             band = np.flatnonzero(~ok & (f >= near[1]))
             shown = band[np.argsort(-f[band], kind="stable")][: near[0]]  # best fit first, as lists.near_fit
             row |= {"n_near_shown": len(shown), "precision_near": float(rel[shown].mean()) if len(shown) else 0.0,
-                    "recall_fit_or_near@50": float((rel[ok][:50].sum() + rel[shown].sum()) / denom)}  # fmt: skip
+                    "recall_fit_or_near@50": min(1.0, float((rel[ok][:50].sum() + rel[shown].sum()) / denom))}  # fmt: skip
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -558,11 +558,13 @@ def default_mode(table: str) -> IngestMode:
     return "upsert" if table == "fit_marks" else "replace"
 
 
-def _default_sheet(path: Path, table: str) -> str | None:
-    """``DEFAULT_SHEETS[table]`` when ``path`` is a workbook holding that sheet, else None (the first sheet)."""
+def _default_sheet(path: Path, table: str, limits: ReadLimits) -> str | None:
+    """``DEFAULT_SHEETS[table]`` when ``path`` is a workbook holding that sheet, else None (the first sheet).
+    The workbook passes the size limits (``_check_xlsx_size``) before openpyxl parses anything of it."""
     want = DEFAULT_SHEETS.get(table)
     if want is None or path.suffix.lower() not in EXCEL_SUFFIXES or not path.is_file():
         return None
+    _check_xlsx_size(path, limits)
     from openpyxl import load_workbook
 
     try:
@@ -722,7 +724,7 @@ def ingest_file(
     if mode not in ("replace", "upsert"):
         raise IngestError(f"mode must be 'replace' or 'upsert'; got {mode!r}")
     cmap = _resolve_map(column_map, table, maps_dir)
-    sheet = sheet if sheet is not None else _default_sheet(Path(path), table)
+    sheet = sheet if sheet is not None else _default_sheet(Path(path), table, limits)
     raw = read_raw(path, sheet=sheet, encoding=encoding, limits=limits)
     report = IngestReport(file=str(path), table=table, column_map=cmap.name, mode=mode, n_read=len(raw))
     if "encoding" in raw.attrs:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
 
 from features.chains import Chain, validate_chains
@@ -154,16 +154,9 @@ class RankingConfig(_Section):
     fit_refit: bool = False  # refit the fit model on the universe's own candidates (codes as labels) when it can
     fit_refit_min_pairs: int = Field(default=200, ge=1)  # pairs of each code state (agree, disagree) a refit needs
     near_fit_per_node: int = Field(default=10, ge=0)  # best below-threshold outside firms per node to check (待核实)
-    near_fit_min: float = Field(default=0.05, ge=0, le=1)  # ... whose fit is at least this
-
-    @model_validator(mode="after")
-    def _near_fit_below_threshold(self) -> RankingConfig:
-        if self.near_fit_per_node and self.near_fit_min >= self.fit_threshold:
-            raise ValueError(
-                f"ranking.near_fit_min must be below ranking.fit_threshold ({self.fit_threshold}); "
-                f"got {self.near_fit_min} (set ranking.near_fit_per_node: 0 to show no 待核实 firms)"
-            )
-        return self
+    near_fit_min: float = Field(
+        default=0.05, ge=0, le=1
+    )  # ... whose fit is at least this (none at or above the threshold)
 
 
 class RefreshConfig(_Section):

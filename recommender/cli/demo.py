@@ -170,7 +170,10 @@ def _print_outputs(settings: Settings, run: DemoRun, seconds: float) -> None:
         counts = pd.read_parquet(lists).set_index("node_id")
         near = int(counts["n_near_fit"].get(node_id, 0)) if "n_near_fit" in counts else 0
         if near:
-            typer.echo(f"另有 {near} 家企业匹配度略低于阈值，未列入名单，见 workbook.xlsx「待核实」")
+            r = settings.ranking
+            shown = min(near, r.near_fit_per_node)
+            typer.echo(f"另有 {near} 家企业匹配度在 {r.near_fit_min:.0%}–{r.fit_threshold:.0%} 之间，未列入名单；"
+                       f"其中最接近阈值的 {shown} 家见 workbook.xlsx「待核实」，可填写「核实结果」后导入")  # fmt: skip
     from recommender.runs.directory import read_manifest
 
     fm = read_manifest(run.run_dir).get("fit_model") or {}

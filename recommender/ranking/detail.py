@@ -148,8 +148,11 @@ def score_live(
 ) -> tuple[pd.DataFrame, str]:
     """One-row candidates scored by the champion (mode ``"model"``) or the heuristic (``"heuristic"``),
     with the pair's ``fit`` (:func:`live_fit`) so that a champion reading the fit features sees it."""
+    from recommender.retrieval.fit import apply_fit_marks
+
     fit = live_fit(settings, enterprise_id, node, tables, nodes)
     candidates = pd.DataFrame({"node_id": [node], "enterprise_id": [enterprise_id], "fit": [fit]})
+    candidates, _ = apply_fit_marks(candidates, tables.get("fit_marks"))  # fit_mark: the reasons say who checked
     bundle = scoring.load_champion(settings)
     scored = scoring.score_candidates(
         candidates, tables, nodes, map_df, as_of, bundle, zone_province=settings.zone_province

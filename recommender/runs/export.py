@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -412,7 +413,7 @@ def list_sheets(
     if near_fit is not None:
         why = f"低于阈值{fit_threshold:.0%}，未列入名单：请核实其是否生产本节点产品，在「核实结果」填 是 / 否"
         out = near_fit.assign(node_name=near_fit["node_id"].map(lambda n: name_of.get(n, "")),
-                              why=near_fit["fit"].map(lambda f: f"匹配度{f:.0%}，{why}"))  # fmt: skip
+                              why=near_fit["fit"].map(lambda f: f"匹配度{math.floor(100 * f)}%，{why}"))  # fmt: skip
         frame = out[[c for c in NEAR_FIT_HEADERS if c in out.columns]].rename(columns=NEAR_FIT_HEADERS)
         sheets[NEAR_FIT_SHEET] = frame.assign(**dict.fromkeys(NEAR_FIT_CHECK_COLUMNS, ""))
     return sheets

@@ -91,6 +91,18 @@ def explain(view: RunView, node_id: str, enterprise_id: str) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- Excel
+def run_ranking(st: WebState, view: RunView | None) -> dict[str, Any]:
+    """The ``ranking`` settings the run was made with (its manifest), else the current ones."""
+    current = st.settings.ranking.model_dump()
+    made = ((view.manifest if view is not None else {}).get("settings") or {}).get("ranking") or {}
+    return {**current, **made}
+
+
+def near_band(ranking: dict[str, Any]) -> str:
+    """The 待核实 band in words: ``5%–50%`` (``near_fit_min`` to ``fit_threshold``)."""
+    return f"{ranking['near_fit_min']:.0%}–{ranking['fit_threshold']:.0%}"
+
+
 def workbook_for(
     st: WebState, m: pd.DataFrame, t: pd.DataFrame, diff: dict[str, Any] | None = None, view: RunView | None = None
 ) -> bytes:
@@ -106,7 +118,7 @@ def workbook_for(
             frame = st.run_lists.get(view, name)
             frames[name] = frame[frame["node_id"].astype(str).isin(nodes)] if "node_id" in frame else None
         names = {k: n.name for k, (_, n) in st.node_index.items()}
-        sheets = list_sheets(**frames, node_names=names, fit_threshold=st.settings.ranking.fit_threshold)
+        sheets = list_sheets(**frames, node_names=names, fit_threshold=run_ranking(st, view)["fit_threshold"])
     return workbook_bytes(m, t, diff, {c.id: c.name for c in st.chains}, sheets)
 
 
@@ -255,8 +267,9 @@ def node_lists(st: WebState, view: RunView, node_id: str) -> dict[str, Any]:
         "local": local_recs,
         "excluded": {str(k): int(v) for k, v in by_reason.items()},
         "terminated_months": st.settings.ranking.exclude_terminated_months,
-        "near_fit": near,  # outside firms just below the fit threshold (the workbook's 待核实 sheet holds the best)
-        "near_fit_shown": min(near, st.settings.ranking.near_fit_per_node),
+        "near_fit": near,  # outside firms below the fit threshold, fit ≥ near_fit_min (the 待核实 sheet holds the best)
+        "near_fit_shown": len(st.run_lists.node(view, "near_fit", node_id)),
+        "near_band": near_band(run_ranking(st, view)),
     }
 
 

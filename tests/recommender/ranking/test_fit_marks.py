@@ -101,3 +101,41 @@ def test_refresh_inputs_merge_a_returned_workbook_into_the_earlier_checks(tmp_pa
     marks = read_snapshot(ws.snapshots, "fit_marks")
     assert marks is not None
     assert sorted(marks[["enterprise_id", "fits"]].values.tolist()) == [[A, True], [B, False]]
+
+
+def test_a_returned_sheet_with_nothing_checked_does_not_stop_the_refresh(tmp_path: Path) -> None:
+    from recommender.refresh import steps
+    from recommender.refresh.context import RunContext
+    from recommender.refresh.executor import LocalExecutor
+    from recommender.settings import load_settings
+    from recommender.workspace import Workspace
+
+    settings = load_settings(workspace=tmp_path / "ws")
+    ws = Workspace(settings.workspace).ensure()
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    returned_workbook(tmp_path, [None, None, None]).rename(inputs / "fit_marks.xlsx")
+    ctx = RunContext(settings, ws, AS_OF.date(), "r", tmp_path / "staging", LocalExecutor(), inputs=inputs)
+    assert steps._ingest_new(ctx) == ["fit_marks"]  # no InputError: nothing checked yet is nothing wrong
+    assert read_snapshot(ws.snapshots, "fit_marks") is None
+
+
+def test_the_fit_marks_sheet_choice_respects_the_workbook_size_limits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import openpyxl
+
+    from features.io import IngestError, ReadLimits
+
+    path = returned_workbook(tmp_path, ["是", None, None])
+    monkeypatch.setattr(openpyxl, "load_workbook", lambda *a, **k: pytest.fail("parsed before the size check"))
+    with pytest.raises(IngestError, match="would inflate"):
+        ingest_file(path, "fit_marks", None, tmp_path / "snap", tmp_path / "rej", maps_dir=MAPS,
+                    limits=ReadLimits(max_xlsx_uncompressed_bytes=1000))  # fmt: skip
+
+
+def test_the_sheet_never_says_a_fit_below_the_threshold_is_at_it() -> None:
+    near = pd.DataFrame({"node_id": [NODE], "near_rank": [1], "enterprise_id": [A], "fit": [0.496], "score": [0.1],
+                         "name": ["甲"]})  # fmt: skip
+    why = list_sheets(None, None, near, {NODE: "光模块"}, 0.5)["待核实"]["说明"].iloc[0]
+    assert why.startswith("匹配度49%，低于阈值50%")

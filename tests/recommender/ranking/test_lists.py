@@ -256,10 +256,14 @@ def test_near_fit_holds_the_best_outside_firms_just_below_the_threshold_and_none
     assert off.targets.equals(out.targets)
 
 
-def test_near_fit_min_must_be_below_the_fit_threshold() -> None:
-    with pytest.raises(ValueError, match=re.escape("ranking.near_fit_min must be below ranking.fit_threshold (0.5)")):
-        RankingConfig(near_fit_min=0.5)
-    assert RankingConfig(near_fit_min=0.5, near_fit_per_node=0).near_fit_per_node == 0
+def test_a_threshold_at_or_below_near_fit_min_loads_and_leaves_nothing_to_check() -> None:
+    rows = [("A", "F", 1.0, 0.9), ("A", "N", 1.0, 0.04), ("A", "Z", 1.0, 0.0)]
+    for threshold in (0.0, 0.05):  # configs that loaded before 待核实 existed still load
+        out = build_lists(scored(rows), None, None, RankingConfig(fit_threshold=threshold), 10, AS_OF)
+        assert out.near_fit.empty
+    assert listed(build_lists(scored(rows), None, None, RankingConfig(fit_threshold=0.0), 10, AS_OF).targets) == {
+        "A": ["F", "N", "Z"]
+    }
 
 
 # ---------------------------------------------------------------- checks, empty input
