@@ -119,12 +119,14 @@ def read_raw(
     encoding: str | None = None,
     *,
     limits: ReadLimits = DEFAULT_LIMITS,
+    prefer_sheet: str | None = None,
 ) -> pd.DataFrame:
     """Read a raw CSV / XLSX / Parquet file; every value a string, empty cells missing.
 
     Args:
         path: the file; the type comes from its suffix (.csv/.txt/.tsv, .xlsx/.xlsm, .parquet/.pq).
-        sheet: Excel sheet name or 0-based index (default: the first sheet).
+        sheet: Excel sheet name or 0-based index (default: ``prefer_sheet`` when the workbook has
+            it, else the first sheet).
         encoding: force a CSV encoding instead of detecting it.
         limits: size limits checked before an XLSX is parsed (:class:`ReadLimits`).
 
@@ -145,7 +147,7 @@ def read_raw(
             return _read_csv(p, encoding)
         if suffix in EXCEL_SUFFIXES:
             _check_xlsx_size(p, limits)
-            return _read_excel(p, sheet)
+            return _read_excel(p, sheet, prefer_sheet)
         if suffix in PARQUET_SUFFIXES:
             return _as_strings(pd.read_parquet(p))
     except IngestError:
@@ -389,7 +391,7 @@ def _check_xlsx_size(p: Path, limits: ReadLimits) -> None:
             )
 
 
-def _read_excel(p: Path, sheet: str | int | None) -> pd.DataFrame:
+def _read_excel(p: Path, sheet: str | int | None, prefer: str | None = None) -> pd.DataFrame:
     """The sheet as strings; formulas give their cached values (what Excel last computed).
 
     A formula without a cached value (a workbook written by a program, never opened and saved in
@@ -399,7 +401,7 @@ def _read_excel(p: Path, sheet: str | int | None) -> pd.DataFrame:
     """
     from openpyxl.worksheet.formula import ArrayFormula, DataTableFormula
 
-    rows, name = _sheet_rows(p, sheet, data_only=False)
+    rows, name = _sheet_rows(p, sheet, data_only=False, prefer=prefer)
     formulas = {
         (i, j): _formula_text(v)
         for i, r in enumerate(rows)
@@ -435,15 +437,18 @@ def _read_excel(p: Path, sheet: str | int | None) -> pd.DataFrame:
     return frame
 
 
-def _sheet_rows(p: Path, sheet: str | int | None, data_only: bool) -> tuple[list[list[Any]], str]:
-    """Every row of a sheet as a list of cell values, and the sheet's name (read-only, streamed)."""
+def _sheet_rows(
+    p: Path, sheet: str | int | None, data_only: bool, prefer: str | None = None
+) -> tuple[list[list[Any]], str]:
+    """Every row of a sheet as a list of cell values, and the sheet's name (read-only, streamed);
+    without ``sheet``, ``prefer`` when the workbook has it, else the first sheet."""
     from openpyxl import load_workbook
 
     wb = load_workbook(p, read_only=True, data_only=data_only)
     try:
         names = wb.sheetnames
         if sheet is None:
-            name = names[0]
+            name = prefer if prefer is not None and prefer in names else names[0]
         elif isinstance(sheet, int) or (isinstance(sheet, str) and sheet.isdigit() and sheet not in names):
             idx = int(sheet)
             if not 0 <= idx < len(names):
@@ -556,25 +561,6 @@ def default_mode(table: str) -> IngestMode:
     """How a file of ``table`` is stored when no mode is given: ``upsert`` for ``fit_marks`` (each returned
     待核实 sheet adds checks to the earlier ones), ``replace`` (the file is the whole table) otherwise."""
     return "upsert" if table == "fit_marks" else "replace"
-
-
-def _default_sheet(path: Path, table: str, limits: ReadLimits) -> str | None:
-    """``DEFAULT_SHEETS[table]`` when ``path`` is a workbook holding that sheet, else None (the first sheet).
-    The workbook passes the size limits (``_check_xlsx_size``) before openpyxl parses anything of it."""
-    want = DEFAULT_SHEETS.get(table)
-    if want is None or path.suffix.lower() not in EXCEL_SUFFIXES or not path.is_file():
-        return None
-    _check_xlsx_size(path, limits)
-    from openpyxl import load_workbook
-
-    try:
-        wb = load_workbook(path, read_only=True)
-    except Exception:  # an unreadable workbook is reported by read_raw, with its reason
-        return None
-    try:
-        return want if want in wb.sheetnames else None
-    finally:
-        wb.close()
 
 
 # ================================================================ snapshots
@@ -724,8 +710,7 @@ def ingest_file(
     if mode not in ("replace", "upsert"):
         raise IngestError(f"mode must be 'replace' or 'upsert'; got {mode!r}")
     cmap = _resolve_map(column_map, table, maps_dir)
-    sheet = sheet if sheet is not None else _default_sheet(Path(path), table, limits)
-    raw = read_raw(path, sheet=sheet, encoding=encoding, limits=limits)
+    raw = read_raw(path, sheet=sheet, encoding=encoding, limits=limits, prefer_sheet=DEFAULT_SHEETS.get(table))
     report = IngestReport(file=str(path), table=table, column_map=cmap.name, mode=mode, n_read=len(raw))
     if "encoding" in raw.attrs:
         report.messages.append(f"read {len(raw)} rows, encoding {raw.attrs['encoding']}")
