@@ -148,11 +148,7 @@ def score_live(
 ) -> tuple[pd.DataFrame, str]:
     """One-row candidates scored by the champion (mode ``"model"``) or the heuristic (``"heuristic"``),
     with the pair's ``fit`` (:func:`live_fit`) so that a champion reading the fit features sees it."""
-    from recommender.retrieval.fit import apply_fit_marks
-
-    fit = live_fit(settings, enterprise_id, node, tables, nodes)
-    candidates = pd.DataFrame({"node_id": [node], "enterprise_id": [enterprise_id], "fit": [fit]})
-    candidates, _ = apply_fit_marks(candidates, tables.get("fit_marks"))  # fit_mark: the reasons say who checked
+    candidates = _checked_pair(settings, enterprise_id, node, tables, nodes)  # fit_mark: the reasons say who checked
     bundle = scoring.load_champion(settings)
     scored = scoring.score_candidates(
         candidates, tables, nodes, map_df, as_of, bundle, zone_province=settings.zone_province
@@ -164,7 +160,16 @@ def live_fit(
     settings: Settings, enterprise_id: str, node: str, tables: dict[str, pd.DataFrame], nodes: pd.DataFrame
 ) -> float:
     """``recommender.retrieval.fit.fit`` of the pair against the node's candidate list of the published
-    run (its ranks are relative to that list); a firm it does not hold was returned by no retriever."""
+    run (its ranks are relative to that list; a firm it does not hold was returned by no retriever),
+    or the analyst's check of the pair when there is one (1 or 0)."""
+    return float(_checked_pair(settings, enterprise_id, node, tables, nodes)["fit"].iloc[0])
+
+
+def _checked_pair(
+    settings: Settings, enterprise_id: str, node: str, tables: dict[str, pd.DataFrame], nodes: pd.DataFrame
+) -> pd.DataFrame:
+    """The pair as one candidate row with its live fit, the analysts' check applied
+    (``recommender.retrieval.fit.apply_fit_marks``: ``fit``, ``fit_mark``, ``fit_mark_note``)."""
     from recommender.retrieval.fit import FIT_MODEL_FILE, FitModel, apply_fit_marks, fit
     from recommender.settings import load_fit_model
 
@@ -181,7 +186,7 @@ def live_fit(
     ]
     value = fit(node, enterprise_id, cands[cols], nodes, tables["enterprises"], model or load_fit_model(settings))
     pair = pd.DataFrame({"node_id": [node], "enterprise_id": [enterprise_id], "fit": [value]})
-    return float(apply_fit_marks(pair, tables.get("fit_marks"))[0]["fit"].iloc[0])  # an analyst's check decides
+    return apply_fit_marks(pair, tables.get("fit_marks"))[0]  # an analyst's check decides
 
 
 def _run_fit_model(path: Path, model_cls: Any) -> Any:

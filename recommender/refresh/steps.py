@@ -48,7 +48,7 @@ from recommender.retrieval.candidates import retrieve_candidates, word_retriever
 from recommender.retrieval.fit import FIT_MODEL_FILE, apply_fit_marks, zone_fit
 from recommender.retrieval.index import build_profile_index, model_key
 from recommender.runs import directory as runs
-from recommender.runs.export import export_workbook, list_sheets, write_node_csvs
+from recommender.runs.export import LIST_FRAMES, export_workbook, list_sheets, write_node_csvs
 from recommender.settings import ConfigError, load_chains, load_fit_model
 
 # raw file stem -> (table, built-in column map); any of .csv / .xlsx / .parquet
@@ -526,7 +526,7 @@ def step_export(ctx: RunContext) -> StepResult:
     node_names = dict(zip(_map(ctx)["node_id"], _map(ctx)["name"], strict=True))
     csvs = write_node_csvs(targets, ctx.staging / "targets", node_names)
     names = {c.id: c.name for c in load_chains(ctx.settings)}
-    frames = {name: _optional(ctx, name) for name in ("local_extension", "excluded", "near_fit")}
+    frames = {name: _optional(ctx, name) for name in LIST_FRAMES}
     sheets = list_sheets(**frames, node_names=node_names, fit_threshold=ctx.settings.ranking.fit_threshold)
     export_workbook(_map(ctx), targets, ctx.staging / "workbook.xlsx", diff=d, chain_names=names, extra_sheets=sheets)
     outputs = tuple(str(p.relative_to(ctx.staging)) for p in csvs) + ("workbook.xlsx",)

@@ -382,6 +382,9 @@ NEAR_FIT_CHECK_COLUMNS = (
 )  # empty, for the analyst (column map zone-fit_marks)
 
 
+LIST_FRAMES = ("local_extension", "excluded", "near_fit")  # the run's frames list_sheets writes, by parameter name
+
+
 def list_sheets(
     local_extension: pd.DataFrame | None,
     excluded: pd.DataFrame | None,

@@ -108,13 +108,13 @@ def workbook_for(
 ) -> bytes:
     """The workbook of map rows ``m`` and targets ``t``; with ``view``, also the 本地延链, 排除名单 and 待核实
     sheets of the nodes of ``m`` (the refresh's workbook has them for every node)."""
-    from recommender.runs.export import list_sheets, workbook_bytes
+    from recommender.runs.export import LIST_FRAMES, list_sheets, workbook_bytes
 
     sheets = None
     if view is not None:
         nodes = set(m["node_id"].astype(str)) if "node_id" in m else set()
         frames = {}
-        for name in ("local_extension", "excluded", "near_fit"):
+        for name in LIST_FRAMES:
             frame = st.run_lists.get(view, name)
             frames[name] = frame[frame["node_id"].astype(str).isin(nodes)] if "node_id" in frame else None
         names = {k: n.name for k, (_, n) in st.node_index.items()}
