@@ -160,9 +160,9 @@ def _ingest_new(ctx: RunContext) -> list[str]:
             )  # fmt: skip
         except (ValueError, KeyError) as exc:
             raise InputError(f"ingest of {path} as table '{table}' failed: {exc}") from exc
-        if report.snapshot is None and table == "fit_marks" and not report.n_rejected:
-            # a returned 待核实 sheet with no verdict filled in yet: nothing to add, nothing wrong
-            ctx.log.info("no checks filled in %s: fit_marks unchanged", path.name, extra={"event": "ingested"})
+        if report.snapshot is None and default_mode(table) == "upsert" and not report.n_rejected:
+            # nothing to merge (fit_marks: a returned 待核实 sheet with no verdict filled in yet): nothing wrong
+            ctx.log.info("no rows to merge in %s: %s unchanged", path.name, table, extra={"event": "ingested"})
         elif report.snapshot is None:  # nothing valid in the file: the table is unchanged, a person must look
             reasons = "; ".join(report.messages) or "no valid rows"
             raise InputError(
